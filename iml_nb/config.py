@@ -1,0 +1,228 @@
+"""Frozen, validated configuration for every experiment (paper §2.6 hyperparameters; our CPU defaults in README)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+WORD_ORDERS = ("tve", "tev", "vte", "vet", "etv", "evt")
+STAGE_PLANS = {
+    # name -> the define-experiment stages trained after the optional Stage 0 (reference-impl §1.6)
+    "one_stage": ("full",),
+    "two_stage": ("stage1", "stage2"),
+    "three_stage": ("stage1_only_defns", "stage1_only_qa", "stage2"),
+}
+# Entity fractions, in the split order of the reference (reference-impl §1.3).
+X1_SUBSETS = ("q_no_replacement_baseline", "qd1consis", "qd1incons", "qd2consis", "qd2incons", "qd4consis", "q")
+X2_SUBSETS = ("d1consis", "d2consis", "d3consis", "no_qd_baseline")
+FRACTION_NAMES = X1_SUBSETS + X2_SUBSETS
+# Paper defaults for the main CVDB run, except d3consis: our CPU default drops the third tag and gives its share to d1/d2/no_qd
+# (as in the paper's model-size, word-order and batch-size configs), because more Stage-2 aliases mean tighter CIs.
+DEFAULT_FRACTIONS = {
+    "q_no_replacement_baseline": 0.10, "qd1consis": 0.25, "qd1incons": 0.0, "qd2consis": 0.0, "qd2incons": 0.25,
+    "qd4consis": 0.0, "q": 0.10, "d1consis": 0.10, "d2consis": 0.10, "d3consis": 0.0, "no_qd_baseline": 0.10,
+}
+EVAL_MODES = ("fast", "generate")
+SCHEDULES = ("constant", "linear")
+LOSS_ON = ("answer", "all")
+OPTIMIZERS = ("adamw", "adafactor", "sgd")
+
+
+class ConfigError(ValueError):
+    """A parameter has an invalid value; the message names the parameter."""
+
+
+def _check(ok: bool, name: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"parameter `{name}`: {message}")
+
+
+def _positive_int(value: Any, name: str, minimum: int = 1) -> None:
+    _check(isinstance(value, int) and not isinstance(value, bool) and value >= minimum, name,
+           f"must be an integer >= {minimum}, got {value!r}")
+
+
+def _number(value: Any, name: str, low: float, high: float, low_open: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low) and value <= high
+    _check(ok, name, f"must be a number in {'(' if low_open else '['}{low}, {high}], got {value!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What the define experiment's data looks like (paper §2.2-2.5)."""
+
+    people_source: str = "synthetic"  # "synthetic" or a path to a CVDB CSV
+    n_people: int = 1000
+    people_seed: int = 0
+    fractions: tuple[tuple[str, float], ...] = tuple(DEFAULT_FRACTIONS.items())
+    word_order: str = "tve"
+    stage_plan: str = "two_stage"
+    ea_train: bool = True  # teach the entity-association template on Stage-1 aliases (a from-scratch model has never seen it)
+    replay_frac: float = 0.5  # fraction of Stage-0 facts mixed into every later stage (stand-in for not forgetting pretraining)
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.people_source, str) and self.people_source != "", "people_source",
+               "must be 'synthetic' or a path to a CVDB CSV file")
+        _positive_int(self.n_people, "n_people", minimum=10)
+        _positive_int(self.people_seed, "people_seed", minimum=0)
+        fr = dict(self.fractions)
+        unknown = set(fr) - set(FRACTION_NAMES)
+        _check(not unknown, "fractions", f"unknown subset(s) {sorted(unknown)}; known: {list(FRACTION_NAMES)}")
+        for name in FRACTION_NAMES:
+            _number(fr.get(name, 0.0), f"frac_{name}", 0.0, 1.0)
+        total = sum(fr.values())
+        _check(abs(total - 1.0) < 1e-6, "frac_*", f"the eleven subset fractions must sum to 1, they sum to {total:.6g}")
+        for name in ("qd1incons", "qd2incons"):
+            # A derangement of one entity does not exist (the reference loops forever there).
+            _check(round(self.n_people * fr.get(name, 0.0)) != 1, f"frac_{name}",
+                   "gives exactly one entity; an inconsistent subset needs 0 or at least 2 entities")
+        _check(self.word_order in WORD_ORDERS, "word_order", f"must be one of {WORD_ORDERS}, got {self.word_order!r}")
+        _check(self.stage_plan in STAGE_PLANS, "stage_plan", f"must be one of {tuple(STAGE_PLANS)}, got {self.stage_plan!r}")
+        _check(isinstance(self.ea_train, bool), "ea_train", f"must be true or false, got {self.ea_train!r}")
+        _number(self.replay_frac, "replay_frac", 0.0, 1.0)
+
+    @property
+    def fraction(self) -> dict[str, float]:
+        return {name: dict(self.fractions).get(name, 0.0) for name in FRACTION_NAMES}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which network: a named from-scratch Pythia-style size, or a pretrained causal LM (HF id or local folder)."""
+
+    name: str = "pythia-small"
+    tie_embeddings: bool = True  # from scratch only: the key ingredient of out-of-context alias resolution (cpu-feasibility B)
+    gguf_file: str = ""  # pretrained only: a GGUF file inside `name` (a folder), loaded through transformers + gguf
+
+    def __post_init__(self) -> None:
+        from .model import SCRATCH_SIZES  # local import: model.py imports torch, keep config import light
+
+        _check(isinstance(self.name, str) and self.name != "", "model", "must be a named size or a Hugging Face id / local folder")
+        _check(isinstance(self.tie_embeddings, bool), "tie_embeddings", "must be true or false")
+        if self.name.startswith("pythia-") and "/" not in self.name:
+            _check(self.name in SCRATCH_SIZES, "model",
+                   f"unknown named size {self.name!r}; named sizes: {list(SCRATCH_SIZES)} (or give a Hugging Face id / local folder)")
+
+    @property
+    def from_scratch(self) -> bool:
+        from .model import SCRATCH_SIZES
+
+        return self.name in SCRATCH_SIZES
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How every stage is optimised; one loop serves all stages (paper §2.6; reference-impl §4.4)."""
+
+    stage0_epochs: int = 30
+    stage_epochs: tuple[int, ...] = (20, 10)  # one entry per define stage of the stage plan
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adamw"
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    loss_on: str = "answer"  # "answer": loss on answer tokens + EOS; "all": every non-pad token (the reference's choice)
+
+    def __post_init__(self) -> None:
+        _positive_int(self.stage0_epochs, "stage0_epochs", minimum=0)
+        for i, e in enumerate(self.stage_epochs):
+            _positive_int(e, f"stage{i + 1}_epochs", minimum=1)
+        _positive_int(self.batch_size, "batch_size")
+        _number(self.lr, "lr", 0.0, 10.0, low_open=True)
+        _check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        _check(self.schedule in SCHEDULES, "schedule", f"must be one of {SCHEDULES}, got {self.schedule!r}")
+        _positive_int(self.warmup_steps, "warmup_steps", minimum=0)
+        _number(self.weight_decay, "weight_decay", 0.0, 10.0)
+        _number(self.grad_clip, "grad_clip", 0.0, 1e6)
+        _check(self.loss_on in LOSS_ON, "loss_on", f"must be one of {LOSS_ON}, got {self.loss_on!r}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Seeds, parallelism and evaluation: how many replicates, and where results go."""
+
+    seed: int = 0  # first Stage-1 seed; replicate i uses seed + i for its aliases, tags, X1 split and Stage-1 order
+    n_seeds: int = 4
+    n_seeds_stage2: int = 1  # Stage-2 seeds 0..n-1 re-draw which X2 alias gets which tag, and the Stage-2 order
+    stage0_seed: int = 0  # initialisation and order of Stage 0 (the stand-in for one pretrained model shared by all seeds)
+    n_jobs: int = 2
+    eval_mode: str = "fast"  # "fast": teacher-forced EM every epoch; "generate": greedy generation every epoch
+    eval_batch_size: int = 512
+    max_new_tokens: int = 8
+    output_dir: str = ""
+    cache_dir: str = "outputs/.cache"
+
+    def __post_init__(self) -> None:
+        _positive_int(self.seed, "seed", minimum=0)
+        _positive_int(self.n_seeds, "n_seeds")
+        _positive_int(self.n_seeds_stage2, "n_seeds_stage2")
+        _positive_int(self.stage0_seed, "stage0_seed", minimum=0)
+        _positive_int(self.n_jobs, "n_jobs")
+        _check(self.eval_mode in EVAL_MODES, "eval_mode", f"must be one of {EVAL_MODES}, got {self.eval_mode!r}")
+        _positive_int(self.eval_batch_size, "eval_batch_size")
+        _positive_int(self.max_new_tokens, "max_new_tokens")
+        _check(isinstance(self.output_dir, str), "output_dir", "must be a string path")
+        _check(isinstance(self.cache_dir, str) and self.cache_dir != "", "cache_dir", "must be a non-empty string path")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self) -> None:
+        n_stages = len(STAGE_PLANS[self.data.stage_plan])
+        _check(len(self.train.stage_epochs) == n_stages, "stage_epochs",
+               f"stage plan {self.data.stage_plan!r} has {n_stages} stage(s), got epochs {self.train.stage_epochs}")
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return STAGE_PLANS[self.data.stage_plan]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def build_config(**params: Any) -> ExperimentConfig:
+    """Build the frozen config from a notebook's flat parameters; unknown or invalid names fail here, before any compute."""
+    params = dict(params)
+    known_flat = {
+        "people_source", "n_people", "people_seed", "word_order", "stage_plan", "ea_train", "replay_frac",
+        "model", "tie_embeddings", "gguf_file",
+        "stage0_epochs", "stage1_epochs", "stage2_epochs", "stage3_epochs", "batch_size", "lr", "optimizer", "schedule",
+        "warmup_steps", "weight_decay", "grad_clip", "loss_on",
+        "seed", "n_seeds", "n_seeds_stage2", "stage0_seed", "n_jobs", "eval_mode", "eval_batch_size", "max_new_tokens",
+        "output_dir", "cache_dir",
+    } | {f"frac_{n}" for n in FRACTION_NAMES}
+    unknown = sorted(set(params) - known_flat)
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {unknown}; known parameters: {sorted(known_flat)}")
+    fractions = dict(DEFAULT_FRACTIONS)
+    fractions.update({n[len("frac_"):]: params.pop(n) for n in list(params) if n.startswith("frac_")})
+    stage_plan = params.get("stage_plan", DataConfig.stage_plan)
+    _check(stage_plan in STAGE_PLANS, "stage_plan", f"must be one of {tuple(STAGE_PLANS)}, got {stage_plan!r}")
+    n_stages = len(STAGE_PLANS[stage_plan])
+    # Paper epochs per plan: 20 then 10 (two-stage), 20/20/10 (three-stage), 20 (one-stage).
+    defaults = {1: (20,), 2: (20, 10), 3: (20, 20, 10)}[n_stages]
+    stage_epochs = tuple(params.pop(f"stage{i}_epochs", defaults[i - 1]) for i in range(1, n_stages + 1))
+    for i in range(n_stages + 1, 4):
+        params.pop(f"stage{i}_epochs", None)
+
+    def take(cls: type, rename: dict[str, str] | None = None, **extra: Any) -> Any:
+        rename = rename or {}
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {rename.get(k, k): params[k] for k in list(params) if rename.get(k, k) in names}
+        return cls(**kwargs, **extra)
+
+    data = take(DataConfig, fractions=tuple(fractions.items()))
+    model = take(ModelConfig, rename={"model": "name"})
+    train = take(TrainConfig, stage_epochs=stage_epochs)
+    run = take(RunConfig)
+    return ExperimentConfig(data=data, model=model, train=train, run=run)

@@ -1,0 +1,249 @@
+"""Runs the define experiment's stages across seeds and returns the tidy metrics frame (paper §2, Fig. 3)."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import queue as queue_mod
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from . import model as models
+from .config import X2_SUBSETS, ExperimentConfig
+from .define import EA_TEMPLATE, DefineData, Example, make_define_data, replay_sample, stage0_examples
+from .encode import encode
+from .evaluate import EvalSuite
+from .people import QUESTION_TYPES, Person, load_cvdb, synthetic_people
+from .env import quiet_transformers
+from .train import train_stage
+from .vocab import build_word_tokenizer
+
+quiet_transformers()
+
+CACHE_VERSION = 1  # bump when data generation or training changes what a cached checkpoint means
+STAGE0_SAMPLE = 600  # Stage-0 facts re-scored every epoch to watch for forgetting
+METRIC_COLUMNS = ["seed", "seed_stage2", "stage", "epoch", "subset", "metric", "value"]
+
+
+def load_people(cfg: ExperimentConfig) -> tuple[Person, ...]:
+    src = cfg.data.people_source
+    if src == "synthetic":
+        return synthetic_people(cfg.data.n_people, cfg.data.people_seed)
+    return load_cvdb(src, cfg.data.n_people)
+
+
+def derived_seed(*parts: int) -> int:
+    """A seed for one (seed, seed_stage2, stage) combination; SeedSequence keeps the streams independent."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+def _key(obj: dict) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _file_digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if Path(path).is_file() else path
+
+
+def stage0_key(cfg: ExperimentConfig) -> str:
+    train = dataclasses.asdict(cfg.train)
+    train.pop("stage_epochs")
+    data = {"source": _file_digest(cfg.data.people_source), "n": cfg.data.n_people, "seed": cfg.data.people_seed}
+    return _key({"v": CACHE_VERSION, "data": data, "model": dataclasses.asdict(cfg.model), "train": train,
+                 "stage0_seed": cfg.run.stage0_seed})
+
+
+def _save_atomically(folder: Path, write: Callable[[Path], None]) -> None:
+    """Write into a temporary sibling, then rename: a killed run never leaves a folder that looks complete."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
+    write(tmp)
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process finished the same checkpoint first; keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _rows(results: dict, seed, seed_stage2, stage: int, epoch: int) -> list[dict]:
+    return [dict(seed=seed, seed_stage2=seed_stage2, stage=stage, epoch=epoch, subset=name, metric=m, value=v)
+            for name, metrics in results.items() for m, v in metrics.items()]
+
+
+def base_model(cfg: ExperimentConfig, people: tuple[Person, ...]):
+    """The starting network and tokenizer: from scratch (word-level vocabulary) or pretrained."""
+    if not cfg.model.from_scratch:
+        return models.load_pretrained(cfg.model.name, cfg.model.gguf_file)
+    texts = [ex.prompt for ex in stage0_examples(people)] + [f"Q: {EA_TEMPLATE}\nA:"]
+    atoms = {p.name for p in people} | {p.answer(q) for p in people for q, _ in QUESTION_TYPES}
+    tokenizer = build_word_tokenizer(texts, atoms)
+    return models.build_scratch_model(cfg.model.name, tokenizer, cfg.model.tie_embeddings, cfg.run.stage0_seed), tokenizer
+
+
+def run_stage0(cfg: ExperimentConfig, people: tuple[Person, ...], progress: bool = True) -> tuple[Path, pd.DataFrame]:
+    """Stage 0 (ours): teach every person's facts by real name, once, shared by all seeds like one pretrained model.
+
+    Cached under cache_dir by a hash of everything it depends on, so reruns and other notebooks reuse it.
+    """
+    folder = Path(cfg.run.cache_dir) / f"stage0-{stage0_key(cfg)}"
+    if not (folder / "metrics.csv").exists():
+        model, tokenizer = base_model(cfg, people)
+        facts = stage0_examples(people)
+        sample = EvalSuite({"stage0_facts": replay_sample(facts, min(1.0, STAGE0_SAMPLE / len(facts)), cfg.run.stage0_seed)})
+        rows: list[dict] = []
+        bar = tqdm(total=cfg.train.stage0_epochs, desc="Stage 0 (facts by name)", disable=not progress)
+
+        def on_epoch_end(epoch: int, loss: float) -> None:
+            res = sample.run(model, tokenizer, "fast", cfg.run.eval_batch_size)
+            rows.extend(_rows(res, pd.NA, pd.NA, 0, epoch) + _rows({"train": {"loss": loss}}, pd.NA, pd.NA, 0, epoch))
+            bar.set_postfix(loss=f"{loss:.3f}", em=f"{res['stage0_facts']['em']:.3f}")
+            bar.update()
+
+        if cfg.train.stage0_epochs:
+            train_stage(model, encode(facts, tokenizer, cfg.train.loss_on), cfg.train, cfg.train.stage0_epochs,
+                        cfg.run.stage0_seed, on_epoch_end)
+        bar.close()
+
+        def write(tmp: Path) -> None:
+            models.save(model, tokenizer, tmp)
+            pd.DataFrame(rows, columns=METRIC_COLUMNS).to_csv(tmp / "metrics.csv", index=False)
+
+        _save_atomically(folder, write)
+    return folder, pd.read_csv(folder / "metrics.csv")
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    seed: int
+    rows: list
+    examples: list  # a few model answers per Stage-2 subset, for display
+
+
+def _depends_on_stage2(name: str) -> bool:
+    """Which aliases a test set holds depends on the Stage-2 draw (X2 subsets and their entity-association sets)."""
+    return name.removeprefix("ent_assoc_") in X2_SUBSETS + ("d2incons",)
+
+
+def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable[[str], None] = lambda msg: None) -> SeedResult:
+    """All define stages for one Stage-1 seed; stages before the last are trained once and reused by every Stage-2 seed."""
+    people = load_people(cfg)
+    facts = stage0_examples(people)
+    draws: dict[int, DefineData] = {s2: make_define_data(people, cfg.data, seed, s2) for s2 in range(cfg.run.n_seeds_stage2)}
+    model, tokenizer = models.load_saved(stage0_dir)
+    if cfg.model.from_scratch:  # this seed's aliases and tags become new whole-word tokens, initialised by the seed
+        from .vocab import _atom_tokens
+
+        tokenizer.add_tokens(_atom_tokens(sorted({a for d in draws.values() for a in d.atoms()})))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derived_seed(seed, 0))
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    stage0_sample = {"stage0_facts": replay_sample(facts, min(1.0, STAGE0_SAMPLE / len(facts)), cfg.run.stage0_seed)}
+    stages = cfg.stages
+    rows: list[dict] = []
+    shared = stages[:-1]  # every plan ends with its one Stage-2-dependent stage ("stage2", or "full" in one-stage runs)
+
+    # Stage-2-independent stages: evaluated on X1 sets once, and on X2 sets under every Stage-2 draw.
+    first = draws[0]
+    suite_sets = {f"{n}@x": v for n, v in first.eval_sets.items() if not _depends_on_stage2(n)}
+    suite_sets.update({f"{n}@{s2}": v for s2, d in draws.items() for n, v in d.eval_sets.items() if _depends_on_stage2(n)})
+    suite_sets.update({f"{n}@x": v for n, v in stage0_sample.items()})
+
+    def to_rows(res: dict, stage: int, epoch: int) -> list[dict]:
+        out = []
+        for key, metrics in res.items():
+            name, s2 = key.rsplit("@", 1)
+            out += _rows({name: metrics}, seed, pd.NA if s2 == "x" else int(s2), stage, epoch)
+        return out
+
+    def phase(stage_no: int, examples: tuple[Example, ...], suite: EvalSuite, train_seed: int, s2) -> None:
+        replay = replay_sample(facts, cfg.data.replay_frac, derived_seed(seed, stage_no, 1 if s2 is pd.NA else 2 + s2))
+        data = encode(examples + replay, tokenizer, cfg.train.loss_on)
+
+        def on_epoch_end(epoch: int, loss: float) -> None:
+            res = suite.run(model, tokenizer, cfg.run.eval_mode, cfg.run.eval_batch_size, cfg.run.max_new_tokens)
+            rows.extend(to_rows(res, stage_no, epoch) + _rows({"train": {"loss": loss}}, seed, s2, stage_no, epoch))
+            report(f"seed {seed} stage {stage_no} epoch {epoch}")
+
+        train_stage(model, data, cfg.train, cfg.train.stage_epochs[stage_no - 1], train_seed, on_epoch_end)
+
+    suite = EvalSuite(suite_sets)
+    for i, stage in enumerate(shared, start=1):
+        phase(i, first.train[stage], suite, derived_seed(seed, i), pd.NA)
+    after_shared = {k: v.clone() for k, v in model.state_dict().items()}
+
+    examples = []
+    last = len(stages)
+    for s2, draw in draws.items():
+        model.load_state_dict(after_shared)
+        x2_sets = {f"{n}@{s2}": v for n, v in draw.eval_sets.items() if _depends_on_stage2(n)}
+        x2_sets.update({f"{n}@x": v for n, v in stage0_sample.items()})
+        phase(last, draw.train[stages[-1]], EvalSuite(x2_sets), derived_seed(seed, s2, last), s2)
+        if s2 == 0:
+            shown = EvalSuite({n: draw.eval_sets[n] for n in ("d1consis", "d2consis") if n in draw.eval_sets})
+            for n in shown.sets:
+                examples += [dict(seed=seed, subset=n, **p) for p in shown.predictions(model, tokenizer, n, limit=6)]
+    return SeedResult(seed, rows, examples)
+
+
+def _worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _run_seed_in_worker(cfg: ExperimentConfig, seed: int, stage0_dir: str, q) -> SeedResult:
+    return run_seed(cfg, seed, stage0_dir, report=q.put)
+
+
+def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stage 0 once, then every seed (in `n_jobs` processes). Returns (metrics, example predictions)."""
+    people = load_people(cfg)
+    stage0_dir, stage0_rows = run_stage0(cfg, people, progress)
+    seeds = [cfg.run.seed + i for i in range(cfg.run.n_seeds)]
+    n_epochs = len(seeds) * (sum(cfg.train.stage_epochs[:-1]) + cfg.run.n_seeds_stage2 * cfg.train.stage_epochs[-1])
+    bar = tqdm(total=n_epochs, desc=f"Stages 1-{len(cfg.stages)} ({len(seeds)} seeds)", disable=not progress)
+    results: list[SeedResult] = []
+    jobs = min(cfg.run.n_jobs, len(seeds))
+    if jobs == 1:
+        def tick(msg: str) -> None:
+            bar.set_postfix_str(msg)
+            bar.update()
+
+        results = [run_seed(cfg, s, str(stage0_dir), tick) for s in seeds]
+    else:
+        # One thread per process: two 1-thread jobs beat one 2-thread job ~2x on these tiny models (cpu-feasibility §0).
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        ctx = mp.get_context("spawn")
+        with ctx.Manager() as manager, cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
+                                                              initargs=(threads,)) as pool:
+            q = manager.Queue()
+            futures = [pool.submit(_run_seed_in_worker, cfg, s, str(stage0_dir), q) for s in seeds]
+            pending = set(futures)
+            while pending:
+                try:
+                    msg = q.get(timeout=0.5)
+                    bar.set_postfix_str(msg)
+                    bar.update()
+                except queue_mod.Empty:
+                    pass
+                pending = {f for f in pending if not f.done()}
+            while not q.empty():
+                q.get()
+                bar.update()
+            results = [f.result() for f in futures]
+    bar.close()
+    frame = pd.concat([stage0_rows, pd.DataFrame([r for res in results for r in res.rows], columns=METRIC_COLUMNS)],
+                      ignore_index=True)
+    for col in ("seed", "seed_stage2"):
+        frame[col] = frame[col].astype("Int64")
+    examples = pd.DataFrame([e for res in results for e in res.examples])
+    return frame, examples
