@@ -190,17 +190,30 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
 
+_FLAT_NAMES = (
+    "people_source", "n_people", "people_seed", "word_order", "stage_plan", "ea_train", "replay_frac",
+    "model", "tie_embeddings", "gguf_file",
+    "stage0_epochs", "stage1_epochs", "stage2_epochs", "stage3_epochs", "batch_size", "lr", "optimizer", "schedule",
+    "warmup_steps", "weight_decay", "grad_clip", "loss_on",
+    "seed", "n_seeds", "n_seeds_stage2", "stage0_seed", "n_jobs", "eval_mode", "eval_batch_size", "max_new_tokens",
+    "output_dir", "cache_dir",
+)
+
+
+def parameter_names() -> set[str]:
+    """The flat parameter names a notebook's `parameters` cell may declare."""
+    return set(_FLAT_NAMES) | {f"frac_{n}" for n in FRACTION_NAMES}
+
+
+def pick(namespace: dict) -> dict:
+    """The experiment parameters among a notebook's variables (its `parameters` cell), for `build_config(**pick(globals()))`."""
+    return {k: v for k, v in namespace.items() if k in parameter_names()}
+
+
 def build_config(**params: Any) -> ExperimentConfig:
     """Build the frozen config from a notebook's flat parameters; unknown or invalid names fail here, before any compute."""
     params = dict(params)
-    known_flat = {
-        "people_source", "n_people", "people_seed", "word_order", "stage_plan", "ea_train", "replay_frac",
-        "model", "tie_embeddings", "gguf_file",
-        "stage0_epochs", "stage1_epochs", "stage2_epochs", "stage3_epochs", "batch_size", "lr", "optimizer", "schedule",
-        "warmup_steps", "weight_decay", "grad_clip", "loss_on",
-        "seed", "n_seeds", "n_seeds_stage2", "stage0_seed", "n_jobs", "eval_mode", "eval_batch_size", "max_new_tokens",
-        "output_dir", "cache_dir",
-    } | {f"frac_{n}" for n in FRACTION_NAMES}
+    known_flat = parameter_names()
     unknown = sorted(set(params) - known_flat)
     if unknown:
         raise ConfigError(f"unknown parameter(s) {unknown}; known parameters: {sorted(known_flat)}")

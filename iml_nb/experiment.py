@@ -170,12 +170,18 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
         replay = replay_sample(facts, cfg.data.replay_frac, derived_seed(seed, stage_no, 1 if s2 is pd.NA else 2 + s2))
         data = encode(examples + replay, tokenizer, cfg.train.loss_on)
 
+        epochs = cfg.train.stage_epochs[stage_no - 1]
+
         def on_epoch_end(epoch: int, loss: float) -> None:
             res = suite.run(model, tokenizer, cfg.run.eval_mode, cfg.run.eval_batch_size, cfg.run.max_new_tokens)
+            if epoch == epochs and cfg.run.eval_mode == "fast":
+                # At each stage's end, also decode greedily: F1 needs the text, and "em_generate" must equal the fast "em".
+                gen = suite.run(model, tokenizer, "generate", cfg.run.eval_batch_size, cfg.run.max_new_tokens)
+                res = {k: {**v, "em_generate": gen[k]["em"], "f1": gen[k]["f1"]} for k, v in res.items()}
             rows.extend(to_rows(res, stage_no, epoch) + _rows({"train": {"loss": loss}}, seed, s2, stage_no, epoch))
             report(f"seed {seed} stage {stage_no} epoch {epoch}")
 
-        train_stage(model, data, cfg.train, cfg.train.stage_epochs[stage_no - 1], train_seed, on_epoch_end)
+        train_stage(model, data, cfg.train, epochs, train_seed, on_epoch_end)
 
     suite = EvalSuite(suite_sets)
     for i, stage in enumerate(shared, start=1):
@@ -247,3 +253,26 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> tuple[pd.Dat
         frame[col] = frame[col].astype("Int64")
     examples = pd.DataFrame([e for res in results for e in res.examples])
     return frame, examples
+
+
+def preview(cfg: ExperimentConfig, people: tuple[Person, ...], n: int = 2) -> pd.DataFrame:
+    """A few training texts of every (stage, subset, kind) for the first seed: what the model actually reads."""
+    draw = make_define_data(people, cfg.data, cfg.run.seed, 0)
+    rows = [dict(stage="stage0", subset="stage0", kind="qa", prompt=ex.prompt, answer=ex.answer) for ex in stage0_examples(people)[:n]]
+    for stage, examples in draw.train.items():
+        seen: dict[tuple[str, str], int] = {}
+        for ex in examples:
+            k = (ex.subset, ex.kind)
+            if seen.get(k, 0) < n:
+                seen[k] = seen.get(k, 0) + 1
+                rows.append(dict(stage=stage, subset=ex.subset, kind=ex.kind, prompt=ex.prompt, answer=ex.answer))
+    return pd.DataFrame(rows).sort_values(["stage", "subset", "kind"], kind="stable").reset_index(drop=True)
+
+
+def fast_vs_generate(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Where both were measured (each stage's last epoch), teacher-forced EM next to greedy-generation EM."""
+    keys = ["seed", "seed_stage2", "stage", "epoch", "subset"]
+    fast = metrics.loc[metrics["metric"] == "em", keys + ["value"]].rename(columns={"value": "em"})
+    gen = metrics.loc[metrics["metric"] == "em_generate", keys + ["value"]].rename(columns={"value": "em_generate"})
+    both = fast.merge(gen, on=keys)  # pandas matches <NA> keys with <NA>
+    return both.assign(difference=both["em"] - both["em_generate"])

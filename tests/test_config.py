@@ -1,0 +1,50 @@
+"""Invalid parameters fail at config construction with a message naming the parameter."""
+
+import pytest
+
+from iml_nb.config import ConfigError, build_config
+
+
+def test_defaults_build():
+    cfg = build_config()
+    assert cfg.stages == ("stage1", "stage2") and cfg.train.stage_epochs == (20, 10)
+    assert abs(sum(cfg.data.fraction.values()) - 1) < 1e-9
+
+
+@pytest.mark.parametrize("params, name", [
+    (dict(frac_qd1consis=0.5), "frac_*"),
+    (dict(n_people=-5), "n_people"),
+    (dict(n_people=0), "n_people"),
+    (dict(word_order="tvx"), "word_order"),
+    (dict(model="pythia-huge"), "model"),
+    (dict(stage_plan="four_stage"), "stage_plan"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(lr=-1.0), "lr"),
+    (dict(n_seeds=0), "n_seeds"),
+    (dict(eval_mode="beam"), "eval_mode"),
+    (dict(frac_qd1consis=-0.1, frac_q=0.45), "frac_qd1consis"),
+    (dict(replay_frac=1.5), "replay_frac"),
+    (dict(stage1_epochs=0), "stage1_epochs"),
+    (dict(n_people=20, frac_qd2incons=0.05, frac_qd1consis=0.45), "frac_qd2incons"),
+    (dict(ea_train="yes"), "ea_train"),
+    (dict(n_people=2.5), "n_people"),
+])
+def test_invalid_values_name_the_parameter(params, name):
+    with pytest.raises(ConfigError, match=f"`{name.replace('*', '[*]')}`"):
+        build_config(**params)
+
+
+def test_unknown_parameter_is_listed():
+    with pytest.raises(ConfigError, match="n_peple"):
+        build_config(n_peple=10)
+
+
+def test_config_is_frozen():
+    cfg = build_config()
+    with pytest.raises(Exception):
+        cfg.data.n_people = 5  # type: ignore[misc]
+
+
+def test_three_stage_epochs():
+    cfg = build_config(stage_plan="three_stage", stage3_epochs=4)
+    assert cfg.train.stage_epochs == (20, 20, 4)

@@ -1,0 +1,121 @@
+"""Integration tests with tiny models: fast EM equals greedy generation, the answer-only forward, the pretrained loading path."""
+
+import pytest
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
+from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
+
+from iml_nb import model as models_mod
+from iml_nb.config import TrainConfig, build_config
+from iml_nb.define import stage0_examples
+from iml_nb.encode import encode, target_logits
+from iml_nb.evaluate import EvalSuite, exact_match, f1, generate, normalize, teacher_forced_correct
+from iml_nb.experiment import base_model, run_experiment
+from iml_nb.people import synthetic_people
+from iml_nb.train import train_stage
+
+PEOPLE = synthetic_people(60, seed=1)
+FACTS = stage0_examples(PEOPLE)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A tiny from-scratch model that has half-learned the facts: some answers right, some wrong."""
+    cfg = build_config(n_people=60, model="pythia-tiny")
+    model, tokenizer = base_model(cfg, PEOPLE)
+    train_stage(model, encode(FACTS, tokenizer), TrainConfig(batch_size=32, lr=3e-3), epochs=25, seed=0)
+    return model, tokenizer
+
+
+def test_fast_exact_match_equals_greedy_generation(trained):
+    model, tokenizer = trained
+    fast = teacher_forced_correct(model, tokenizer, FACTS, batch_size=64)
+    preds = generate(model, tokenizer, [ex.prompt for ex in FACTS], batch_size=64)
+    slow = torch.tensor([exact_match(p, ex.answer) == 1.0 for p, ex in zip(preds, FACTS)])
+    assert 0.1 < fast.float().mean() < 0.95, "the test needs both right and wrong answers to mean anything"
+    assert torch.equal(fast, slow)
+
+
+def test_suite_modes_agree(trained):
+    model, tokenizer = trained
+    suite = EvalSuite({"a": FACTS[:100], "b": FACTS[50:200]})  # overlapping sets are scored once
+    assert len(suite.items) == 200
+    fast, gen = suite.run(model, tokenizer, "fast"), suite.run(model, tokenizer, "generate")
+    assert fast["a"]["em"] == gen["a"]["em"] and fast["b"]["em"] == gen["b"]["em"]
+    assert gen["a"]["f1"] >= gen["a"]["em"]
+
+
+def test_answer_only_logits_match_full_forward(trained):
+    model, tokenizer = trained
+    data = encode(FACTS[:16], tokenizer, loss_on="answer")
+    ids, tgt = data.batch(torch.arange(16))
+    logits, sel = target_logits(model, ids, tgt)
+    full = model(input_ids=ids).logits[sel]
+    assert torch.allclose(logits, full, atol=1e-5)
+    # answer targets: the answer token(s) then EOS, nothing from the prompt
+    row = tgt[0][tgt[0] != -100].tolist()
+    assert row[-1] == tokenizer.eos_token_id and len(row) == len(tokenizer(" " + FACTS[0].answer, add_special_tokens=False)["input_ids"]) + 1
+
+
+def test_loss_on_all_targets_every_next_token():
+    cfg = build_config(n_people=60, model="pythia-tiny")
+    _, tokenizer = base_model(cfg, PEOPLE)
+    data = encode(FACTS[:4], tokenizer, loss_on="all")
+    n = int(data.lengths[0])
+    assert (data.targets[0, :n] != -100).all() and data.targets[0, n - 1] == tokenizer.eos_token_id
+    assert (data.targets[0, n:] == -100).all()
+
+
+def test_metrics():
+    assert normalize("The  19 Century.") == "19 century"
+    assert exact_match("19 century", "19 century") == 1.0 and exact_match("18 century", "19 century") == 0.0
+    assert exact_match("France", "Spain;France") == 1.0
+    assert f1("18 century", "19 century") == pytest.approx(0.5)
+
+
+def _bpe_folder(tmp_path):
+    """A local 'pretrained' folder like one from the hub: a byte-level BPE tokenizer and a tiny GPT-NeoX."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    texts = [ex.prompt + " " + ex.answer for ex in FACTS]
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=len(fast), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                               intermediate_size=64, eos_token_id=0, bos_token_id=0))
+    models_mod.save(net, fast, tmp_path)
+    return tmp_path
+
+
+def test_pretrained_folder_runs_the_main_experiment(tmp_path):
+    folder = _bpe_folder(tmp_path / "tiny-pretrained")
+    model, tokenizer = models_mod.load_pretrained(str(folder))
+    assert tokenizer.pad_token_id == tokenizer.eos_token_id  # Pythia-style: no pad token, EOS pads
+    cfg = build_config(model=str(folder), n_people=40, stage0_epochs=1, stage1_epochs=1, stage2_epochs=1, n_seeds=1, n_jobs=1,
+                       cache_dir=str(tmp_path / "cache"))
+    assert not cfg.model.from_scratch
+    metrics, answers = run_experiment(cfg, progress=False)
+    assert {"d1consis", "d2consis", "qd1consis", "stage0_facts"} <= set(metrics["subset"])
+    assert set(metrics["stage"]) == {0, 1, 2} and len(answers) > 0
+
+
+def test_pretrained_file_instead_of_folder_is_a_clear_error(tmp_path):
+    f = tmp_path / "model.gguf"
+    f.write_bytes(b"x")
+    with pytest.raises(ValueError, match="gguf_file"):
+        models_mod.load_pretrained(str(f))
+
+
+def test_experiment_is_deterministic_and_complete(tmp_path):
+    cfg = build_config(n_people=60, model="pythia-tiny", stage0_epochs=2, stage1_epochs=2, stage2_epochs=1, n_seeds=2,
+                       n_seeds_stage2=2, n_jobs=1, cache_dir=str(tmp_path))
+    a, _ = run_experiment(cfg, progress=False)
+    b, _ = run_experiment(cfg, progress=False)  # the second run reuses the cached Stage 0
+    assert a.equals(b)
+    s2 = a[(a["stage"] == 2) & (a["subset"] == "d1consis") & (a["metric"] == "em")]
+    assert sorted(s2["seed_stage2"].unique()) == [0, 1] and sorted(s2["seed"].unique()) == [0, 1]
+    s1 = a[(a["stage"] == 1) & (a["subset"] == "qd1consis") & (a["metric"] == "em")]
+    assert s1["seed_stage2"].isna().all() and len(s1) == 2 * 2  # seeds x epochs

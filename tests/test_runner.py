@@ -1,0 +1,156 @@
+"""Tests of iml_nb.runner and the CLI: parameter checks before execution, value parsing, and two tiny papermill runs."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+from iml_nb import __main__ as cli
+from iml_nb import runner
+
+
+def tiny_notebook(folder: Path, name: str = "tiny.ipynb") -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Tiny notebook for runner tests"),
+        nbformat.v4.new_code_cell('x: int = 1  # a number\noutput_dir: str = "."  # where', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import pathlib, sys\n"
+            'assert x >= 0, "x must be non-negative"\n'
+            'pathlib.Path(output_dir, "result.txt").write_text(str(x * 2))\n'
+            'pathlib.Path(output_dir, "prefix.txt").write_text(sys.prefix)'),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / name
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def venv_kernel():
+    """Make sure kernel "python3" runs this interpreter; install a kernelspec under sys.prefix if it does not."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    def ours() -> bool:
+        try:
+            argv0 = KernelSpecManager().get_kernel_spec("python3").argv[0]
+        except NoSuchKernel:
+            return False
+        # jupyter_client swaps a bare "python"/"python3" for sys.executable when it starts the kernel.
+        return argv0 in {"python", "python3", f"python3.{sys.version_info[1]}"} or \
+            Path(argv0).resolve() == Path(sys.executable).resolve()
+
+    if not ours():
+        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix"], check=True, capture_output=True)
+    if not ours():
+        pytest.fail('kernelspec "python3" points at another Python (a user-level one shadows sys.prefix); '
+                    "run `python -m ipykernel install --user` from this virtualenv")
+
+
+@pytest.fixture
+def no_execution(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the notebook must not be executed")
+
+    monkeypatch.setattr(papermill, "execute_notebook", refuse)
+
+
+@pytest.mark.parametrize("text, value", [
+    ("0.5", 0.5), ("3", 3), ("true", True), ("[1, 2]", [1, 2]), ("1e-4", 1e-4), ("-2.5E3", -2500.0),
+    ("null", None), ("d1consis", "d1consis"), ("'7'", "7"), ("{a: 1}", {"a": 1}),
+])
+def test_parse_value_like_papermill(text, value):
+    assert runner.parse_value(text) == value
+    assert type(runner.parse_value(text)) is type(value)
+
+
+def test_unknown_parameter_fails_before_execution(tmp_path, no_execution):
+    nb = tiny_notebook(tmp_path)
+    with pytest.raises(ValueError, match=r"unknown parameters \['lr', 'y'\].*valid: \['x'\]"):
+        runner.run_notebook(nb, {"x": 2, "y": 3, "lr": 0.1}, outputs_root=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_dir_is_reserved_and_required(tmp_path, no_execution):
+    nb = tiny_notebook(tmp_path)
+    with pytest.raises(ValueError, match="set by the runner"):
+        runner.run_notebook(nb, {"output_dir": "elsewhere"}, outputs_root=tmp_path / "out")
+    bare = nbformat.v4.new_notebook()
+    bare.cells = [nbformat.v4.new_code_cell("x: int = 1", metadata={"tags": ["parameters"]})]
+    nbformat.write(bare, tmp_path / "bare.ipynb")
+    with pytest.raises(ValueError, match="kernelspec"):  # papermill cannot inspect a notebook without one
+        runner.run_notebook(tmp_path / "bare.ipynb", {}, outputs_root=tmp_path / "out")
+    bare.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(bare, tmp_path / "bare.ipynb")
+    with pytest.raises(ValueError, match="no `output_dir` parameter"):
+        runner.run_notebook(tmp_path / "bare.ipynb", {}, outputs_root=tmp_path / "out")
+
+
+def test_complete_run_is_not_overwritten(tmp_path, no_execution):
+    nb = tiny_notebook(tmp_path)
+    done = tmp_path / "out" / "tiny" / "r1"
+    done.mkdir(parents=True)
+    (done / "summary.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="complete run"):
+        runner.run_notebook(nb, {}, outputs_root=tmp_path / "out", run_id="r1")
+
+
+def test_resolve_notebook_by_stem(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "NOTEBOOKS_DIR", tmp_path)
+    nb = tiny_notebook(tmp_path, "01_tiny.ipynb")
+    assert runner.resolve_notebook("01_tiny") == nb.resolve()
+    assert runner.resolve_notebook(nb) == nb.resolve()
+    with pytest.raises(FileNotFoundError, match="01_tiny"):  # the message lists what exists
+        runner.resolve_notebook("02_missing")
+
+
+def test_run_notebook_executes_into_its_run_folder(tmp_path, venv_kernel):
+    nb = tiny_notebook(tmp_path)
+    run_dir = runner.run_notebook(nb, {"x": 21}, outputs_root=tmp_path / "out", run_id="r1")
+    assert run_dir == (tmp_path / "out" / "tiny" / "r1").resolve()
+    assert (run_dir / "result.txt").read_text() == "42"
+    assert (run_dir / "prefix.txt").read_text() == sys.prefix  # the kernel ran this virtualenv's Python
+    executed = nbformat.read(run_dir / "tiny.ipynb", as_version=4)
+    assert executed.metadata.papermill.parameters == {"x": 21, "output_dir": str(run_dir)}
+
+
+def test_failing_notebook_names_its_run_folder(tmp_path, venv_kernel):
+    nb = tiny_notebook(tmp_path)
+    with pytest.raises(runner.NotebookRunError, match="AssertionError") as err:
+        runner.run_notebook(nb, {"x": -1}, outputs_root=tmp_path / "out", run_id="bad")
+    run_dir = (tmp_path / "out" / "tiny" / "bad").resolve()
+    assert err.value.run_dir == run_dir and str(run_dir) in str(err.value)
+    assert (run_dir / "tiny.ipynb").exists() and not (run_dir / "result.txt").exists()
+
+
+def test_cli_merges_file_then_p_values(tmp_path, monkeypatch, capsys):
+    params = tmp_path / "params.yaml"
+    params.write_text("x: 1\nlr: 0.1\nseeds: [0, 1]\n")
+    calls = []
+
+    def fake_run(notebook, parameters, outputs_root, run_id):
+        calls.append((notebook, parameters, outputs_root, run_id))
+        return tmp_path / "the-run"
+
+    monkeypatch.setattr(cli, "run_notebook", fake_run)
+    rc = cli.main(["run", "01_main_two_stage", "-f", str(params), "-p", "x", "3", "-p", "flag", "true",
+                   "-p", "lr", "1e-4", "--outputs", "elsewhere"])
+    assert rc == 0
+    assert calls == [("01_main_two_stage", {"x": 3, "lr": 1e-4, "seeds": [0, 1], "flag": True}, "elsewhere", None)]
+    assert capsys.readouterr().out.strip() == str(tmp_path / "the-run")
+
+
+def test_cli_reports_unknown_parameter_without_running(tmp_path, no_execution, capsys):
+    nb = tiny_notebook(tmp_path)
+    rc = cli.main(["run", str(nb), "-p", "nope", "1", "--outputs", str(tmp_path / "out")])
+    assert rc == 1
+    assert "unknown parameters ['nope']" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_needs_a_command():
+    with pytest.raises(SystemExit):
+        cli.main([])
