@@ -22,3 +22,9 @@ def quiet_transformers() -> None:
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
+
+
+def project_path(path: str | os.PathLike) -> Path:
+    """Relative paths (outputs/, caches) mean the project's, whatever folder the kernel started in (notebooks/ in JupyterLab)."""
+    p = Path(path)
+    return p if p.is_absolute() else PROJECT_ROOT / p

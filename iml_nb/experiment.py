@@ -26,7 +26,8 @@ from .define import EA_TEMPLATE, DefineData, Example, make_define_data, replay_s
 from .encode import encode
 from .evaluate import EvalSuite
 from .people import QUESTION_TYPES, Person, load_cvdb, synthetic_people
-from .env import quiet_transformers
+from .stats import METRIC_COLUMNS
+from .env import project_path, quiet_transformers
 from .train import train_stage
 from .vocab import build_word_tokenizer
 
@@ -34,7 +35,7 @@ quiet_transformers()
 
 CACHE_VERSION = 1  # bump when data generation or training changes what a cached checkpoint means
 STAGE0_SAMPLE = 600  # Stage-0 facts re-scored every epoch to watch for forgetting
-METRIC_COLUMNS = ["seed", "seed_stage2", "stage", "epoch", "subset", "metric", "value"]
+
 
 
 def load_people(cfg: ExperimentConfig) -> tuple[Person, ...]:
@@ -61,8 +62,10 @@ def stage0_key(cfg: ExperimentConfig) -> str:
     train = dataclasses.asdict(cfg.train)
     train.pop("stage_epochs")
     data = {"source": _file_digest(cfg.data.people_source), "n": cfg.data.n_people, "seed": cfg.data.people_seed}
-    return _key({"v": CACHE_VERSION, "data": data, "model": dataclasses.asdict(cfg.model), "train": train,
-                 "stage0_seed": cfg.run.stage0_seed})
+    key = {"v": CACHE_VERSION, "data": data, "model": dataclasses.asdict(cfg.model), "train": train, "stage0_seed": cfg.run.stage0_seed}
+    if cfg.model.from_scratch:  # the vocabulary holds this run's aliases and tags
+        key["atoms"] = _key({"atoms": run_atoms(cfg, load_people(cfg))})
+    return _key(key)
 
 
 def _save_atomically(folder: Path, write: Callable[[Path], None]) -> None:
@@ -81,12 +84,23 @@ def _rows(results: dict, seed, seed_stage2, stage: int, epoch: int) -> list[dict
             for name, metrics in results.items() for m, v in metrics.items()]
 
 
+def run_atoms(cfg: ExperimentConfig, people: tuple[Person, ...]) -> list[str]:
+    """Aliases and tags of every seed of this run (they do not depend on the Stage-2 seed)."""
+    seeds = range(cfg.run.seed, cfg.run.seed + cfg.run.n_seeds)
+    return sorted({a for s in seeds for a in make_define_data(people, cfg.data, s, 0).atoms()})
+
+
 def base_model(cfg: ExperimentConfig, people: tuple[Person, ...]):
-    """The starting network and tokenizer: from scratch (word-level vocabulary) or pretrained."""
+    """The starting network and tokenizer: from scratch (word-level vocabulary) or pretrained.
+
+    From scratch, the vocabulary is built once from everything the run will read, aliases and tags of all seeds included, as a
+    pretrained vocabulary exists before fine-tuning: Stage 0 then trains alias rows only as never-seen outputs (tied embeddings).
+    Adding them after Stage 0 instead (resized, mean or small init) gave no IML in our measurements (README, issue notes).
+    """
     if not cfg.model.from_scratch:
         return models.load_pretrained(cfg.model.name, cfg.model.gguf_file)
     texts = [ex.prompt for ex in stage0_examples(people)] + [f"Q: {EA_TEMPLATE}\nA:"]
-    atoms = {p.name for p in people} | {p.answer(q) for p in people for q, _ in QUESTION_TYPES}
+    atoms = {p.name for p in people} | {p.answer(q) for p in people for q, _ in QUESTION_TYPES} | set(run_atoms(cfg, people))
     tokenizer = build_word_tokenizer(texts, atoms)
     return models.build_scratch_model(cfg.model.name, tokenizer, cfg.model.tie_embeddings, cfg.run.stage0_seed), tokenizer
 
@@ -96,7 +110,7 @@ def run_stage0(cfg: ExperimentConfig, people: tuple[Person, ...], progress: bool
 
     Cached under cache_dir by a hash of everything it depends on, so reruns and other notebooks reuse it.
     """
-    folder = Path(cfg.run.cache_dir) / f"stage0-{stage0_key(cfg)}"
+    folder = project_path(cfg.run.cache_dir) / f"stage0-{stage0_key(cfg)}"
     if not (folder / "metrics.csv").exists():
         model, tokenizer = base_model(cfg, people)
         facts = stage0_examples(people)
@@ -132,7 +146,7 @@ class SeedResult:
 
 def _depends_on_stage2(name: str) -> bool:
     """Which aliases a test set holds depends on the Stage-2 draw (X2 subsets and their entity-association sets)."""
-    return name.removeprefix("ent_assoc_") in X2_SUBSETS + ("d2incons",)
+    return name.removeprefix("ent_assoc_").removeprefix("train_defs_") in X2_SUBSETS + ("d2incons",)
 
 
 def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable[[str], None] = lambda msg: None) -> SeedResult:
@@ -141,13 +155,9 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
     facts = stage0_examples(people)
     draws: dict[int, DefineData] = {s2: make_define_data(people, cfg.data, seed, s2) for s2 in range(cfg.run.n_seeds_stage2)}
     model, tokenizer = models.load_saved(stage0_dir)
-    if cfg.model.from_scratch:  # this seed's aliases and tags become new whole-word tokens, initialised by the seed
-        from .vocab import _atom_tokens
-
-        tokenizer.add_tokens(_atom_tokens(sorted({a for d in draws.values() for a in d.atoms()})))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derived_seed(seed, 0))
-            model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    missing = [a for d in draws.values() for a in d.atoms() if tokenizer.convert_tokens_to_ids(a) == tokenizer.unk_token_id]
+    if cfg.model.from_scratch and missing:
+        raise RuntimeError(f"seed {seed}: {len(missing)} aliases/tags are not in the Stage-0 vocabulary (stale cache?)")
     stage0_sample = {"stage0_facts": replay_sample(facts, min(1.0, STAGE0_SAMPLE / len(facts)), cfg.run.stage0_seed)}
     stages = cfg.stages
     rows: list[dict] = []
@@ -156,7 +166,9 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
     # Stage-2-independent stages: evaluated on X1 sets once, and on X2 sets under every Stage-2 draw.
     first = draws[0]
     suite_sets = {f"{n}@x": v for n, v in first.eval_sets.items() if not _depends_on_stage2(n)}
-    suite_sets.update({f"{n}@{s2}": v for s2, d in draws.items() for n, v in d.eval_sets.items() if _depends_on_stage2(n)})
+    # d2incons is skipped before Stage 2: its aliases are unseen then, so it only repeats d2consis at 20% of the evaluation cost.
+    suite_sets.update({f"{n}@{s2}": v for s2, d in draws.items() for n, v in d.eval_sets.items()
+                       if _depends_on_stage2(n) and n != "d2incons"})
     suite_sets.update({f"{n}@x": v for n, v in stage0_sample.items()})
 
     def to_rows(res: dict, stage: int, epoch: int) -> list[dict]:
@@ -193,7 +205,9 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
     for s2, draw in draws.items():
         model.load_state_dict(after_shared)
         x2_sets = {f"{n}@{s2}": v for n, v in draw.eval_sets.items() if _depends_on_stage2(n)}
-        x2_sets.update({f"{n}@x": v for n, v in stage0_sample.items()})
+        x2_sets.update({f"{n}@{s2}": v for n, v in stage0_sample.items()})  # after Stage 2 this depends on the Stage-2 run
+        for sub in ("d1consis", "d2consis", "d3consis"):  # are the new definitions themselves learned, and how fast per tag?
+            x2_sets[f"train_defs_{sub}@{s2}"] = tuple(ex for ex in draw.train[stages[-1]] if ex.subset == sub and ex.kind == "definition")
         phase(last, draw.train[stages[-1]], EvalSuite(x2_sets), derived_seed(seed, s2, last), s2)
         if s2 == 0:
             shown = EvalSuite({n: draw.eval_sets[n] for n in ("d1consis", "d2consis") if n in draw.eval_sets})

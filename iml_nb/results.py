@@ -19,9 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .env import PROJECT_ROOT, project_path
+
 from iml_nb.stats import METRIC_COLUMNS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = PROJECT_ROOT
 COMPLETE_MARKER = "summary.json"  # written last by finalize_run: a run folder is complete iff it exists
 _DTYPES = {"seed": "Int64", "seed_stage2": "Int64", "stage": "int64", "epoch": "int64",
            "subset": str, "metric": str, "value": "float64"}
@@ -165,10 +167,10 @@ def new_run_dir(root: str | os.PathLike, name: str) -> Path:
 def run_dir_for(output_dir: str, notebook: str, root: str | os.PathLike = "outputs") -> Path:
     """The folder a notebook writes into: `output_dir` when papermill/the runner passes one, else a fresh run folder."""
     if output_dir:
-        path = Path(output_dir)
+        path = project_path(output_dir)
         path.mkdir(parents=True, exist_ok=True)
         return path
-    return new_run_dir(root, notebook)
+    return new_run_dir(project_path(root), notebook)
 
 
 def finalize_run(run_dir: str | os.PathLike, config, metrics: pd.DataFrame, summary: Mapping) -> Path:

@@ -7,7 +7,7 @@ from iml_nb.config import ConfigError, build_config
 
 def test_defaults_build():
     cfg = build_config()
-    assert cfg.stages == ("stage1", "stage2") and cfg.train.stage_epochs == (20, 10)
+    assert cfg.stages == ("stage1", "stage2") and cfg.train.stage_epochs == (15, 10)
     assert abs(sum(cfg.data.fraction.values()) - 1) < 1e-9
 
 

@@ -1,0 +1,28 @@
+# The two set-up commands of the README: `make main` (install, then run the main job) and `make test` (install, then every test).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 > /dev/null
+	touch $@
+
+install: $(VENV)/.installed
+
+main: install  ## the main experiment at its default parameters -> outputs/01_main_two_stage/<run-id>/
+	$(PY) -m iml_nb run 01_main_two_stage
+
+test: install  ## unit + integration tests and nbval on every notebook (test-size parameters)
+	$(PY) -m pytest -q
+
+notebooks: install  ## re-execute every notebook in place with its test-size parameters (the outputs nbval checks)
+	for nb in notebooks/*.ipynb; do \
+	  stem=$$(basename $$nb .ipynb); \
+	  $(PY) -m papermill --cwd . -f tests/params/$$stem.yaml $$nb $$nb || exit 1; \
+	done
+
+.PHONY: install main test notebooks

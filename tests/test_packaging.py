@@ -1,0 +1,70 @@
+"""The set-up contract: pinned dependencies that agree across pip and conda, and notebooks that follow the house rules."""
+
+import ast
+import re
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+import yaml
+
+from iml_nb.config import parameter_names
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))  # the one list of notebooks
+
+
+def _pins(lines):
+    return {l.strip() for l in lines if l.strip() and not l.strip().startswith("#")}
+
+
+def test_requirements_pin_everything_and_match_environment_yml():
+    req = _pins((ROOT / "requirements.txt").read_text().splitlines())
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[^=\s]+", p) for p in req), [p for p in req if "==" not in p]
+    assert "torch==2.13.0" in req
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert set(pip_section) == req
+    assert "python=3.11" in env["dependencies"]
+
+
+def test_ci_calls_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in readme and "make main" in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_house_rules(path):
+    nb = nbformat.read(path, as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged `parameters`"
+    for stmt in ast.parse(tagged[0].source).body:
+        assert isinstance(stmt, ast.AnnAssign) and isinstance(stmt.value, ast.Constant), f"typed literal expected: {ast.unparse(stmt)}"
+    for line in tagged[0].source.splitlines():
+        if line and not line.startswith("#"):
+            assert re.search(r"\S\s+#\s+\S", line), f"parameter without a trailing comment: {line}"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            tree = ast.parse("\n".join(l for l in cell.source.splitlines() if not l.startswith(("%", "!"))))
+            assert not any(isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda)) for n in ast.walk(tree)), "no definitions in notebooks"
+            assert "sys.path" not in cell.source and "%pip" not in cell.source
+    assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), "committed with its small-default outputs"
+    assert (ROOT / "tests" / "params" / f"{path.stem}.yaml").exists(), "a test-size parameters file"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameters_are_documented_for_papermill(path):
+    params = papermill.inspect_notebook(str(path))
+    assert "output_dir" in params
+    for name, p in params.items():
+        assert p["inferred_type_name"] not in ("None", ""), name
+        assert p["help"], f"{name} has no help text"
+    test_params = yaml.safe_load((ROOT / "tests" / "params" / f"{path.stem}.yaml").read_text())
+    assert set(test_params) <= set(params), set(test_params) - set(params)
+
+
+def test_experiment_notebook_parameters_are_all_known_to_the_config():
+    params = papermill.inspect_notebook(str(ROOT / "notebooks" / "01_main_two_stage.ipynb"))
+    assert set(params) <= parameter_names(), set(params) - parameter_names()
