@@ -40,8 +40,12 @@ def load_pretrained(name_or_path: str, gguf_file: str = "") -> tuple[torch.nn.Mo
     path = Path(name_or_path)
     if path.exists() and not (path.is_dir()):
         raise ValueError(f"parameter `model`: {name_or_path!r} is a file; give its folder as `model` and the file name as `gguf_file`")
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=torch.float32, **kwargs)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=torch.float32, **kwargs)
+    except OSError as err:  # offline and not in the local cache, or a folder without model files
+        raise ValueError(f"parameter `model`: cannot load {name_or_path!r} (named sizes: {list(SCRATCH_SIZES)}; a Hugging Face id "
+                         f"needs the hub or a filled cache, HF_HUB_OFFLINE is {os.environ.get('HF_HUB_OFFLINE')!r}): {err}") from err
     if tokenizer.pad_token_id is None:  # Pythia and Llama-style tokenizers have no pad; the reference uses EOS
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer

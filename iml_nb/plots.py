@@ -33,6 +33,9 @@ SUBSET_STYLE: dict[str, tuple[str, str]] = {
     "ent_assoc_qd2incons_swapped": ("D2incons QA2, entity named by the definition", "#e377c2"),
 }
 _ORDER = list(SUBSET_STYLE)
+QA_SUBSETS = tuple(_BASE_STYLE)  # what the paper's Fig. 3a plots
+ENTITY_SUBSETS = ("ent_assoc_qd1consis", "ent_assoc_qd2incons_swapped", "ent_assoc_q", "ent_assoc_d1consis", "ent_assoc_d2consis",
+                  "ent_assoc_d3consis")  # Fig. 3b
 _FALLBACK_COLOURS = ["#17becf", "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39"]  # subsets the paper did not plot
 
 
@@ -98,14 +101,14 @@ def em_curves(metrics: pd.DataFrame, subsets: list[str] | None = None, metric: s
               title: str | None = None, include_stage0: bool = False, confidence: float = 0.95) -> alt.LayerChart:
     """Mean across Stage-1 seeds per subset vs epoch, with t-CI error bars and stage boundaries (Fig. 3a/3b-like).
 
-    Default subsets: the QA subsets present (no ent_assoc_*); pass the ent_assoc_ ones for the entity panel.
+    Default subsets: the paper's Fig. 3a subsets present; `subsets=ENTITY_SUBSETS` (or any list) for Fig. 3b and diagnostics.
     """
     data = curves(metrics, metric, confidence)
     if not include_stage0:
         data = data[data["stage"] != 0]
     present = set(data["subset"])
     if subsets is None:
-        subsets = [s for s in present if not s.startswith("ent_assoc_")]
+        subsets = [s for s in QA_SUBSETS if s in present]
     missing = sorted(set(subsets) - present)
     if missing:
         raise ValueError(f"subsets {missing} are absent for metric {metric!r}; present: {sorted(present)}")

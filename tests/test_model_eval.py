@@ -119,3 +119,8 @@ def test_experiment_is_deterministic_and_complete(tmp_path):
     assert sorted(s2["seed_stage2"].unique()) == [0, 1] and sorted(s2["seed"].unique()) == [0, 1]
     s1 = a[(a["stage"] == 1) & (a["subset"] == "qd1consis") & (a["metric"] == "em")]
     assert s1["seed_stage2"].isna().all() and len(s1) == 2 * 2  # seeds x epochs
+
+
+def test_unknown_pretrained_model_names_the_parameter(tmp_path):
+    with pytest.raises(ValueError, match="parameter `model`"):
+        models_mod.load_pretrained(str(tmp_path / "no-such-model"))
