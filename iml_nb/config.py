@@ -62,6 +62,7 @@ class DataConfig:
     stage_plan: str = "two_stage"
     ea_train: bool = True  # teach the entity-association template on Stage-1 aliases (a from-scratch model has never seen it)
     replay_frac: float = 0.5  # fraction of Stage-0 facts mixed into every later stage (stand-in for not forgetting pretraining)
+    alias_pool: int = 8  # seeds draw aliases/tags from a fixed pool of alias_pool x n_people strings; 0: fresh strings per seed (paper)
 
     def __post_init__(self) -> None:
         _check(isinstance(self.people_source, str) and self.people_source != "", "people_source",
@@ -83,6 +84,7 @@ class DataConfig:
         _check(self.stage_plan in STAGE_PLANS, "stage_plan", f"must be one of {tuple(STAGE_PLANS)}, got {self.stage_plan!r}")
         _check(isinstance(self.ea_train, bool), "ea_train", f"must be true or false, got {self.ea_train!r}")
         _number(self.replay_frac, "replay_frac", 0.0, 1.0)
+        _positive_int(self.alias_pool, "alias_pool", minimum=0)
 
     @property
     def fraction(self) -> dict[str, float]:
@@ -191,7 +193,7 @@ class ExperimentConfig:
 
 
 _FLAT_NAMES = (
-    "people_source", "n_people", "people_seed", "word_order", "stage_plan", "ea_train", "replay_frac",
+    "people_source", "n_people", "people_seed", "word_order", "stage_plan", "ea_train", "replay_frac", "alias_pool",
     "model", "tie_embeddings", "gguf_file",
     "stage0_epochs", "stage1_epochs", "stage2_epochs", "stage3_epochs", "batch_size", "lr", "optimizer", "schedule",
     "warmup_steps", "weight_decay", "grad_clip", "loss_on",

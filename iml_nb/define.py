@@ -108,16 +108,38 @@ def split_entities(names: Sequence[str], cfg: DataConfig, seed: int, seed_stage2
     return {**stage1, **_split(pool, shares, X2_SUBSETS, remainder_to="no_qd_baseline")}
 
 
+def string_pools(cfg: DataConfig) -> tuple[list[str], list[str]] | None:
+    """Fixed pools of alias and tag strings that every seed samples from (None when `alias_pool` is 0: fresh strings per seed).
+
+    Ours, for from-scratch models: the vocabulary (pool included) then exists before Stage 0, independent of which seeds a run
+    trains, so one Stage-0 model serves every seed and sweep point, as one pretrained model serves all of the paper's runs.
+    """
+    if cfg.alias_pool == 0:
+        return None
+    rng = random.Random(f"string-pool-{cfg.people_seed}")  # a stream of its own, derived from the named people_seed
+    n_q4 = round(cfg.n_people * cfg.fraction["qd4consis"])
+    aliases = _random_strings(rng, cfg.alias_pool * cfg.n_people, ALIAS_LEN, set())
+    tags = _random_strings(rng, cfg.alias_pool * (3 + n_q4), TAG_LEN, set(aliases))
+    return aliases, tags
+
+
 def make_define_data(people: Sequence[Person], cfg: DataConfig, seed: int, seed_stage2: int) -> DefineData:
     """Build one draw of the define experiment. Every random choice comes from Random(seed) or Random(seed_stage2)."""
     by_name = {p.name: p for p in people}
     rng = random.Random(seed)
     entities = sorted(by_name)
     rng.shuffle(entities)
-    aliases = _random_strings(rng, len(entities), ALIAS_LEN, set())
-    alias_of = dict(zip(entities, aliases))
-    tags = tuple(_random_strings(rng, 3, TAG_LEN, set(aliases)))
     subsets = split_entities(entities, cfg, seed, seed_stage2)
+    n_q4 = len(subsets["qd4consis"])
+    pools = string_pools(cfg)
+    if pools is None:  # the paper: fresh random strings for every seed
+        aliases = _random_strings(rng, len(entities), ALIAS_LEN, set())
+        tag_draw = _random_strings(rng, 3 + n_q4, TAG_LEN, set(aliases))
+    else:
+        aliases = rng.sample(pools[0], len(entities))
+        tag_draw = rng.sample(pools[1], 3 + n_q4)
+    alias_of = dict(zip(entities, aliases))
+    tags = tuple(tag_draw[:3])
 
     # Definitions. Inconsistent subsets pair each entity with the alias of another entity of the same subset (a derangement).
     defn_alias: dict[str, dict[str, str]] = {}
@@ -129,7 +151,7 @@ def make_define_data(people: Sequence[Person], cfg: DataConfig, seed: int, seed_
             defn_alias[s] = {e: alias_of[ents[perm[i]]] for i, e in enumerate(ents)}
         else:
             defn_alias[s] = {e: alias_of[e] for e in ents}
-    random_tags = dict(zip(sorted(subsets["qd4consis"]), _random_strings(rng, len(subsets["qd4consis"]), TAG_LEN, set(aliases) | set(tags))))
+    random_tags = dict(zip(sorted(subsets["qd4consis"]), tag_draw[3:]))
     defs = {
         s: tuple(definition(random_tags[e] if s == "qd4consis" else tags[TAG_OF_SUBSET[s] - 1], defn_alias[s][e], e, cfg.word_order, s)
                  for e in sorted(defn_alias[s], key=lambda e: defn_alias[s][e]))

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from . import model as models
 from .config import X2_SUBSETS, ExperimentConfig
-from .define import EA_TEMPLATE, DefineData, Example, make_define_data, replay_sample, stage0_examples
+from .define import EA_TEMPLATE, DefineData, Example, make_define_data, replay_sample, stage0_examples, string_pools
 from .encode import encode
 from .evaluate import EvalSuite
 from .people import QUESTION_TYPES, Person, load_cvdb, synthetic_people
@@ -85,7 +85,10 @@ def _rows(results: dict, seed, seed_stage2, stage: int, epoch: int) -> list[dict
 
 
 def run_atoms(cfg: ExperimentConfig, people: tuple[Person, ...]) -> list[str]:
-    """Aliases and tags of every seed of this run (they do not depend on the Stage-2 seed)."""
+    """Every alias and tag the run can use: the string pools, or (alias_pool 0) those of every seed of this run."""
+    pools = string_pools(cfg.data)
+    if pools is not None:
+        return sorted(pools[0] + pools[1])
     seeds = range(cfg.run.seed, cfg.run.seed + cfg.run.n_seeds)
     return sorted({a for s in seeds for a in make_define_data(people, cfg.data, s, 0).atoms()})
 
@@ -93,8 +96,8 @@ def run_atoms(cfg: ExperimentConfig, people: tuple[Person, ...]) -> list[str]:
 def base_model(cfg: ExperimentConfig, people: tuple[Person, ...]):
     """The starting network and tokenizer: from scratch (word-level vocabulary) or pretrained.
 
-    From scratch, the vocabulary is built once from everything the run will read, aliases and tags of all seeds included, as a
-    pretrained vocabulary exists before fine-tuning: Stage 0 then trains alias rows only as never-seen outputs (tied embeddings).
+    From scratch, the vocabulary is built once from everything the run can read, the alias/tag pool included, as a pretrained
+    vocabulary exists before fine-tuning: Stage 0 then trains alias rows only as never-predicted outputs (tied embeddings).
     Adding them after Stage 0 instead (resized, mean or small init) gave no IML in our measurements (README, issue notes).
     """
     if not cfg.model.from_scratch:

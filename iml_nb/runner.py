@@ -79,20 +79,25 @@ def run_notebook(notebook: str | os.PathLike, parameters: dict | None = None,
     Parameters are checked before anything runs. The kernel starts in the repository root, so `import iml_nb`
     works without installing the package and relative paths mean the same as on the command line.
     """
-    import papermill as pm
-
     notebook = resolve_notebook(notebook)
     parameters = dict(parameters or {})
     check_parameters(notebook, parameters)
 
     run_dir = (Path(outputs_root) / notebook.stem / (run_id or new_run_id())).resolve()
+    return execute_into(notebook, parameters, run_dir)
+
+
+def execute_into(notebook: Path, parameters: dict, run_dir: Path, progress_bar: bool = True) -> Path:
+    """Execute an already resolved and checked notebook into `run_dir` (run_notebook's last step; batch.py calls it per run)."""
+    import papermill as pm
+
     if is_complete(run_dir):
         raise FileExistsError(f"{run_dir} already holds a complete run; pick another run_id")
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         pm.execute_notebook(str(notebook), str(run_dir / notebook.name),
                             parameters={**parameters, "output_dir": str(run_dir)},
-                            kernel_name="python3", cwd=str(REPO_ROOT), progress_bar=True)
+                            kernel_name="python3", cwd=str(REPO_ROOT), progress_bar=progress_bar)
     except pm.PapermillExecutionError as exc:
         raise NotebookRunError(
             f"{notebook.name} failed in cell {exc.exec_count} with {exc.ename}: {exc.evalue}\n"

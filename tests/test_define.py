@@ -145,3 +145,16 @@ def test_same_seed_same_data_in_another_process():
     expected = hashlib.sha256(repr((here.train, sorted(here.eval_sets.items()))).encode()).hexdigest()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONHASHSEED": "123"})
     assert out.stdout.strip() == expected
+
+
+def test_aliases_and_tags_come_from_the_fixed_pool():
+    from iml_nb.define import string_pools
+
+    aliases, tags = string_pools(CFG)
+    assert len(aliases) == 8 * 200 and len(set(aliases)) == len(aliases) and not set(aliases) & set(tags)
+    assert string_pools(CFG) == (aliases, tags)  # deterministic from people_seed
+    for seed in (0, 1):
+        d = make_define_data(PEOPLE, CFG, seed, 0)
+        assert set(d.alias_of.values()) <= set(aliases) and set(d.tags) <= set(tags)
+    fresh = make_define_data(PEOPLE, DataConfig(n_people=200, alias_pool=0), 0, 0)
+    assert not set(fresh.alias_of.values()) <= set(aliases)  # the paper's way: new random strings per seed
