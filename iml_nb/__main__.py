@@ -1,4 +1,4 @@
-"""Command line: `python -m iml_nb run NOTEBOOK -p NAME VALUE -f params.yaml` executes a notebook into outputs/."""
+"""Command line: `python -m iml_nb run NOTEBOOK -p NAME VALUE` executes a notebook into outputs/, `batch` one run per grid point."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from iml_nb.batch import load_batch_file, parse_grid_option, run_batch
 from iml_nb.runner import NotebookRunError, parse_value, run_notebook
 
 
@@ -37,6 +38,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--outputs", default="outputs", help="root of the run folders (default: %(default)s)")
     run.add_argument("--run-id", default=None, help="name of the run folder (default: UTC time + 4 hex)")
     run.set_defaults(handler=_run)
+
+    batch = commands.add_parser("batch", help="execute one notebook per grid point x seed, in parallel; a rerun redoes "
+                                              "only missing or failed runs")
+    batch.add_argument("notebook", nargs="?",
+                       help="path to an .ipynb or a stem under notebooks/ (or `notebook:` in --batch-file)")
+    batch.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
+                       help="a varied parameter, values read as YAML; repeat for a Cartesian product")
+    batch.add_argument("--seeds", type=int, default=None, metavar="N", help="also vary `seed` over 0..N-1")
+    batch.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                       help="a parameter fixed for every run; VALUE is read as YAML")
+    batch.add_argument("-f", "--parameters-file", action="append", default=[], metavar="YAML",
+                       help="a YAML mapping of fixed parameters (applied before -p)")
+    batch.add_argument("--batch-file", metavar="YAML",
+                       help="a YAML mapping {notebook, grid: {name: [values]}, seeds, fixed: {name: value}}; "
+                            "the options above add to it")
+    batch.add_argument("--jobs", type=int, default=1, metavar="K", help="runs in parallel (default: %(default)s)")
+    batch.add_argument("--out", default="outputs", help="root of the batch folder (default: %(default)s)")
+    batch.add_argument("--name", default=None, help="batch folder name (default: <notebook stem>__<axis>-<axis>)")
+    batch.set_defaults(handler=_batch)
     return parser
 
 
@@ -47,6 +67,28 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch(args: argparse.Namespace) -> int:
+    spec = load_batch_file(args.batch_file) if args.batch_file else {}
+    notebook = args.notebook or spec.get("notebook")
+    if not notebook:
+        raise ValueError("give a NOTEBOOK, or `notebook:` in the --batch-file")
+    grid = dict(spec.get("grid") or {})
+    for option in args.grid:
+        name, values = parse_grid_option(option)
+        if name in grid:
+            raise ValueError(f"grid `{name}` is given twice")
+        grid[name] = values
+    seeds = args.seeds if args.seeds is not None else spec.get("seeds")
+    fixed = {**(spec.get("fixed") or {}), **collect_parameters(args.parameters_file, args.parameter)}
+    table = run_batch(notebook, grid, seeds=seeds, fixed=fixed, jobs=args.jobs, out=args.out, name=args.name)
+    print(table[["run", "status", "duration_s", "error"]].to_string(index=False, na_rep=""))
+    print(table.attrs["batch_json"])
+    failed = table[table.status == "failed"]
+    if len(failed):
+        print(f"error: {len(failed)} of {len(table)} runs failed: {', '.join(failed.run)}", file=sys.stderr)
+    return 1 if len(failed) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -55,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         # Expected failures get a one-line message, not a traceback; the run folder is named in NotebookRunError.
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # The runs in flight stop with folders that are not complete; `batch` moves them aside and redoes them next time.
+        print("interrupted: rerun the same command to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ class DataConfig:
     ea_train: bool = True  # teach the entity-association template on Stage-1 aliases (a from-scratch model has never seen it)
     replay_frac: float = 0.5  # fraction of Stage-0 facts mixed into every later stage (stand-in for not forgetting pretraining)
     alias_pool: int = 8  # seeds draw aliases/tags from a fixed pool of alias_pool x n_people strings; 0: fresh strings per seed (paper)
+    alpha: float = 1.0  # tag-consistency correlation (paper §5); already applied to `fractions` by build_config
 
     def __post_init__(self) -> None:
         _check(isinstance(self.people_source, str) and self.people_source != "", "people_source",
@@ -85,6 +86,7 @@ class DataConfig:
         _check(isinstance(self.ea_train, bool), "ea_train", f"must be true or false, got {self.ea_train!r}")
         _number(self.replay_frac, "replay_frac", 0.0, 1.0)
         _positive_int(self.alias_pool, "alias_pool", minimum=0)
+        _number(self.alpha, "alpha", 0.0, 1.0)
 
     @property
     def fraction(self) -> dict[str, float]:
@@ -193,13 +195,27 @@ class ExperimentConfig:
 
 
 _FLAT_NAMES = (
-    "people_source", "n_people", "people_seed", "word_order", "stage_plan", "ea_train", "replay_frac", "alias_pool",
+    "people_source", "n_people", "people_seed", "word_order", "stage_plan", "ea_train", "replay_frac", "alias_pool", "alpha",
     "model", "tie_embeddings", "gguf_file",
     "stage0_epochs", "stage1_epochs", "stage2_epochs", "stage3_epochs", "batch_size", "lr", "optimizer", "schedule",
     "warmup_steps", "weight_decay", "grad_clip", "loss_on",
     "seed", "n_seeds", "n_seeds_stage2", "stage0_seed", "n_jobs", "eval_mode", "eval_batch_size", "max_new_tokens",
     "output_dir", "cache_dir",
 )
+
+
+def apply_alpha(fractions: dict[str, float], alpha: Any) -> dict[str, float]:
+    """Paper §5: alpha = P(consistent | Define-dot) = P(inconsistent | Define-bar); each tag keeps its share of entities.
+
+    alpha = 1 leaves the main experiment unchanged (all Define-dot definitions consistent, all Define-bar ones not).
+    """
+    _number(alpha, "alpha", 0.0, 1.0)
+    if alpha == 1.0:
+        return dict(fractions)
+    dot = fractions["qd1consis"] + fractions["qd1incons"]
+    bar = fractions["qd2incons"] + fractions["qd2consis"]
+    return {**fractions, "qd1consis": alpha * dot, "qd1incons": (1 - alpha) * dot,
+            "qd2incons": alpha * bar, "qd2consis": (1 - alpha) * bar}
 
 
 def parameter_names() -> set[str]:
@@ -221,6 +237,7 @@ def build_config(**params: Any) -> ExperimentConfig:
         raise ConfigError(f"unknown parameter(s) {unknown}; known parameters: {sorted(known_flat)}")
     fractions = dict(DEFAULT_FRACTIONS)
     fractions.update({n[len("frac_"):]: params.pop(n) for n in list(params) if n.startswith("frac_")})
+    fractions = apply_alpha(fractions, params.get("alpha", DataConfig.alpha))
     stage_plan = params.get("stage_plan", DataConfig.stage_plan)
     _check(stage_plan in STAGE_PLANS, "stage_plan", f"must be one of {tuple(STAGE_PLANS)}, got {stage_plan!r}")
     n_stages = len(STAGE_PLANS[stage_plan])

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 import string
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from .config import STAGE_PLANS, X1_SUBSETS, X2_SUBSETS, DataConfig
-from .people import QUESTION_TYPES, Person, qa_pairs
+from .people import Person, qa_pairs
 
 EA_TEMPLATE = "What is the name of {}?"  # the entity-association question the paper's poster plots
 ALIAS_LEN, TAG_LEN = 5, 6
@@ -231,12 +231,5 @@ def replay_sample(stage0: Sequence[Example], frac: float, seed: int) -> tuple[Ex
     return tuple(random.Random(seed).sample(list(stage0), k))
 
 
-def subsets_of(examples: Iterable[Example]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for ex in examples:
-        counts[ex.subset] = counts.get(ex.subset, 0) + 1
-    return counts
-
-
-__all__ = ["Example", "DefineData", "make_define_data", "stage0_examples", "replay_sample", "split_entities", "EA_TEMPLATE",
-           "QUESTION_TYPES"]
+__all__ = ["Example", "DefineData", "make_define_data", "stage0_examples", "replay_sample", "split_entities", "string_pools",
+           "EA_TEMPLATE"]

@@ -11,7 +11,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from .define import Example
-from .encode import IGNORE, encode, prefix_ids, target_logits
+from .encode import encode, prefix_ids, target_logits
 
 
 def normalize(text: str) -> str:
@@ -116,4 +116,4 @@ class EvalSuite:
         return [{"prompt": ex.prompt, "gold": ex.answer, "prediction": p, "em": exact_match(p, ex.answer)} for ex, p in zip(items, preds)]
 
 
-__all__ = ["normalize", "exact_match", "f1", "teacher_forced_correct", "generate", "EvalSuite", "IGNORE"]
+__all__ = ["normalize", "exact_match", "f1", "teacher_forced_correct", "generate", "EvalSuite"]

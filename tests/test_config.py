@@ -48,3 +48,12 @@ def test_config_is_frozen():
 def test_three_stage_epochs():
     cfg = build_config(stage_plan="three_stage", stage3_epochs=4)
     assert cfg.train.stage_epochs == (20, 20, 4)
+
+
+def test_alpha_splits_each_tag_between_consistent_and_inconsistent():
+    fr = build_config(alpha=0.8).data.fraction
+    assert fr["qd1consis"] == pytest.approx(0.2) and fr["qd1incons"] == pytest.approx(0.05)
+    assert fr["qd2incons"] == pytest.approx(0.2) and fr["qd2consis"] == pytest.approx(0.05)
+    assert build_config(alpha=1.0).data.fraction == build_config().data.fraction
+    with pytest.raises(ConfigError, match="`alpha`"):
+        build_config(alpha=1.5)

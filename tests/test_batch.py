@@ -1,0 +1,168 @@
+"""Tests of iml_nb.batch and `python -m iml_nb batch`: grid expansion, checks before execution, resume, failures, --jobs."""
+
+import json
+import os
+from pathlib import Path
+from unittest.mock import MagicMock
+
+import nbformat
+import pytest
+
+from iml_nb import __main__ as cli
+from iml_nb import batch
+from test_runner import venv_kernel  # noqa: F401  (the session fixture that makes kernel "python3" this venv's Python)
+
+
+def tiny_notebook(folder: Path, seed: bool = True) -> Path:
+    """Appends "x seed" to `log` on every execution, then raises if x == fail_on, else writes summary.json last."""
+    params = "x: int = 1  # a number\n" + ("seed: int = 0  # seed\n" if seed else "") + (
+        "fail_on: int = -1  # x value that raises\n"
+        "n_jobs: int = 4  # worker processes (the batch sets 1)\n"
+        'log: str = ""  # file that counts executions\n'
+        'output_dir: str = ""  # where')
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Tiny notebook for batch tests"),
+        nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import json, os, pathlib\n"
+            "s = globals().get('seed', 0)\n"
+            'with open(log, "a") as f:\n'
+            '    f.write(f"{x} {s}\\n")\n'
+            'pathlib.Path(output_dir, "config.json").write_text("{}")\n'
+            "if x == fail_on:\n"
+            '    raise ValueError(f"x is {x}")\n'
+            'summary = dict(value=10 * x + s, n_jobs=n_jobs, threads=os.environ["OMP_NUM_THREADS"],\n'
+            '               iml_threads=os.environ["IML_NB_THREADS"])\n'
+            'pathlib.Path(output_dir, "summary.json").write_text(json.dumps(summary))'),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / ("tiny.ipynb" if seed else "noseed.ipynb")
+    nbformat.write(nb, path)
+    return path
+
+
+def executions(log: Path) -> list[str]:
+    return sorted(log.read_text().splitlines()) if log.exists() else []
+
+
+def summaries(batch_dir: Path) -> dict:
+    return {p.parent.name: json.loads(p.read_text()) for p in batch_dir.glob("*/summary.json")}
+
+
+@pytest.fixture
+def no_execution(monkeypatch):
+    """Runs execute in worker processes, where a patched function would not reach: refuse to hand any out instead."""
+    pool = MagicMock()
+    pool.return_value.__enter__.return_value.submit.side_effect = AssertionError("nothing must be executed")
+    monkeypatch.setattr(batch.cf, "ProcessPoolExecutor", pool)
+
+
+@pytest.fixture(scope="module")
+def first_batch(tmp_path_factory, venv_kernel):  # noqa: F811
+    """x in {1, 2} x 2 seeds, run once, uninterrupted; tests below rerun or compare against it."""
+    root = tmp_path_factory.mktemp("batch")
+    nb, log = tiny_notebook(root), root / "log.txt"
+    table = batch.run_batch(nb, {"x": [1, 2]}, seeds=2, fixed={"log": str(log)}, out=root / "out", progress=False)
+    return nb, log, table
+
+
+def test_parse_grid_option():
+    assert batch.parse_grid_option("lr=1e-4, 0.5,true,abc,[1,2],'7'") == ("lr", [1e-4, 0.5, True, "abc", [1, 2], "7"])
+    for bad in ("lr", "=1,2", "lr=", "lr=1,,2", "lr=1,"):
+        with pytest.raises(ValueError, match="--grid"):
+            batch.parse_grid_option(bad)
+
+
+def test_grid_times_seeds_expansion_and_folder_names():
+    axes = batch.grid_axes({"alpha": [0.8, 1.0], "word_order": ["tve", "a/b c"]}, seeds=2)
+    assert axes == {"alpha": [0.8, 1.0], "word_order": ["tve", "a/b c"], "seed": [0, 1]}
+    runs = batch.plan_runs(axes)
+    assert len(runs) == 8
+    assert runs[0] == ("alpha=0.8__word_order=tve__seed=0", {"alpha": 0.8, "word_order": "tve", "seed": 0})
+    assert runs[1][0] == "alpha=0.8__word_order=tve__seed=1"  # the last axis varies fastest
+    assert runs[3][0] == "alpha=0.8__word_order=a_b_c__seed=1"  # sanitised for a folder name
+    assert runs[-1][0] == "alpha=1.0__word_order=a_b_c__seed=1"
+    with pytest.raises(ValueError, match="share a run folder name"):
+        batch.plan_runs({"w": ["a/b", "a_b"]})
+    with pytest.raises(ValueError, match="both a grid axis and --seeds"):
+        batch.grid_axes({"seed": [0, 1]}, seeds=2)
+    with pytest.raises(ValueError, match="nothing to vary"):
+        batch.grid_axes({})
+
+
+def test_unknown_names_fail_before_anything_runs(tmp_path, no_execution):
+    nb, out = tiny_notebook(tmp_path), tmp_path / "out"
+    with pytest.raises(ValueError, match=r"unknown parameters \['lr'\]"):
+        batch.run_batch(nb, {"lr": [0.1, 0.2]}, out=out)
+    with pytest.raises(ValueError, match=r"unknown parameters \['depth', 'y'\]"):
+        batch.run_batch(nb, {"x": [1, 2]}, fixed={"y": 1, "depth": 3}, out=out)
+    with pytest.raises(ValueError, match="both varied and fixed"):
+        batch.run_batch(nb, {"x": [1, 2]}, fixed={"x": 3}, out=out)
+    with pytest.raises(ValueError, match="declares none"):
+        batch.run_batch(tiny_notebook(tmp_path, seed=False), {"x": [1]}, seeds=2, out=out)
+    assert cli.main(["batch", str(nb), "--grid", "nope=1,2", "--out", str(out)]) == 1
+    assert not out.exists()
+
+
+def test_batch_runs_all_and_writes_batch_json(first_batch):
+    nb, log, table = first_batch
+    assert executions(log) == ["1 0", "1 1", "2 0", "2 1"]
+    assert list(table.run) == ["x=1__seed=0", "x=1__seed=1", "x=2__seed=0", "x=2__seed=1"]
+    assert list(table.status) == ["complete"] * 4
+    record = json.loads(Path(table.attrs["batch_json"]).read_text())
+    batch_dir = Path(table.attrs["batch_json"]).parent
+    assert batch_dir.name == "tiny__x-seed"
+    assert record["grid"] == {"x": [1, 2], "seed": [0, 1]} and record["axes"] == ["x", "seed"]
+    assert record["fixed"] == {"log": str(log), "n_jobs": 1}  # n_jobs=1 added: the notebook declares it
+    assert record["runs"][3]["params"] == {"x": 2, "seed": 1} and record["runs"][3]["error"] is None
+    assert record["runs"][3]["duration_s"] > 0
+    assert {k: v["value"] for k, v in summaries(batch_dir).items()} == {
+        "x=1__seed=0": 10, "x=1__seed=1": 11, "x=2__seed=0": 20, "x=2__seed=1": 21}
+    cores = str(max(1, (os.cpu_count() or 1) // 1))
+    assert all(s["n_jobs"] == 1 and s["threads"] == s["iml_threads"] == cores for s in summaries(batch_dir).values())
+
+
+def test_rerun_skips_complete_runs(first_batch, no_execution):
+    nb, log, table = first_batch
+    out = Path(table.attrs["batch_json"]).parents[1]
+    again = batch.run_batch(nb, {"x": [1, 2]}, seeds=2, fixed={"log": str(log)}, out=out, progress=False)
+    assert list(again.status) == ["skipped"] * 4
+    assert executions(log) == ["1 0", "1 1", "2 0", "2 1"]
+    with pytest.raises(ValueError, match="other fixed parameters"):  # same folder, other fixed values: not reusable
+        batch.run_batch(nb, {"x": [1, 2]}, seeds=2, fixed={"log": "elsewhere"}, out=out, progress=False)
+
+
+def test_killed_run_is_moved_aside_and_redone(tmp_path, first_batch):
+    nb, _, first = first_batch
+    log, batch_dir = tmp_path / "log.txt", tmp_path / "out" / "tiny__x-seed"
+    # A run killed mid-way: its folder has config.json but no summary.json.
+    (batch_dir / "x=2__seed=0").mkdir(parents=True)
+    (batch_dir / "x=2__seed=0" / "config.json").write_text('{"partial": true}')
+    table = batch.run_batch(nb, {"x": [2]}, seeds=2, fixed={"log": str(log)}, out=tmp_path / "out", progress=False)
+    assert list(table.status) == ["complete", "complete"]
+    assert executions(log) == ["2 0", "2 1"]
+    aside = [p for p in batch_dir.iterdir() if p.name.startswith("x=2__seed=0.failed-")]
+    assert len(aside) == 1 and (aside[0] / "config.json").read_text() == '{"partial": true}'  # kept, not deleted
+    assert json.loads((batch_dir / "batch.json").read_text())["runs"][0]["moved_aside"] == aside[0].name
+    uninterrupted = summaries(Path(first.attrs["batch_json"]).parent)
+    assert summaries(batch_dir) == {k: v for k, v in uninterrupted.items() if k.startswith("x=2__")}
+
+
+def test_failing_run_does_not_stop_the_others_and_jobs_2(tmp_path, venv_kernel, capsys):  # noqa: F811
+    nb, log, out = tiny_notebook(tmp_path), tmp_path / "log.txt", tmp_path / "out"
+    spec = tmp_path / "batch.yaml"
+    spec.write_text(f"notebook: {nb}\ngrid: {{x: [1, 2]}}\nfixed: {{log: {log}}}\n")
+    rc = cli.main(["batch", "--batch-file", str(spec), "--grid", "fail_on=2", "--jobs", "2", "--out", str(out),
+                   "--name", "b"])
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert "x=2__fail_on=2" in captured.err and "failed in cell" in captured.out and "ValueError: x is 2" in captured.out
+    assert executions(log) == ["1 0", "2 0"]
+    record = json.loads((out / "b" / "batch.json").read_text())
+    assert [(r["folder"], r["status"]) for r in record["runs"]] == [("x=1__fail_on=2", "complete"),
+                                                                     ("x=2__fail_on=2", "failed")]
+    assert "ValueError: x is 2" in record["runs"][1]["error"]
+    done = summaries(out / "b")
+    assert list(done) == ["x=1__fail_on=2"]  # the failed run left nothing that looks complete
+    assert done["x=1__fail_on=2"]["threads"] == str(max(1, (os.cpu_count() or 1) // 2)) == str(record["threads_per_run"])
