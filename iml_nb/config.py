@@ -123,7 +123,8 @@ class TrainConfig:
 
     stage0_epochs: int = 30
     stage_epochs: tuple[int, ...] = (15, 10)  # one entry per define stage of the stage plan
-    batch_size: int = 64
+    batch_size: int = 64  # every define stage
+    stage0_batch_size: int = 64  # Stage 0 only, so a batch-size sweep shares one "pretrained" model (paper §6.1 varies fine-tuning only)
     lr: float = 1e-3
     optimizer: str = "adamw"
     schedule: str = "constant"
@@ -137,6 +138,7 @@ class TrainConfig:
         for i, e in enumerate(self.stage_epochs):
             _positive_int(e, f"stage{i + 1}_epochs", minimum=1)
         _positive_int(self.batch_size, "batch_size")
+        _positive_int(self.stage0_batch_size, "stage0_batch_size")
         _number(self.lr, "lr", 0.0, 10.0, low_open=True)
         _check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         _check(self.schedule in SCHEDULES, "schedule", f"must be one of {SCHEDULES}, got {self.schedule!r}")
@@ -197,7 +199,7 @@ class ExperimentConfig:
 _FLAT_NAMES = (
     "people_source", "n_people", "people_seed", "word_order", "stage_plan", "ea_train", "replay_frac", "alias_pool", "alpha",
     "model", "tie_embeddings", "gguf_file",
-    "stage0_epochs", "stage1_epochs", "stage2_epochs", "stage3_epochs", "batch_size", "lr", "optimizer", "schedule",
+    "stage0_epochs", "stage1_epochs", "stage2_epochs", "stage3_epochs", "batch_size", "stage0_batch_size", "lr", "optimizer", "schedule",
     "warmup_steps", "weight_decay", "grad_clip", "loss_on",
     "seed", "n_seeds", "n_seeds_stage2", "stage0_seed", "n_jobs", "eval_mode", "eval_batch_size", "max_new_tokens",
     "output_dir", "cache_dir",

@@ -61,11 +61,26 @@ def _file_digest(path: str) -> str:
 def stage0_key(cfg: ExperimentConfig) -> str:
     train = dataclasses.asdict(cfg.train)
     train.pop("stage_epochs")
+    train.pop("batch_size")  # define stages only; Stage 0 trains with stage0_batch_size
     data = {"source": _file_digest(cfg.data.people_source), "n": cfg.data.n_people, "seed": cfg.data.people_seed}
     key = {"v": CACHE_VERSION, "data": data, "model": dataclasses.asdict(cfg.model), "train": train, "stage0_seed": cfg.run.stage0_seed}
     if cfg.model.from_scratch:  # the vocabulary holds this run's aliases and tags
         key["atoms"] = _key({"atoms": run_atoms(cfg, load_people(cfg))})
     return _key(key)
+
+
+def shared_stages_key(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> str:
+    """Everything the stages before the last depend on: all settings but the last stage's epochs and how the run is executed."""
+    d = cfg.to_dict()
+    d["train"]["stage_epochs"] = d["train"]["stage_epochs"][:-1]
+    for name in ("seed", "n_seeds", "n_jobs", "output_dir", "cache_dir"):
+        d["run"].pop(name)
+    return _key({"v": CACHE_VERSION, "config": d, "seed": seed, "stage0": Path(stage0_dir).name})
+
+
+def stage0_probe(facts: tuple[Example, ...], cfg: ExperimentConfig) -> tuple[Example, ...]:
+    """The Stage-0 facts re-scored every epoch to watch for forgetting: the same sample in Stage 0 and every later stage."""
+    return replay_sample(facts, min(1.0, STAGE0_SAMPLE / len(facts)), cfg.run.stage0_seed)
 
 
 def _save_atomically(folder: Path, write: Callable[[Path], None]) -> None:
@@ -117,7 +132,7 @@ def run_stage0(cfg: ExperimentConfig, people: tuple[Person, ...], progress: bool
     if not (folder / "metrics.csv").exists():
         model, tokenizer = base_model(cfg, people)
         facts = stage0_examples(people)
-        sample = EvalSuite({"stage0_facts": replay_sample(facts, min(1.0, STAGE0_SAMPLE / len(facts)), cfg.run.stage0_seed)})
+        sample = EvalSuite({"stage0_facts": stage0_probe(facts, cfg)})
         rows: list[dict] = []
         bar = tqdm(total=cfg.train.stage0_epochs, desc="Stage 0 (facts by name)", disable=not progress)
 
@@ -128,7 +143,8 @@ def run_stage0(cfg: ExperimentConfig, people: tuple[Person, ...], progress: bool
             bar.update()
 
         if cfg.train.stage0_epochs:
-            train_stage(model, encode(facts, tokenizer, cfg.train.loss_on), cfg.train, cfg.train.stage0_epochs,
+            stage0_train = dataclasses.replace(cfg.train, batch_size=cfg.train.stage0_batch_size)
+            train_stage(model, encode(facts, tokenizer, cfg.train.loss_on), stage0_train, cfg.train.stage0_epochs,
                         cfg.run.stage0_seed, on_epoch_end)
         bar.close()
 
@@ -161,7 +177,7 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
     missing = [a for d in draws.values() for a in d.atoms() if tokenizer.convert_tokens_to_ids(a) == tokenizer.unk_token_id]
     if cfg.model.from_scratch and missing:
         raise RuntimeError(f"seed {seed}: {len(missing)} aliases/tags are not in the Stage-0 vocabulary (stale cache?)")
-    stage0_sample = {"stage0_facts": replay_sample(facts, min(1.0, STAGE0_SAMPLE / len(facts)), cfg.run.stage0_seed)}
+    stage0_sample = {"stage0_facts": stage0_probe(facts, cfg)}
     stages = cfg.stages
     rows: list[dict] = []
     shared = stages[:-1]  # every plan ends with its one Stage-2-dependent stage ("stage2", or "full" in one-stage runs)
@@ -198,9 +214,26 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
 
         train_stage(model, data, cfg.train, epochs, train_seed, on_epoch_end)
 
-    suite = EvalSuite(suite_sets)
-    for i, stage in enumerate(shared, start=1):
-        phase(i, first.train[stage], suite, derived_seed(seed, i), pd.NA)
+    # Stages before the last are cached like Stage 0: runs differing only in the last stage (its epochs) or killed
+    # after them reuse the weights and the metrics rows; a reload gives bit-identical results (tests/test_experiment.py).
+    cached = project_path(cfg.run.cache_dir) / f"shared-{shared_stages_key(cfg, seed, stage0_dir)}"
+    if shared and (cached / "rows.csv").exists():
+        model.load_state_dict(torch.load(cached / "weights.pt", weights_only=True))
+        loaded = pd.read_csv(cached / "rows.csv").astype({"seed_stage2": "Int64"}).astype({"seed_stage2": object})
+        rows.extend(loaded.where(loaded.notna(), pd.NA).to_dict("records"))
+        for i in range(len(shared)):
+            for epoch in range(1, cfg.train.stage_epochs[i] + 1):
+                report(f"seed {seed} stage {i + 1} epoch {epoch} (cached)")
+    elif shared:
+        suite = EvalSuite(suite_sets)
+        for i, stage in enumerate(shared, start=1):
+            phase(i, first.train[stage], suite, derived_seed(seed, i), pd.NA)
+
+        def write(tmp: Path) -> None:
+            torch.save(model.state_dict(), tmp / "weights.pt")
+            pd.DataFrame(rows, columns=METRIC_COLUMNS).to_csv(tmp / "rows.csv", index=False)
+
+        _save_atomically(cached, write)
     after_shared = {k: v.clone() for k, v in model.state_dict().items()}
 
     examples = []

@@ -124,3 +124,19 @@ def test_experiment_is_deterministic_and_complete(tmp_path):
 def test_unknown_pretrained_model_names_the_parameter(tmp_path):
     with pytest.raises(ValueError, match="parameter `model`"):
         models_mod.load_pretrained(str(tmp_path / "no-such-model"))
+
+
+def test_stage1_is_shared_by_runs_differing_only_in_stage2(tmp_path):
+    common = dict(n_people=60, model="pythia-tiny", stage0_epochs=2, stage1_epochs=2, n_seeds=2, n_jobs=1, cache_dir=str(tmp_path))
+    short, _ = run_experiment(build_config(**common, stage2_epochs=1), progress=False)
+    shared = sorted(p.name for p in tmp_path.glob("shared-*"))
+    assert len(shared) == 2  # one per Stage-1 seed
+    long, _ = run_experiment(build_config(**common, stage2_epochs=2), progress=False)
+    assert sorted(p.name for p in tmp_path.glob("shared-*")) == shared  # reused, not retrained
+    s1 = lambda m: m[m["stage"] <= 1].reset_index(drop=True)  # noqa: E731
+    assert s1(short).equals(s1(long))
+    # Stage 2 starts from identical weights (the short run's epoch 1 is also its last: it adds generation metrics, left out here)
+    first_epoch = lambda m: m[(m["stage"] == 2) & (m["epoch"] == 1) & m["metric"].isin(["em", "loss"])].reset_index(drop=True)  # noqa: E731
+    assert first_epoch(short).equals(first_epoch(long))
+    other, _ = run_experiment(build_config(**common, stage2_epochs=1, lr=2e-3), progress=False)
+    assert len(list(tmp_path.glob("shared-*"))) == 4  # a Stage-1 setting changed: retrained

@@ -1,0 +1,41 @@
+"""Sweep aggregation: per-grid-point IML gaps from a batch's run folders."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from iml_nb import results, sweeps
+
+
+def _metrics(gap: float, seeds=(0, 1, 2)) -> pd.DataFrame:
+    rows = []
+    for s in seeds:
+        for subset, value in (("d1consis", 0.2 + gap + 0.01 * s), ("d2consis", 0.2 + 0.01 * s)):
+            rows.append(dict(seed=s, seed_stage2=0, stage=2, epoch=3, subset=subset, metric="em", value=value))
+    frame = pd.DataFrame(rows)
+    frame[["seed", "seed_stage2"]] = frame[["seed", "seed_stage2"]].astype("Int64")
+    return frame
+
+
+def test_collect_and_gap_table(tmp_path):
+    runs = []
+    for alpha, gap in ((0.5, 0.0), (1.0, 0.05)):
+        folder = tmp_path / f"alpha={alpha}"
+        results.finalize_run(folder, {"alpha": alpha}, _metrics(gap), {"ok": True})
+        runs.append({"folder": folder.name, "params": {"alpha": alpha}, "status": "complete"})
+    (tmp_path / "alpha=0.7").mkdir()  # a killed run: no summary.json, left out
+    runs.append({"folder": "alpha=0.7", "params": {"alpha": 0.7}, "status": "pending"})
+    (tmp_path / "batch.json").write_text(json.dumps({"runs": runs}))
+    metrics = sweeps.collect(tmp_path / "batch.json")
+    assert sorted(metrics["alpha"].unique()) == [0.5, 1.0]
+    table = sweeps.gap_table(metrics, "alpha").set_index("alpha")
+    assert table.loc[0.5, "mean"] == pytest.approx(0.0) and table.loc[1.0, "mean"] == pytest.approx(0.05)
+    assert (table["n_seeds"] == 3).all() and set(table["gap"]) == {"qa"}  # no entity subsets in these frames
+
+
+def test_validate_fails_before_any_run():
+    with pytest.raises(ValueError, match="`alpha`"):
+        sweeps.validate({"n_people": 200}, "alpha", [0.5, 1.5])
+    with pytest.raises(ValueError, match="at least one"):
+        sweeps.validate({}, "alpha", [])
