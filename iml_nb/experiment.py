@@ -242,6 +242,8 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
         model.load_state_dict(after_shared)
         x2_sets = {f"{n}@{s2}": v for n, v in draw.eval_sets.items() if _depends_on_stage2(n)}
         x2_sets.update({f"{n}@{s2}": v for n, v in stage0_sample.items()})  # after Stage 2 this depends on the Stage-2 run
+        if not shared:  # one-stage runs learn the X1 sets in this same stage, under each Stage-2 draw
+            x2_sets.update({f"{n}@{s2}": v for n, v in draw.eval_sets.items() if not _depends_on_stage2(n)})
         for sub in ("d1consis", "d2consis", "d3consis"):  # are the new definitions themselves learned, and how fast per tag?
             x2_sets[f"train_defs_{sub}@{s2}"] = tuple(ex for ex in draw.train[stages[-1]] if ex.subset == sub and ex.kind == "definition")
         phase(last, draw.train[stages[-1]], EvalSuite(x2_sets), derived_seed(seed, s2, last), s2)

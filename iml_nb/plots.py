@@ -193,15 +193,26 @@ def save_chart(chart: alt.TopLevelMixin, path: str | os.PathLike, scale_factor: 
     return atomic_write_bytes(path, data if binary else data.encode("utf-8"))
 
 
-def gap_vs(table: pd.DataFrame, axis: str, title: str | None = None) -> alt.LayerChart:
-    """Fig. 4-like: the IML gap (mean and t-CI across Stage-1 seeds) at every value of a swept parameter, one colour per gap."""
-    numeric = pd.api.types.is_numeric_dtype(table[axis])
-    x = alt.X(f"{axis}:{'Q' if numeric else 'N'}", title=axis, scale=alt.Scale(zero=False, padding=20) if numeric else alt.Undefined)
-    base = alt.Chart(table).encode(x=x, color=alt.Color("gap:N", title="IML gap (d1consis − d2consis)"),
+def gap_vs(table: pd.DataFrame, axis: str, title: str | None = None, order: list | None = None,
+           log_x: bool = False) -> alt.LayerChart:
+    """Fig. 4-like: the IML gap (mean and t-CI across Stage-1 seeds) at every value of a swept parameter, one colour per gap.
+
+    Numeric axes get a line (log scale with `log_x`, e.g. batch size); categorical ones (word orders, model names) points in `order`.
+    """
+    numeric = pd.api.types.is_numeric_dtype(table[axis]) and order is None
+    if numeric:
+        scale = alt.Scale(type="log", base=2) if log_x else alt.Scale(zero=False, padding=20)
+        x = alt.X(f"{axis}:Q", title=axis, scale=scale)
+    else:
+        x = alt.X(f"{axis}:N", title=axis, sort=[str(v) for v in order] if order else "ascending")
+        table = table.assign(**{axis: table[axis].astype(str)})
+    offset = {} if numeric else {"xOffset": alt.XOffset("gap:N")}
+    base = alt.Chart(table).encode(x=x, color=alt.Color("gap:N", title="IML gap (d1consis − d2consis)"), **offset,
                                    tooltip=[f"{axis}", "gap:N", alt.Tooltip("mean:Q", format=".3f"), alt.Tooltip("ci_low:Q", format=".3f"),
                                             alt.Tooltip("ci_high:Q", format=".3f"), "n_seeds:Q"])
-    y_title = "EM(d1consis) − EM(d2consis) after Stage 2"
+    y_title = "EM(d1consis) − EM(d2consis), end of training"
     zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(strokeDash=[4, 4], color="black").encode(y="y:Q")
     bars = base.mark_errorbar(ticks={"size": 6}).encode(y=alt.Y("ci_low:Q", title=y_title), y2="ci_high:Q")
-    line = base.mark_line(point=True).encode(y=alt.Y("mean:Q", title=y_title))
-    return alt.layer(zero, bars, line).properties(title=title or f"IML gap vs {axis}", width=420, height=280)
+    mean = base.mark_line(point=True) if numeric else base.mark_point(filled=True, size=60)
+    return alt.layer(zero, bars, mean.encode(y=alt.Y("mean:Q", title=y_title))).properties(
+        title=title or f"IML gap vs {axis}", width=420, height=280)

@@ -29,7 +29,7 @@ def collect(batch_json: str | os.PathLike) -> pd.DataFrame:
 
 
 def gap_table(metrics: pd.DataFrame, axis: str, metric: str = "em") -> pd.DataFrame:
-    """Per grid value: the IML gaps (QA and entity) with their CIs across Stage-1 seeds, and the two EMs behind the QA gap."""
+    """Per grid value: the IML gaps (QA and entity) with their CIs across Stage-1 seeds, a verdict, and the two EMs behind each gap."""
     rows = []
     for value, frame in metrics.groupby(axis, sort=True):
         frame = frame.drop(columns=[axis])
@@ -38,8 +38,16 @@ def gap_table(metrics: pd.DataFrame, axis: str, metric: str = "em") -> pd.DataFr
                 g = stats.gap(frame, a, b, metric)
                 diffs = stats.paired_differences(frame, a, b, metric)
                 rows.append({axis: value, "gap": kind, "mean": g["mean"], "ci_low": g["ci_low"], "ci_high": g["ci_high"],
-                             "n_seeds": g["n_seeds"], f"{a}": diffs[a].mean(), f"{b}": diffs[b].mean()})
+                             "n_seeds": g["n_seeds"], "verdict": verdict(g["ci_low"], g["ci_high"]),
+                             "em_reliable": diffs[a].mean(), "em_unreliable": diffs[b].mean()})
     return pd.DataFrame(rows)
+
+
+def verdict(ci_low: float, ci_high: float) -> str:
+    """What a 95% CI says about a gap: 'IML' (above zero), 'reversed' (below) or 'n.s.' (contains zero, or undefined)."""
+    if ci_low is None or ci_high is None or pd.isna(ci_low) or pd.isna(ci_high):
+        return "n.s."
+    return "IML" if ci_low > 0 else "reversed" if ci_high < 0 else "n.s."
 
 
 def validate(fixed: dict, axis: str, values: list) -> None:

@@ -39,3 +39,9 @@ def test_validate_fails_before_any_run():
         sweeps.validate({"n_people": 200}, "alpha", [0.5, 1.5])
     with pytest.raises(ValueError, match="at least one"):
         sweeps.validate({}, "alpha", [])
+
+
+def test_verdict_reads_the_ci():
+    assert sweeps.verdict(0.01, 0.2) == "IML"
+    assert sweeps.verdict(-0.2, -0.01) == "reversed"
+    assert sweeps.verdict(-0.1, 0.1) == "n.s." and sweeps.verdict(float("nan"), float("nan")) == "n.s."
