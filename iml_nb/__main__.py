@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--out", default="outputs", help="root of the batch folder (default: %(default)s)")
     batch.add_argument("--name", default=None, help="batch folder name (default: <notebook stem>__<axis>-<axis>)")
     batch.set_defaults(handler=_batch)
+
+    report = commands.add_parser("report", help="rebuild outputs/report.md and .html: every claim of the paper we test, "
+                                                "paper vs ours, from the newest complete run of each notebook")
+    report.add_argument("--outputs", default="outputs", help="root of the run folders (default: %(default)s)")
+    report.set_defaults(handler=_report)
     return parser
 
 
@@ -87,6 +92,16 @@ def _batch(args: argparse.Namespace) -> int:
     if len(failed):
         print(f"error: {len(failed)} of {len(table)} runs failed: {', '.join(failed.run)}", file=sys.stderr)
     return 1 if len(failed) else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from iml_nb.report import write
+
+    md, html, table = write(args.outputs)
+    print(table[["notebook", "ours (95% CI)", "verdict"]].to_string(index=False))
+    print(md)
+    print(html)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,194 @@
+"""`python -m iml_nb report`: every claim of the paper the package tests, paper value vs ours, rebuilt from outputs/ (issue 3)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from .env import project_path
+from .results import atomic_write_text, is_complete
+
+RUNNER_ONLY = ("output_dir",)
+
+
+@dataclass(frozen=True)
+class Claim:
+    notebook: str  # the notebook whose run folders hold the evidence
+    claim: str
+    paper: str  # the paper's value (shared/paper.md), in words where its numbers were not retrievable
+    judge: Callable[[dict], tuple[str, str]]  # summary.json -> (our value, verdict: agrees / disagrees / inconclusive)
+
+
+def _ci(g: dict | None) -> str:
+    if not g or g.get("mean") is None:
+        return "n/a"
+    low, high = g.get("ci_low"), g.get("ci_high")
+    ci = f" [{low:+.3f}, {high:+.3f}]" if low is not None and high is not None else ""
+    return f"{g['mean']:+.3f}{ci}"
+
+
+def _positive(g: dict | None) -> str:
+    """A gap predicted to be > 0: agrees if its 95% CI is above zero, disagrees if below, else inconclusive."""
+    if not g or g.get("ci_low") is None:
+        return "inconclusive"
+    return "agrees" if g["ci_low"] > 0 else "disagrees" if g["ci_high"] < 0 else "inconclusive"
+
+
+def _gap_claim(key: str) -> Callable[[dict], tuple[str, str]]:
+    return lambda s: (_ci(s.get(key)), _positive(s.get(key)))
+
+
+def _qa_points(summary: dict) -> list[dict]:
+    return [g for g in summary.get("gaps", []) if g["gap"] == "qa"]
+
+
+def _series(summary: dict) -> str:
+    axis = summary["axis"]
+    return "; ".join(f"{g[axis]}: {_ci(g)}" for g in _qa_points(summary))
+
+
+def _alpha_half(summary: dict) -> tuple[str, str]:
+    half = [g for g in _qa_points(summary) if g["alpha"] == 0.5]
+    if not half:
+        return "alpha = 0.5 not run", "inconclusive"
+    g = half[0]
+    return f"QA gap at 0.5: {_ci(g)}", "agrees" if g["ci_low"] <= 0 <= g["ci_high"] else "disagrees"
+
+
+def _trend(direction: int) -> Callable[[dict], tuple[str, str]]:
+    """The gap's mean moves monotonically along the axis (direction +1: grows, -1: shrinks) and its far end shows IML.
+
+    Numeric axes are sorted; categorical ones (model names) keep the sweep's order (`values` in summary.json, smallest first).
+    """
+    def judge(summary: dict) -> tuple[str, str]:
+        points = _qa_points(summary)
+        axis = summary["axis"]
+        if len(points) < 2:
+            return _series(summary) or "fewer than 2 points", "inconclusive"
+        given = [g[axis] for g in points]
+        numeric = all(isinstance(v, (int, float)) for v in given)
+        values = sorted(given) if numeric else [v for v in summary.get("values", given) if v in given]
+        by_value = {g[axis]: g for g in points}
+        means = [by_value[v]["mean"] for v in values if v in by_value]
+        steps = [direction * (b - a) for a, b in zip(means, means[1:])]
+        end = by_value[values[-1] if direction > 0 else values[0]]
+        if all(s > 0 for s in steps) and end["ci_low"] > 0:
+            verdict = "agrees"
+        elif all(s < 0 for s in steps):
+            verdict = "disagrees"
+        else:
+            verdict = "inconclusive"
+        return _series(summary), verdict
+    return judge
+
+
+def _entity_last(summary: dict) -> tuple[str, str]:
+    points = {g["word_order"]: g for g in _qa_points(summary)}
+    iml = sorted(o for o, g in points.items() if g["ci_low"] > 0)
+    expected = sorted(o for o in points if o.endswith("e"))
+    value = f"IML (CI > 0) in {iml or 'none'} of {sorted(points)}: " + _series(summary)
+    if iml == expected and expected:
+        return value, "agrees"
+    return value, "disagrees" if set(iml) - set(expected) else "inconclusive"
+
+
+CLAIMS = (
+    Claim("01_main_two_stage", "Stage 1: consistent Define-dot definitions help QA more than inconsistent Define-bar ones "
+          "(qd1consis − qd2incons, end of Stage 1)", "≈0.51 vs ≈0.45 (Pythia-2.8B, Fig. 3a)", _gap_claim("stage1_gap_qa")),
+    Claim("01_main_two_stage", "IML on QA: new Define-dot definitions internalized more than Define-bar ones (d1consis − d2consis, "
+          "end of Stage 2)", "≈0.31 vs ≈0.28: gap ≈ +0.03 (Fig. 3a)", _gap_claim("iml_gap_qa")),
+    Claim("01_main_two_stage", "IML on entity association (\"What is the name of xyz?\", d1consis − d2consis)",
+          "≈0.18 vs ≈0.07: gap ≈ +0.11 (Fig. 3b)", _gap_claim("iml_gap_entity")),
+    Claim("02_alpha_sweep", "No IML when the tag does not predict consistency (α = 0.5)", "no IML at α = 0.5 (Fig. 4a; numbers not "
+          "retrievable)", _alpha_half),
+    Claim("02_alpha_sweep", "The IML gap grows with α", "grows with α (Fig. 4a)", _trend(+1)),
+    Claim("03_word_order", "IML only when the entity comes last in the definition (tve, vte)",
+          "order matters \"significantly\" (§6.2); per-order numbers not retrievable", _entity_last),
+    Claim("07_batch_size", "Smaller batch sizes give more IML (one-stage training)", "more IML at smaller batches (abstract, §6.1)",
+          _trend(-1)),
+    Claim("08_model_size", "Larger models show more IML", "more IML in larger models (abstract, §6.3)",
+          _trend(+1)),
+)
+
+
+def latest_complete_run(notebook: str, outputs: Path) -> Path | None:
+    """The newest complete run folder of a notebook (run ids sort by time)."""
+    runs = sorted(p for p in (outputs / notebook).glob("*") if p.is_dir() and is_complete(p))
+    return runs[-1] if runs else None
+
+
+def command_of(run_dir: Path, notebook: str) -> str:
+    """The `python -m iml_nb run` command that reproduces a run, from the parameters papermill recorded in its notebook."""
+    executed = run_dir / f"{notebook}.ipynb"
+    params = {}
+    if executed.is_file():
+        params = json.loads(executed.read_text()).get("metadata", {}).get("papermill", {}).get("parameters", {})
+    parts = ["python", "-m", "iml_nb", "run", notebook]
+    for name, value in params.items():
+        if name not in RUNNER_ONLY:
+            parts += ["-p", name, json.dumps(value) if not isinstance(value, str) else value]
+    return shlex.join(parts)
+
+
+def scale_of(run_dir: Path) -> tuple[str, str]:
+    """(seeds, scale) in words, from config.json: a run of 01 holds a full config, a sweep its fixed parameters."""
+    config = json.loads((run_dir / "config.json").read_text())
+    if "data" in config:  # 01_main_two_stage
+        d, m, t, r = config["data"], config["model"], config["train"], config["run"]
+        epochs = "+".join(str(e) for e in [t["stage0_epochs"], *t["stage_epochs"]])
+        return f"{r['n_seeds']} × {r['n_seeds_stage2']}", f"{m['name']}, {d['n_people']} people, epochs {epochs}, bs {t['batch_size']}"
+    fixed = config.get("fixed", {})
+    seeds = str(fixed.get("n_seeds", "?"))
+    shown = {k: v for k, v in fixed.items() if k not in ("n_seeds", "n_jobs")}
+    return seeds, ", ".join(f"{k} {v}" for k, v in shown.items())
+
+
+def build(outputs: str | os.PathLike = "outputs") -> pd.DataFrame:
+    """One row per claim: claim, paper, ours, verdict, seeds, scale, run folder, command; 'not run' where outputs/ has nothing."""
+    outputs = project_path(outputs)
+    rows = []
+    for c in CLAIMS:
+        run = latest_complete_run(c.notebook, outputs)
+        row = {"claim": c.claim, "paper": c.paper, "notebook": c.notebook}
+        if run is None:
+            rows.append({**row, "ours (95% CI)": "not run", "verdict": "not run", "seeds": "", "scale": "", "run": "",
+                         "command": f"python -m iml_nb run {c.notebook}"})
+            continue
+        ours, verdict = c.judge(json.loads((run / "summary.json").read_text()))
+        seeds, scale = scale_of(run)
+        rows.append({**row, "ours (95% CI)": ours, "verdict": verdict, "seeds": seeds, "scale": scale,
+                     "run": str(run.relative_to(outputs.parent)), "command": command_of(run, c.notebook)})
+    return pd.DataFrame(rows)
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    head = ("# Paper vs ours\n\nRebuilt by `python -m iml_nb report` from the newest complete run folder of each notebook in "
+            "`outputs/`. Verdicts read the 95% CI across Stage-1 seeds (agrees: the predicted sign, CI excluding zero; "
+            "inconclusive: CI containing zero or a non-monotone trend). CPU scale: see each row's scale and README.\n\n")
+    cols = ["claim", "paper", "ours (95% CI)", "verdict", "seeds", "scale", "command"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in table.iterrows():
+        cells = [str(r[c]).replace("|", "\\|") for c in cols]
+        cells[-1] = f"`{cells[-1]}`"
+        lines.append("| " + " | ".join(cells) + " |")
+    return head + "\n".join(lines) + "\n"
+
+
+def write(outputs: str | os.PathLike = "outputs") -> tuple[Path, Path, pd.DataFrame]:
+    """Write outputs/report.md and outputs/report.html (self-contained, no network) and return them with the table."""
+    table = build(outputs)
+    root = project_path(outputs)
+    md = atomic_write_text(root / "report.md", _markdown(table))
+    html_table = table.drop(columns=["notebook"]).to_html(index=False, escape=True, border=0)
+    html = ("<!doctype html><meta charset='utf-8'><title>iml-notebooks: paper vs ours</title>"
+            "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 8px;vertical-align:top;border-bottom:1px solid #ddd}"
+            "code,td:last-child{font-family:monospace;font-size:85%}</style><h1>Paper vs ours</h1>"
+            "<p>Rebuilt by <code>python -m iml_nb report</code> from the newest complete run of each notebook in outputs/.</p>"
+            + html_table)
+    return md, atomic_write_text(root / "report.html", html), table

@@ -1,0 +1,48 @@
+"""The paper-vs-ours report: rebuilt from run folders, verdicts read from CIs, 'not run' where outputs/ has nothing."""
+
+import json
+
+import pandas as pd
+
+from iml_nb import report, results
+from iml_nb.config import build_config
+from iml_nb.stats import METRIC_COLUMNS
+
+EMPTY = pd.DataFrame(columns=METRIC_COLUMNS)
+
+
+def _gap(mean, half=0.02):
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n_seeds": 4}
+
+
+def _sweep(root, stem, axis, points, values=None):
+    gaps = [{axis: v, "gap": "qa", **_gap(m)} for v, m in points]
+    folder = root / stem / "20260101-000000-abcd"
+    summary = {"axis": axis, "values": values or [v for v, _ in points], "gaps": gaps}
+    results.finalize_run(folder, {"fixed": {"n_seeds": 4, "n_people": 1000, "n_jobs": 2}}, EMPTY, summary)
+    return folder
+
+
+def test_report_reads_runs_and_judges_claims(tmp_path):
+    main = tmp_path / "01_main_two_stage" / "20260101-000000-abcd"
+    summary = {"iml_gap_qa": _gap(0.07), "iml_gap_entity": _gap(0.01, 0.05), "stage1_gap_qa": _gap(-0.05)}
+    results.finalize_run(main, build_config().to_dict(), EMPTY, summary)
+    nb = {"cells": [], "metadata": {"papermill": {"parameters": {"n_seeds": 2, "model": "pythia-tiny", "output_dir": "x"}}}}
+    (main / "01_main_two_stage.ipynb").write_text(json.dumps(nb))
+    (tmp_path / "01_main_two_stage" / "20270101-000000-ffff").mkdir()  # newer but killed: not complete, ignored
+    _sweep(tmp_path, "02_alpha_sweep", "alpha", [(0.75, 0.03), (0.5, 0.0), (1.0, 0.07)])  # unsorted on purpose
+    _sweep(tmp_path, "07_batch_size", "batch_size", [(16, 0.01), (64, 0.05)])  # grows with batch size: the paper says shrinks
+    _sweep(tmp_path, "08_model_size", "model", [("pythia-base", 0.08), ("pythia-small", 0.05), ("pythia-tiny", 0.02)],
+           values=["pythia-tiny", "pythia-small", "pythia-base"])
+    table = report.build(tmp_path).set_index("claim")
+    verdicts = [table.loc[c.claim, "verdict"] for c in report.CLAIMS]
+    assert verdicts == ["disagrees", "agrees", "inconclusive", "agrees", "agrees", "not run", "disagrees", "agrees"]
+    row = table.loc[report.CLAIMS[1].claim]
+    assert row["ours (95% CI)"] == "+0.070 [+0.050, +0.090]" and row["seeds"] == "6 × 1"
+    assert row["command"] == "python -m iml_nb run 01_main_two_stage -p n_seeds 2 -p model pythia-tiny"
+
+
+def test_report_writes_markdown_and_html(tmp_path):
+    md, html, table = report.write(tmp_path)
+    assert (table["verdict"] == "not run").all()
+    assert md.read_text().count("\n| ") == len(report.CLAIMS) + 1 and "<table" in html.read_text()
