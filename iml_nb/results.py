@@ -23,7 +23,6 @@ from .env import PROJECT_ROOT, project_path
 
 from iml_nb.stats import METRIC_COLUMNS
 
-REPO_ROOT = PROJECT_ROOT
 COMPLETE_MARKER = "summary.json"  # written last by finalize_run: a run folder is complete iff it exists
 _DTYPES = {"seed": "Int64", "seed_stage2": "Int64", "stage": "int64", "epoch": "int64",
            "subset": str, "metric": str, "value": "float64"}
@@ -115,7 +114,7 @@ def _package_version(name: str) -> str | None:
 
 def _git(*args: str) -> str | None:
     try:
-        done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        done = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import yaml
 
-from iml_nb.results import REPO_ROOT, is_complete, new_run_id
+from iml_nb.env import PROJECT_ROOT
+from iml_nb.results import is_complete, new_run_id
 
-NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 RUNNER_PARAMETERS = ("output_dir",)  # set by run_notebook itself, never by the caller
 
 # PyYAML follows YAML 1.1, which reads "1e-4" (no dot) as a string; learning rates are written that way.
@@ -97,7 +98,7 @@ def execute_into(notebook: Path, parameters: dict, run_dir: Path, progress_bar: 
     try:
         pm.execute_notebook(str(notebook), str(run_dir / notebook.name),
                             parameters={**parameters, "output_dir": str(run_dir)},
-                            kernel_name="python3", cwd=str(REPO_ROOT), progress_bar=progress_bar)
+                            kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=progress_bar)
     except pm.PapermillExecutionError as exc:
         raise NotebookRunError(
             f"{notebook.name} failed in cell {exc.exec_count} with {exc.ename}: {exc.evalue}\n"
