@@ -10,7 +10,8 @@ import types
 import pandas as pd
 import pytest
 
-from iml_nb import env, results
+from iml_nb import results
+from iml_nb.env import PROJECT_ROOT
 
 
 def metrics_frame():
@@ -105,7 +106,7 @@ def test_environment_record(monkeypatch):
     assert env["python"] == sys.version.split()[0]
     assert env["packages"]["pandas"] == pd.__version__
     assert {"torch", "transformers", "tokenizers", "altair", "papermill"} <= set(env["packages"])
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=env.PROJECT_ROOT, capture_output=True, text=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert env["git_commit"] == (head.stdout.strip() if head.returncode == 0 else None)
     assert env["git_dirty"] in (True, False, None)
     assert env["device"] is None and env["torch_threads"] is None  # this process never used torch
