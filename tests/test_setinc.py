@@ -1,0 +1,84 @@
+"""Set-inclusion data invariants (paper §7): labels match membership, definitions consistent or wrong as designed, no test leakage."""
+
+import pytest
+
+from iml_nb.config import ConfigError
+from iml_nb.setinc import SetIncConfig, X1, make_setinc_data, stage_examples, train_questions
+
+CFG = SetIncConfig(n_vars=200)
+
+
+def _numbers(ex):
+    return [int(n) for n in ex.prompt.split("%")[1].rstrip("=").split()]
+
+
+def _all_questions(data, cfg=CFG, seeds=(0, 1)):
+    qa = [ex for s in data.eval_sets.values() for ex in s]
+    qa += [ex for s in X1 for ex in data.train_qa[s]]
+    for seed in seeds:
+        qa += list(train_questions(data, SetIncConfig(n_vars=cfg.n_vars, resample=True), seed))
+    return qa
+
+
+def test_true_questions_contain_the_number_and_false_ones_do_not():
+    data = make_setinc_data(CFG, seed=0, seed_stage2=0)
+    qa = _all_questions(data)
+    assert qa and all((int(ex.entity) in _numbers(ex)) == (ex.answer == "true") for ex in qa)
+    assert all(len(_numbers(ex)) == CFG.n_nums == len(set(_numbers(ex))) for ex in qa)
+    for name, examples in data.eval_sets.items():
+        assert sum(ex.answer == "true" for ex in examples) * 2 == len(examples), name  # balanced
+
+
+def test_definitions_are_consistent_or_name_a_wrong_number():
+    data = make_setinc_data(CFG, seed=0, seed_stage2=0)
+    by_name = {v.name: v for v in data.variables}
+    for subset, defs in data.definitions.items():
+        for d in defs:
+            v = by_name[d.alias]
+            tag = d.prompt.split()[0]
+            if subset == "qd2incons":
+                assert tag == "define2" and int(d.answer) == v.x_false != v.x
+            else:
+                assert int(d.answer) == v.x and tag == {"qd1consis": "define1", "d1consis": "define1", "d2consis": "define2",
+                                                        "d3consis": "define3"}[subset]
+    assert len(data.definitions["qd1consis"]) == len(data.definitions["qd2incons"]) == 80
+    assert len(data.definitions["d1consis"]) == len(data.definitions["d2consis"]) == 20
+
+
+def test_no_test_question_is_ever_trained_on():
+    data = make_setinc_data(CFG, seed=0, seed_stage2=0)
+    test = {(ex.alias, frozenset(_numbers(ex))) for s in data.eval_sets.values() for ex in s}
+    for resample in (False, True):
+        cfg = SetIncConfig(n_vars=200, resample=resample)
+        for epoch in range(3):
+            train = stage_examples(data, cfg, "stage1", epoch)
+            assert not test & {(ex.alias, frozenset(_numbers(ex))) for ex in train if ex.kind == "qa"}
+    stage2 = stage_examples(data, CFG, "stage2", 0)
+    assert {ex.kind for ex in stage2} == {"definition"} and {ex.subset for ex in stage2} == {"d1consis", "d2consis"}
+
+
+def test_resampling_draws_new_questions_each_epoch_and_is_deterministic():
+    data = make_setinc_data(CFG, seed=0, seed_stage2=0)
+    a, b = train_questions(data, CFG, 1), train_questions(data, CFG, 2)
+    assert a != b and a == train_questions(data, CFG, 1)
+    assert train_questions(data, SetIncConfig(n_vars=200, resample=False), 1) == train_questions(
+        data, SetIncConfig(n_vars=200, resample=False), 2)
+
+
+def test_seeds_and_stage2_seeds():
+    a, b = make_setinc_data(CFG, 0, 0), make_setinc_data(CFG, 0, 0)
+    assert a == b
+    c = make_setinc_data(CFG, 0, 1)  # Stage-2 seed: same variables and X1, another d1/d2 assignment
+    assert {v.name for v in a.variables} == {v.name for v in c.variables}
+    assert a.definitions["qd1consis"] == c.definitions["qd1consis"] and a.definitions["d1consis"] != c.definitions["d1consis"]
+    assert make_setinc_data(CFG, 1, 0).variables != a.variables
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(n_nums=8, max_x=8), "max_x"), (dict(n_train_qs=5), "n_train_qs"), (dict(n_vars=5), "n_vars"),
+    (dict(fractions=(("qd1consis", 0.5), ("d1consis", 0.1))), "frac_"), (dict(fractions=(("qd9", 1.0),)), "fractions"),
+    (dict(var_len=1, n_vars=100), "var_len"), (dict(resample="yes"), "resample"),
+])
+def test_bad_parameters_are_named(kwargs, name):
+    with pytest.raises(ConfigError, match=f"`{name}"):
+        SetIncConfig(**kwargs)
