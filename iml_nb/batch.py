@@ -6,10 +6,8 @@ import concurrent.futures as cf
 import itertools
 import json
 import multiprocessing as mp
-import multiprocessing.connection
 import os
 import re
-import threading
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import yaml
 from tqdm import tqdm
 
 from iml_nb import runner
+from iml_nb.env import exit_with_parent
 from iml_nb.results import atomic_write_json, is_complete, new_run_id, to_jsonable
 
 BATCH_FILE_KEYS = ("notebook", "grid", "seeds", "fixed")
@@ -87,12 +86,6 @@ def plan_runs(axes: dict[str, list]) -> list[tuple[str, dict]]:
     if clashes:
         raise ValueError(f"grid points share a run folder name {clashes}: repeated values, or values equal once sanitised")
     return list(zip(names, runs))
-
-
-def _exit_with_parent() -> None:
-    """Worker initializer: a batch killed outright would otherwise leave idle workers waiting forever, and runs going on."""
-    sentinel = mp.parent_process().sentinel  # readable once the batch process is gone
-    threading.Thread(target=lambda: mp.connection.wait([sentinel]) and os._exit(1), daemon=True).start()
 
 
 def _execute(notebook: Path, params: dict, run_dir: Path, threads: int, environ: dict) -> dict:
@@ -182,7 +175,7 @@ def run_batch(notebook: str | os.PathLike, grid: dict[str, list], seeds: int | N
     # imported papermill once hands each worker out in milliseconds instead of a 3-4 s fresh import per worker.
     context = mp.get_context("forkserver")
     context.set_forkserver_preload(["iml_nb.batch", "papermill"])
-    with cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=_exit_with_parent) as pool:
+    with cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=exit_with_parent) as pool:
         def submit(records) -> dict:
             return {pool.submit(_execute, notebook, {**fixed, **r["params"]}, batch_dir / r["folder"], threads,
                                 dict(os.environ)): r for r in records}

@@ -27,7 +27,7 @@ from .encode import encode
 from .evaluate import EvalSuite
 from .people import QUESTION_TYPES, Person, load_cvdb, synthetic_people
 from .stats import METRIC_COLUMNS
-from .env import project_path, quiet_transformers
+from .env import exit_with_parent, project_path, quiet_transformers
 from .train import train_stage
 from .vocab import build_word_tokenizer
 
@@ -254,12 +254,18 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
     return SeedResult(seed, rows, examples)
 
 
-def _worker_init(threads: int) -> None:
+_progress = None  # in a seed worker: the queue its progress messages go to (set by _worker_init)
+
+
+def _worker_init(threads: int, progress) -> None:
+    global _progress
     torch.set_num_threads(threads)
+    exit_with_parent()  # a killed kernel or batch takes its seed workers with it
+    _progress = progress
 
 
-def _run_seed_in_worker(cfg: ExperimentConfig, seed: int, stage0_dir: str, q) -> SeedResult:
-    return run_seed(cfg, seed, stage0_dir, report=q.put)
+def _run_seed_in_worker(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> SeedResult:
+    return run_seed(cfg, seed, stage0_dir, report=_progress.put)
 
 
 def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -281,10 +287,9 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> tuple[pd.Dat
         # One thread per process: two 1-thread jobs beat one 2-thread job ~2x on these tiny models (cpu-feasibility §0).
         threads = max(1, (os.cpu_count() or 1) // jobs)
         ctx = mp.get_context("spawn")
-        with ctx.Manager() as manager, cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
-                                                              initargs=(threads,)) as pool:
-            q = manager.Queue()
-            futures = [pool.submit(_run_seed_in_worker, cfg, s, str(stage0_dir), q) for s in seeds]
+        q = ctx.Queue()  # handed to the workers when they start (no Manager process, which a killed parent would leak)
+        with cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads, q)) as pool:
+            futures = [pool.submit(_run_seed_in_worker, cfg, s, str(stage0_dir)) for s in seeds]
             pending = set(futures)
             while pending:
                 try:
@@ -294,9 +299,12 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> tuple[pd.Dat
                 except queue_mod.Empty:
                     pass
                 pending = {f for f in pending if not f.done()}
-            while not q.empty():
-                q.get()
-                bar.update()
+            while True:  # messages still in the queue's pipe when the last seed finished
+                try:
+                    q.get(timeout=0.2)
+                    bar.update()
+                except queue_mod.Empty:
+                    break
             results = [f.result() for f in futures]
     bar.close()
     frame = pd.concat([stage0_rows, pd.DataFrame([r for res in results for r in res.rows], columns=METRIC_COLUMNS)],

@@ -1,0 +1,39 @@
+"""Seed workers die with their parent: a killed notebook kernel or batch leaves no process training on (issue 3: kill and resume)."""
+
+import subprocess
+import sys
+import time
+
+import psutil
+
+SCRIPT = """
+from iml_nb.config import build_config
+from iml_nb.experiment import run_experiment
+cfg = build_config(n_people=60, model="pythia-tiny", stage0_epochs=1, stage1_epochs=500, stage2_epochs=1, n_seeds=2, n_jobs=2,
+                   cache_dir={cache!r})
+run_experiment(cfg, progress=False)
+"""
+
+
+def _wait(predicate, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_killing_the_parent_stops_its_seed_workers(tmp_path):
+    parent = subprocess.Popen([sys.executable, "-c", SCRIPT.format(cache=str(tmp_path))])
+    proc = psutil.Process(parent.pid)
+    workers = lambda: [c for c in proc.children() if "spawn_main" in " ".join(c.cmdline())]  # noqa: E731
+    try:
+        assert _wait(lambda: len(workers()) == 2, 120), "two seed workers should start"
+        time.sleep(10)  # past their imports: training Stage 1 (500 epochs, far longer than this test)
+        children = proc.children(recursive=True)
+    finally:
+        parent.kill()  # SIGKILL: the parent cannot clean up, as with kill -9 or an out-of-memory kill
+        parent.wait()
+    gone, alive = psutil.wait_procs(children, timeout=60)
+    assert not alive, f"still running after the parent was killed: {[p.cmdline()[:4] for p in alive]}"
