@@ -16,7 +16,7 @@ import yaml
 from tqdm import tqdm
 
 from iml_nb import runner
-from iml_nb.env import exit_with_parent
+from iml_nb.parallel import exit_with_parent
 from iml_nb.results import atomic_write_json, is_complete, new_run_id, to_jsonable
 
 BATCH_FILE_KEYS = ("notebook", "grid", "seeds", "fixed")

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import multiprocessing.connection
 import os
-import threading
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -32,11 +29,3 @@ def project_path(path: str | os.PathLike) -> Path:
     p = Path(path)
     return p if p.is_absolute() else PROJECT_ROOT / p
 
-
-def exit_with_parent() -> None:
-    """Pool-worker initializer: exit as soon as the parent process is gone (killed outright, so it could not stop its pool).
-
-    Without it, the workers of a killed batch or notebook kernel go on training seeds nobody will collect.
-    """
-    sentinel = mp.parent_process().sentinel  # readable once the parent is gone
-    threading.Thread(target=lambda: mp.connection.wait([sentinel]) and os._exit(1), daemon=True).start()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
+import functools
 import hashlib
 import json
-import multiprocessing as mp
 import os
-import queue as queue_mod
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -27,7 +25,8 @@ from .encode import encode
 from .evaluate import EvalSuite
 from .people import QUESTION_TYPES, Person, load_cvdb, synthetic_people
 from .stats import METRIC_COLUMNS
-from .env import exit_with_parent, project_path, quiet_transformers
+from .env import project_path, quiet_transformers
+from .parallel import map_seeds
 from .train import train_stage
 from .vocab import build_word_tokenizer
 
@@ -254,20 +253,6 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
     return SeedResult(seed, rows, examples)
 
 
-_progress = None  # in a seed worker: the queue its progress messages go to (set by _worker_init)
-
-
-def _worker_init(threads: int, progress) -> None:
-    global _progress
-    torch.set_num_threads(threads)
-    exit_with_parent()  # a killed kernel or batch takes its seed workers with it
-    _progress = progress
-
-
-def _run_seed_in_worker(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> SeedResult:
-    return run_seed(cfg, seed, stage0_dir, report=_progress.put)
-
-
 def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stage 0 once, then every seed (in `n_jobs` processes). Returns (metrics, example predictions)."""
     people = load_people(cfg)
@@ -275,37 +260,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> tuple[pd.Dat
     seeds = [cfg.run.seed + i for i in range(cfg.run.n_seeds)]
     n_epochs = len(seeds) * (sum(cfg.train.stage_epochs[:-1]) + cfg.run.n_seeds_stage2 * cfg.train.stage_epochs[-1])
     bar = tqdm(total=n_epochs, desc=f"Stages 1-{len(cfg.stages)} ({len(seeds)} seeds)", disable=not progress)
-    results: list[SeedResult] = []
-    jobs = min(cfg.run.n_jobs, len(seeds))
-    if jobs == 1:
-        def tick(msg: str) -> None:
-            bar.set_postfix_str(msg)
-            bar.update()
-
-        results = [run_seed(cfg, s, str(stage0_dir), tick) for s in seeds]
-    else:
-        # One thread per process: two 1-thread jobs beat one 2-thread job ~2x on these tiny models (cpu-feasibility §0).
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        ctx = mp.get_context("spawn")
-        q = ctx.Queue()  # handed to the workers when they start (no Manager process, which a killed parent would leak)
-        with cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads, q)) as pool:
-            futures = [pool.submit(_run_seed_in_worker, cfg, s, str(stage0_dir)) for s in seeds]
-            pending = set(futures)
-            while pending:
-                try:
-                    msg = q.get(timeout=0.5)
-                    bar.set_postfix_str(msg)
-                    bar.update()
-                except queue_mod.Empty:
-                    pass
-                pending = {f for f in pending if not f.done()}
-            while True:  # messages still in the queue's pipe when the last seed finished
-                try:
-                    q.get(timeout=0.2)
-                    bar.update()
-                except queue_mod.Empty:
-                    break
-            results = [f.result() for f in futures]
+    results = map_seeds(functools.partial(run_seed, cfg, stage0_dir=str(stage0_dir)), seeds, cfg.run.n_jobs, bar)
     bar.close()
     frame = pd.concat([stage0_rows, pd.DataFrame([r for res in results for r in res.rows], columns=METRIC_COLUMNS)],
                       ignore_index=True)

@@ -5,6 +5,7 @@ import sys
 import time
 
 import psutil
+import torch
 
 SCRIPT = """
 from iml_nb.config import build_config
@@ -37,3 +38,19 @@ def test_killing_the_parent_stops_its_seed_workers(tmp_path):
         parent.wait()
     gone, alive = psutil.wait_procs(children, timeout=60)
     assert not alive, f"still running after the parent was killed: {[p.cmdline()[:4] for p in alive]}"
+
+
+def test_seeds_in_two_processes_equal_seeds_in_one(tmp_path):
+    from iml_nb.config import build_config
+    from iml_nb.experiment import run_experiment
+
+    common = dict(n_people=60, model="pythia-tiny", stage0_epochs=1, stage1_epochs=1, stage2_epochs=1, n_seeds=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in each worker (Stage 0 runs here): float sums in other thread counts may round differently
+    try:
+        one, _ = run_experiment(build_config(**common, n_jobs=1, cache_dir=str(tmp_path / "a")), progress=False)
+        two, _ = run_experiment(build_config(**common, n_jobs=2, cache_dir=str(tmp_path / "b")), progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    cols = ["seed", "seed_stage2", "stage", "epoch", "subset", "metric"]
+    assert one.sort_values(cols).reset_index(drop=True).equals(two.sort_values(cols).reset_index(drop=True))
