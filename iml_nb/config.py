@@ -250,14 +250,16 @@ def build_config(**params: Any) -> ExperimentConfig:
     for i in range(n_stages + 1, 4):
         params.pop(f"stage{i}_epochs", None)
 
-    def take(cls: type, rename: dict[str, str] | None = None, **extra: Any) -> Any:
-        rename = rename or {}
-        names = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {rename.get(k, k): params[k] for k in list(params) if rename.get(k, k) in names}
-        return cls(**kwargs, **extra)
-
-    data = take(DataConfig, fractions=tuple(fractions.items()))
-    model = take(ModelConfig, rename={"model": "name"})
-    train = take(TrainConfig, stage_epochs=stage_epochs)
-    run = take(RunConfig)
+    data = take(DataConfig, params, fractions=tuple(fractions.items()))
+    model = take(ModelConfig, params, rename={"model": "name"})
+    train = take(TrainConfig, params, stage_epochs=stage_epochs)
+    run = take(RunConfig, params)
     return ExperimentConfig(data=data, model=model, train=train, run=run)
+
+
+def take(cls: type, params: dict[str, Any], rename: dict[str, str] | None = None, **extra: Any) -> Any:
+    """Build one frozen config class from the flat parameters that name its fields (`rename`: flat name -> field name)."""
+    rename = rename or {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {rename.get(k, k): params[k] for k in list(params) if rename.get(k, k) in names}
+    return cls(**kwargs, **extra)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import string
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
-from .config import _check, _positive_int
+from .config import ConfigError, ModelConfig, RunConfig, TrainConfig, _check, _positive_int, take
 from .define import Example, _split
 
 TAGS = ("define1", "define2", "define3")  # fixed tokens, as in the reference (not random strings)
@@ -156,3 +157,51 @@ def stage_examples(data: SetIncData, cfg: SetIncConfig, stage: str, epoch_seed: 
     if stage == "stage2":
         return tuple(d for s in X2 for d in data.definitions[s])
     raise ValueError(f"unknown set-inclusion stage {stage!r}; known: stage1, stage2")
+
+
+@dataclass(frozen=True)
+class SetIncExperimentConfig:
+    """The set-inclusion experiment: its own data, and the main experiment's model, training and run settings."""
+
+    data: SetIncConfig = field(default_factory=SetIncConfig)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(tie_embeddings=False))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(stage0_epochs=0, stage_epochs=(100, 20), lr=2e-3))
+    run: RunConfig = field(default_factory=lambda: RunConfig(n_seeds=2))
+
+    def __post_init__(self) -> None:
+        _check(len(self.train.stage_epochs) == 2, "stage_epochs", "set inclusion has two stages")
+        _check(self.model.from_scratch, "model", "set inclusion trains from scratch (its vocabulary is numbers and 3-letter "
+                                                 "variables); give a named size")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# Flat parameter names of the set-inclusion notebook; defaults follow cpu-feasibility experiment A (e9), not the main experiment.
+_DATA_NAMES = tuple(f.name for f in dataclasses.fields(SetIncConfig) if f.name != "fractions")
+_MODEL_NAMES = ("model", "tie_embeddings")
+_TRAIN_NAMES = ("stage1_epochs", "stage2_epochs", "batch_size", "lr", "optimizer", "schedule", "warmup_steps", "weight_decay",
+                "grad_clip", "loss_on")
+_RUN_NAMES = ("seed", "n_seeds", "n_seeds_stage2", "n_jobs", "eval_batch_size", "output_dir", "cache_dir")
+SETINC_DEFAULTS = {"model": "pythia-tiny", "tie_embeddings": False, "stage1_epochs": 100, "stage2_epochs": 20, "lr": 2e-3,
+                   "n_seeds": 2}
+
+
+def setinc_parameter_names() -> set[str]:
+    return set(_DATA_NAMES + _MODEL_NAMES + _TRAIN_NAMES + _RUN_NAMES) | {f"frac_{n}" for n in SUBSETS}
+
+
+def build_setinc_config(**params: Any) -> SetIncExperimentConfig:
+    """The frozen config from the notebook's flat parameters; unknown or invalid names fail here, before any compute."""
+    unknown = sorted(set(params) - setinc_parameter_names())
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {unknown}; known parameters: {sorted(setinc_parameter_names())}")
+    params = {**SETINC_DEFAULTS, **params}
+    fractions = {**DEFAULT_FRACTIONS, **{n[len("frac_"):]: params.pop(n) for n in list(params) if n.startswith("frac_")}}
+    stage_epochs = (params.pop("stage1_epochs"), params.pop("stage2_epochs"))
+    return SetIncExperimentConfig(
+        data=take(SetIncConfig, params, fractions=tuple(fractions.items())),
+        model=take(ModelConfig, params, rename={"model": "name"}),
+        train=take(TrainConfig, params, stage0_epochs=0, stage_epochs=stage_epochs),
+        run=take(RunConfig, params),
+    )

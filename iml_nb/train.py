@@ -41,7 +41,7 @@ def batch_loss(model: torch.nn.Module, data: Encoded, idx: torch.Tensor) -> torc
 
 def train_stage(
     model: torch.nn.Module,
-    data: Encoded,
+    data: Encoded | Callable[[int], Encoded],
     cfg: TrainConfig,
     epochs: int,
     seed: int,
@@ -50,10 +50,14 @@ def train_stage(
 ) -> list[float]:
     """Train for `epochs` passes over `data` in batches reshuffled each epoch by a generator seeded with `seed`.
 
+    `data` may be a function epoch -> Encoded (examples redrawn every epoch, e.g. set-inclusion questions); every epoch must
+    then have the same number of examples.
+
     A fresh optimiser and schedule per stage, as in the reference (each stage is a new HF Trainer).
     Returns the mean training loss of each epoch; `on_epoch_end(epoch, loss)` runs evaluation.
     """
-    n = len(data)
+    first = data(1) if callable(data) else data
+    n = len(first)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     optimizer = make_optimizer(model, cfg)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps_per_epoch * epochs))
@@ -61,10 +65,13 @@ def train_stage(
     losses = []
     for epoch in range(1, epochs + 1):
         model.train()
+        batch_data = data(epoch) if callable(data) and epoch > 1 else first
+        if len(batch_data) != n:
+            raise ValueError(f"epoch {epoch} has {len(batch_data)} examples, epoch 1 had {n}")
         order = torch.randperm(n, generator=generator)
         total = 0.0
         for step in range(steps_per_epoch):
-            loss = batch_loss(model, data, order[step * cfg.batch_size:(step + 1) * cfg.batch_size])
+            loss = batch_loss(model, batch_data, order[step * cfg.batch_size:(step + 1) * cfg.batch_size])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:

@@ -82,3 +82,32 @@ def test_seeds_and_stage2_seeds():
 def test_bad_parameters_are_named(kwargs, name):
     with pytest.raises(ConfigError, match=f"`{name}"):
         SetIncConfig(**kwargs)
+
+
+def test_config_names_bad_parameters_before_compute():
+    from iml_nb.setinc import build_setinc_config
+
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        build_setinc_config(n_people=10)
+    with pytest.raises(ConfigError, match="`model`"):
+        build_setinc_config(model="EleutherAI/pythia-70m")
+    cfg = build_setinc_config(n_vars=100, stage1_epochs=3, frac_qd1consis=0.3, frac_qd2incons=0.5)
+    assert cfg.train.stage_epochs == (3, 20) and cfg.data.fraction["qd2incons"] == 0.5 and not cfg.model.tie_embeddings
+
+
+def test_experiment_learns_definitions_and_reports_the_gap(tmp_path):
+    from iml_nb import stats
+    from iml_nb.setinc import build_setinc_config
+    from iml_nb.setinc_experiment import run_experiment
+
+    cfg = build_setinc_config(n_vars=60, stage1_epochs=15, stage2_epochs=10, n_seeds=2, n_seeds_stage2=2, n_jobs=1,
+                              cache_dir=str(tmp_path))
+    metrics = run_experiment(cfg, progress=False)
+    em = metrics[metrics["metric"] == "em"]
+    last = em[(em["stage"] == 2) & (em["epoch"] == 10)]
+    defs = last[last["subset"].isin(["train_defs_d1consis", "train_defs_d2consis"])]["value"]
+    assert defs.mean() > 0.5  # Stage-2 definitions (a number out of 100) are learned: chance is 0.01
+    assert set(em["subset"]) >= {"qd1consis", "qd2incons", "d1consis", "d2consis", "train_defs_qd1consis"}
+    assert em["value"].between(0, 1).all() and sorted(last["seed_stage2"].unique()) == [0, 1]
+    summary = stats.summary(metrics)
+    assert summary["iml_gap_qa"]["n_seeds"] == 2 and summary["iml_gap_entity"] is None

@@ -1,0 +1,96 @@
+"""Runs the set-inclusion experiment from scratch with the main experiment's model, loop, evaluation and seeds (paper §7)."""
+
+from __future__ import annotations
+
+import functools
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import model as models
+from .encode import encode
+from .evaluate import EvalSuite
+from .experiment import derived_seed
+from .parallel import map_seeds
+from .setinc import TAGS, X1, X2, SetIncData, SetIncExperimentConfig, make_setinc_data, stage_examples
+from .stats import METRIC_COLUMNS
+from .train import train_stage
+from .vocab import build_word_tokenizer
+
+
+def tokenizer_for(cfg: SetIncExperimentConfig, data: SetIncData):
+    """Word-level: one token per variable, tag, number, `%`, `=`, `true` and `false` (the reference's vocabulary)."""
+    words = ["% = true false " + " ".join(str(n) for n in range(cfg.data.max_x))]
+    return build_word_tokenizer(words, data.atoms())
+
+
+def _rows(results: dict, seed: int, seed_stage2, stage: int, epoch: int, loss: float) -> list[dict]:
+    rows = [dict(seed=seed, seed_stage2=seed_stage2, stage=stage, epoch=epoch, subset=name, metric="em", value=m["em"])
+            for name, m in results.items()]
+    return rows + [dict(seed=seed, seed_stage2=seed_stage2, stage=stage, epoch=epoch, subset="train", metric="loss", value=loss)]
+
+
+def run_seed(cfg: SetIncExperimentConfig, seed: int, report=lambda msg: None) -> list[dict]:
+    """Stage 1 once (QA redrawn every epoch when `resample`), then Stage 2 from the same weights for every Stage-2 seed."""
+    draws = {s2: make_setinc_data(cfg.data, seed, s2) for s2 in range(cfg.run.n_seeds_stage2)}
+    first = draws[0]
+    tokenizer = tokenizer_for(cfg, first)
+    model = models.build_scratch_model(cfg.model.name, tokenizer, cfg.model.tie_embeddings, derived_seed(seed, 0))
+    rows: list[dict] = []
+
+    def x1_sets(d: SetIncData) -> dict:
+        sets = {n: d.eval_sets[n] for n in X1 if n in d.eval_sets}
+        sets.update({f"train_defs_{n}": d.definitions[n] for n in ("qd1consis", "qd2incons") if d.definitions.get(n)})
+        return sets
+
+    def x2_sets(d: SetIncData) -> dict:
+        sets = {n: d.eval_sets[n] for n in X2 if n in d.eval_sets}
+        sets.update({f"train_defs_{n}": d.definitions[n] for n in X2 if d.definitions.get(n)})
+        return sets
+
+    def evaluate(suite: EvalSuite) -> dict:
+        return suite.run(model, tokenizer, "fast", cfg.run.eval_batch_size)
+
+    suite1 = EvalSuite(x1_sets(first))
+    suites2 = {s2: EvalSuite(x2_sets(d)) for s2, d in draws.items()}
+
+    # Stage 1: X1 sets once; X2 sets (still undefined aliases) under every Stage-2 draw.
+    def stage1_data(epoch: int):
+        return encode(stage_examples(first, cfg.data, "stage1", derived_seed(seed, 1, epoch)), tokenizer, cfg.train.loss_on)
+
+    def after_stage1_epoch(epoch: int, loss: float) -> None:
+        rows.extend(_rows(evaluate(suite1), seed, pd.NA, 1, epoch, loss))
+        for s2, suite in suites2.items():
+            rows.extend(r for r in _rows(evaluate(suite), seed, s2, 1, epoch, loss) if r["subset"] != "train")
+        report(f"seed {seed} stage 1 epoch {epoch}")
+
+    train_stage(model, stage1_data, cfg.train, cfg.train.stage_epochs[0], derived_seed(seed, 1), after_stage1_epoch)
+    after_stage1 = {k: v.clone() for k, v in model.state_dict().items()}
+
+    for s2, d in draws.items():
+        model.load_state_dict(after_stage1)
+
+        def after_stage2_epoch(epoch: int, loss: float, s2=s2) -> None:
+            rows.extend(_rows(evaluate(suites2[s2]), seed, s2, 2, epoch, loss))
+            report(f"seed {seed} stage 2 epoch {epoch}")
+
+        data = encode(stage_examples(d, cfg.data, "stage2", 0), tokenizer, cfg.train.loss_on)
+        train_stage(model, data, cfg.train, cfg.train.stage_epochs[1], derived_seed(seed, s2, 2), after_stage2_epoch)
+    return rows
+
+
+def run_experiment(cfg: SetIncExperimentConfig, progress: bool = True) -> pd.DataFrame:
+    """Every Stage-1 seed (in `n_jobs` processes); the tidy metrics frame (metric "em" is accuracy on true/false)."""
+    seeds = [cfg.run.seed + i for i in range(cfg.run.n_seeds)]
+    s1, s2 = cfg.train.stage_epochs
+    bar = tqdm(total=len(seeds) * (s1 + cfg.run.n_seeds_stage2 * s2), desc=f"Set inclusion ({len(seeds)} seeds)",
+               disable=not progress)
+    results = map_seeds(functools.partial(run_seed, cfg), seeds, cfg.run.n_jobs, bar)
+    bar.close()
+    frame = pd.DataFrame([r for rows in results for r in rows], columns=METRIC_COLUMNS)
+    for col in ("seed", "seed_stage2"):
+        frame[col] = frame[col].astype("Int64")
+    return frame
+
+
+__all__ = ["run_experiment", "run_seed", "tokenizer_for", "TAGS"]
