@@ -214,7 +214,7 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
         train_stage(model, data, cfg.train, epochs, train_seed, on_epoch_end)
 
     # Stages before the last are cached like Stage 0: runs differing only in the last stage (its epochs) or killed
-    # after them reuse the weights and the metrics rows; a reload gives bit-identical results (tests/test_experiment.py).
+    # after them reuse the weights and the metrics rows; a reload gives bit-identical results (tests/test_model_eval.py).
     cached = project_path(cfg.run.cache_dir) / f"shared-{shared_stages_key(cfg, seed, stage0_dir)}"
     if shared and (cached / "rows.csv").exists():
         model.load_state_dict(torch.load(cached / "weights.pt", weights_only=True))

@@ -12,7 +12,7 @@ from .encode import encode
 from .evaluate import EvalSuite
 from .experiment import derived_seed
 from .parallel import map_seeds
-from .setinc import TAGS, X1, X2, SetIncData, SetIncExperimentConfig, make_setinc_data, stage_examples
+from .setinc import X1, X2, SetIncData, SetIncExperimentConfig, make_setinc_data, stage_examples
 from .stats import METRIC_COLUMNS
 from .train import train_stage
 from .vocab import build_word_tokenizer
@@ -93,4 +93,4 @@ def run_experiment(cfg: SetIncExperimentConfig, progress: bool = True) -> pd.Dat
     return frame
 
 
-__all__ = ["run_experiment", "run_seed", "tokenizer_for", "TAGS"]
+__all__ = ["run_experiment", "run_seed", "tokenizer_for"]
