@@ -156,12 +156,14 @@ def run_batch(notebook: str | os.PathLike, grid: dict[str, list], seeds: int | N
     # "axes" keeps the grid's order, which names the run folders: batch.json is written with sorted keys.
     batch = {"notebook": str(notebook), "axes": list(axes), "grid": axes, "fixed": fixed, "jobs": jobs,
              "threads_per_run": threads, "runs": []}
+    # A skipped run keeps the duration its earlier execution recorded: rerunning a batch must not erase what it measured.
+    before = {r["folder"]: r for r in json.loads(batch_json.read_text())["runs"]} if batch_json.is_file() else {}
     for folder, params in runs:
         record = {"folder": folder, "params": params, "status": "pending", "error": None, "duration_s": None,
                   "moved_aside": None}
         run_dir = batch_dir / folder
         if is_complete(run_dir):
-            record["status"] = "skipped"
+            record.update(status="skipped", duration_s=before.get(folder, {}).get("duration_s"))
         elif run_dir.exists():  # killed or failed before: keep what it produced, out of the way of the rerun
             record["moved_aside"] = f"{folder}.failed-{new_run_id()}"
             run_dir.rename(batch_dir / record["moved_aside"])

@@ -128,6 +128,7 @@ def test_rerun_skips_complete_runs(first_batch, no_execution):
     out = Path(table.attrs["batch_json"]).parents[1]
     again = batch.run_batch(nb, {"x": [1, 2]}, seeds=2, fixed={"log": str(log)}, out=out, progress=False)
     assert list(again.status) == ["skipped"] * 4
+    assert again["duration_s"].equals(table["duration_s"]) and table["duration_s"].notna().all()  # kept, not erased
     assert executions(log) == ["1 0", "1 1", "2 0", "2 1"]
     with pytest.raises(ValueError, match="other fixed parameters"):  # same folder, other fixed values: not reusable
         batch.run_batch(nb, {"x": [1, 2]}, seeds=2, fixed={"log": "elsewhere"}, out=out, progress=False)
