@@ -93,7 +93,8 @@ def _save_atomically(folder: Path, write: Callable[[Path], None]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _rows(results: dict, seed, seed_stage2, stage: int, epoch: int) -> list[dict]:
+def metric_rows(results: dict, seed, seed_stage2, stage: int, epoch: int) -> list[dict]:
+    """Tidy rows (METRIC_COLUMNS) from {subset: {metric: value}} at one (seed, seed_stage2, stage, epoch)."""
     return [dict(seed=seed, seed_stage2=seed_stage2, stage=stage, epoch=epoch, subset=name, metric=m, value=v)
             for name, metrics in results.items() for m, v in metrics.items()]
 
@@ -137,7 +138,7 @@ def run_stage0(cfg: ExperimentConfig, people: tuple[Person, ...], progress: bool
 
         def on_epoch_end(epoch: int, loss: float) -> None:
             res = sample.run(model, tokenizer, "fast", cfg.run.eval_batch_size)
-            rows.extend(_rows(res, pd.NA, pd.NA, 0, epoch) + _rows({"train": {"loss": loss}}, pd.NA, pd.NA, 0, epoch))
+            rows.extend(metric_rows(res, pd.NA, pd.NA, 0, epoch) + metric_rows({"train": {"loss": loss}}, pd.NA, pd.NA, 0, epoch))
             bar.set_postfix(loss=f"{loss:.3f}", em=f"{res['stage0_facts']['em']:.3f}")
             bar.update()
 
@@ -193,7 +194,7 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
         out = []
         for key, metrics in res.items():
             name, s2 = key.rsplit("@", 1)
-            out += _rows({name: metrics}, seed, pd.NA if s2 == "x" else int(s2), stage, epoch)
+            out += metric_rows({name: metrics}, seed, pd.NA if s2 == "x" else int(s2), stage, epoch)
         return out
 
     def phase(stage_no: int, examples: tuple[Example, ...], suite: EvalSuite, train_seed: int, s2) -> None:
@@ -208,7 +209,7 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
                 # At each stage's end, also decode greedily: F1 needs the text, and "em_generate" must equal the fast "em".
                 gen = suite.run(model, tokenizer, "generate", cfg.run.eval_batch_size, cfg.run.max_new_tokens)
                 res = {k: {**v, "em_generate": gen[k]["em"], "f1": gen[k]["f1"]} for k, v in res.items()}
-            rows.extend(to_rows(res, stage_no, epoch) + _rows({"train": {"loss": loss}}, seed, s2, stage_no, epoch))
+            rows.extend(to_rows(res, stage_no, epoch) + metric_rows({"train": {"loss": loss}}, seed, s2, stage_no, epoch))
             report(f"seed {seed} stage {stage_no} epoch {epoch}")
 
         train_stage(model, data, cfg.train, epochs, train_seed, on_epoch_end)

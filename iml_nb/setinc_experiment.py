@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 from . import model as models
 from .encode import encode
 from .evaluate import EvalSuite
-from .experiment import derived_seed
+from .experiment import derived_seed, metric_rows
 from .parallel import map_seeds
 from .setinc import X1, X2, SetIncData, SetIncExperimentConfig, make_setinc_data, stage_examples
 from .stats import METRIC_COLUMNS
@@ -22,12 +22,6 @@ def tokenizer_for(cfg: SetIncExperimentConfig, data: SetIncData):
     """Word-level: one token per variable, tag, number, `%`, `=`, `true` and `false` (the reference's vocabulary)."""
     words = ["% = true false " + " ".join(str(n) for n in range(cfg.data.max_x))]
     return build_word_tokenizer(words, data.atoms())
-
-
-def _rows(results: dict, seed: int, seed_stage2, stage: int, epoch: int, loss: float) -> list[dict]:
-    rows = [dict(seed=seed, seed_stage2=seed_stage2, stage=stage, epoch=epoch, subset=name, metric="em", value=m["em"])
-            for name, m in results.items()]
-    return rows + [dict(seed=seed, seed_stage2=seed_stage2, stage=stage, epoch=epoch, subset="train", metric="loss", value=loss)]
 
 
 def run_seed(cfg: SetIncExperimentConfig, seed: int, report=lambda msg: None) -> list[dict]:
@@ -59,9 +53,9 @@ def run_seed(cfg: SetIncExperimentConfig, seed: int, report=lambda msg: None) ->
         return encode(stage_examples(first, cfg.data, "stage1", derived_seed(seed, 1, epoch)), tokenizer, cfg.train.loss_on)
 
     def after_stage1_epoch(epoch: int, loss: float) -> None:
-        rows.extend(_rows(evaluate(suite1), seed, pd.NA, 1, epoch, loss))
+        rows.extend(metric_rows(evaluate(suite1), seed, pd.NA, 1, epoch) + metric_rows({"train": {"loss": loss}}, seed, pd.NA, 1, epoch))
         for s2, suite in suites2.items():
-            rows.extend(r for r in _rows(evaluate(suite), seed, s2, 1, epoch, loss) if r["subset"] != "train")
+            rows.extend(metric_rows(evaluate(suite), seed, s2, 1, epoch))
         report(f"seed {seed} stage 1 epoch {epoch}")
 
     train_stage(model, stage1_data, cfg.train, cfg.train.stage_epochs[0], derived_seed(seed, 1), after_stage1_epoch)
@@ -71,7 +65,7 @@ def run_seed(cfg: SetIncExperimentConfig, seed: int, report=lambda msg: None) ->
         model.load_state_dict(after_stage1)
 
         def after_stage2_epoch(epoch: int, loss: float, s2=s2) -> None:
-            rows.extend(_rows(evaluate(suites2[s2]), seed, s2, 2, epoch, loss))
+            rows.extend(metric_rows(evaluate(suites2[s2]), seed, s2, 2, epoch) + metric_rows({"train": {"loss": loss}}, seed, s2, 2, epoch))
             report(f"seed {seed} stage 2 epoch {epoch}")
 
         data = encode(stage_examples(d, cfg.data, "stage2", 0), tokenizer, cfg.train.loss_on)
