@@ -104,10 +104,11 @@ def _execute(notebook: Path, params: dict, run_dir: Path, threads: int, environ:
             "duration_s": round(time.monotonic() - start, 1)}
 
 
-def _check_resumable(batch_json: Path, notebook: Path, axes: dict, fixed: dict) -> None:
+def _check_resumable(batch_json: Path, notebook: Path, axes: dict, fixed: dict) -> dict:
+    """The batch recorded in batch_json ({} if none), after checking a rerun may reuse its run folders."""
     # Run folders are named by grid values only: reusing them is sound only for the same notebook, axes and fixed values.
     if not batch_json.is_file():
-        return
+        return {}
     old = json.loads(batch_json.read_text())
     differs = [what for what, before, now in (("notebook", Path(old["notebook"]).name, notebook.name),
                                               ("grid axes", old["axes"], list(axes)),
@@ -115,6 +116,7 @@ def _check_resumable(batch_json: Path, notebook: Path, axes: dict, fixed: dict) 
     if differs:
         raise ValueError(f"{batch_json.parent} holds a batch with other {' and '.join(differs)} "
                          f"({old['notebook']}, axes {old['axes']}, fixed {old['fixed']}): give another --name")
+    return old
 
 
 def summary_table(batch: dict) -> pd.DataFrame:
@@ -151,13 +153,13 @@ def run_batch(notebook: str | os.PathLike, grid: dict[str, list], seeds: int | N
     batch_dir = (Path(out) / (name or f"{notebook.stem}__{'-'.join(axes)}")).resolve()
     batch_json = batch_dir / "batch.json"
     runs = plan_runs(axes)
-    _check_resumable(batch_json, notebook, axes, fixed)
+    recorded = _check_resumable(batch_json, notebook, axes, fixed)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     # "axes" keeps the grid's order, which names the run folders: batch.json is written with sorted keys.
     batch = {"notebook": str(notebook), "axes": list(axes), "grid": axes, "fixed": fixed, "jobs": jobs,
              "threads_per_run": threads, "runs": []}
     # A skipped run keeps the duration its earlier execution recorded: rerunning a batch must not erase what it measured.
-    before = {r["folder"]: r for r in json.loads(batch_json.read_text())["runs"]} if batch_json.is_file() else {}
+    before = {r["folder"]: r for r in recorded.get("runs", [])}
     for folder, params in runs:
         record = {"folder": folder, "params": params, "status": "pending", "error": None, "duration_s": None,
                   "moved_aside": None}

@@ -93,6 +93,11 @@ def _save_atomically(folder: Path, write: Callable[[Path], None]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def metrics_frame(rows: list[dict]) -> pd.DataFrame:
+    """Tidy rows as the metrics frame every experiment returns: METRIC_COLUMNS, nullable integer seeds."""
+    return pd.DataFrame(rows, columns=METRIC_COLUMNS).astype({"seed": "Int64", "seed_stage2": "Int64"})
+
+
 def metric_rows(results: dict, seed, seed_stage2, stage: int, epoch: int) -> list[dict]:
     """Tidy rows (METRIC_COLUMNS) from {subset: {metric: value}} at one (seed, seed_stage2, stage, epoch)."""
     return [dict(seed=seed, seed_stage2=seed_stage2, stage=stage, epoch=epoch, subset=name, metric=m, value=v)
@@ -263,9 +268,8 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> tuple[pd.Dat
     bar = tqdm(total=n_epochs, desc=f"Stages 1-{len(cfg.stages)} ({len(seeds)} seeds)", disable=not progress)
     results = map_seeds(functools.partial(run_seed, cfg, stage0_dir=str(stage0_dir)), seeds, cfg.run.n_jobs, bar)
     bar.close()
-    frame = pd.concat([stage0_rows, pd.DataFrame([r for res in results for r in res.rows], columns=METRIC_COLUMNS)],
-                      ignore_index=True)
-    for col in ("seed", "seed_stage2"):
+    frame = pd.concat([stage0_rows, metrics_frame([r for res in results for r in res.rows])], ignore_index=True)
+    for col in ("seed", "seed_stage2"):  # stage0_rows come from a CSV, where an all-missing column reads as float
         frame[col] = frame[col].astype("Int64")
     examples = pd.DataFrame([e for res in results for e in res.examples])
     return frame, examples

@@ -10,10 +10,9 @@ from tqdm.auto import tqdm
 from . import model as models
 from .encode import encode
 from .evaluate import EvalSuite
-from .experiment import derived_seed, metric_rows
+from .experiment import derived_seed, metric_rows, metrics_frame
 from .parallel import map_seeds
 from .setinc import X1, X2, SetIncData, SetIncExperimentConfig, make_setinc_data, stage_examples
-from .stats import METRIC_COLUMNS
 from .train import train_stage
 from .vocab import build_word_tokenizer
 
@@ -81,10 +80,7 @@ def run_experiment(cfg: SetIncExperimentConfig, progress: bool = True) -> pd.Dat
                disable=not progress)
     results = map_seeds(functools.partial(run_seed, cfg), seeds, cfg.run.n_jobs, bar)
     bar.close()
-    frame = pd.DataFrame([r for rows in results for r in rows], columns=METRIC_COLUMNS)
-    for col in ("seed", "seed_stage2"):
-        frame[col] = frame[col].astype("Int64")
-    return frame
+    return metrics_frame([r for rows in results for r in rows])
 
 
 __all__ = ["run_experiment", "run_seed", "tokenizer_for"]
