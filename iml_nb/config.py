@@ -25,6 +25,19 @@ DEFAULT_FRACTIONS = {
     "qd4consis": 0.0, "q": 0.10, "d1consis": 0.10, "d2consis": 0.10, "d3consis": 0.0, "no_qd_baseline": 0.10,
 }
 EVAL_MODES = ("fast", "generate")
+
+
+def check_device(device: Any) -> None:
+    """`device` names a device this machine has; asked before any compute, so a GPU parameter file fails fast on a CPU."""
+    _check(isinstance(device, str) and (device in ("auto", "cpu") or device.split(":")[0] == "cuda"), "device",
+           f"must be auto, cpu, cuda or cuda:N, got {device!r}")
+    if device.startswith("cuda"):
+        import torch  # only here: configs are built in notebooks' first cell, which should stay light
+
+        _check(torch.cuda.is_available(), "device", f"{device!r} asked for, but this machine has no CUDA device (use auto or cpu)")
+        index = device.partition(":")[2]
+        _check(not index or (index.isdigit() and int(index) < torch.cuda.device_count()), "device",
+               f"{device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 SCHEDULES = ("constant", "linear")
 LOSS_ON = ("answer", "all")
 OPTIMIZERS = ("adamw", "adafactor", "sgd")
@@ -162,8 +175,10 @@ class RunConfig:
     max_new_tokens: int = 8
     output_dir: str = ""
     cache_dir: str = "outputs/.cache"
+    device: str = "auto"  # "auto" (CUDA when present, else CPU), "cpu", "cuda" or "cuda:N"
 
     def __post_init__(self) -> None:
+        check_device(self.device)
         _positive_int(self.seed, "seed", minimum=0)
         _positive_int(self.n_seeds, "n_seeds")
         _positive_int(self.n_seeds_stage2, "n_seeds_stage2")
@@ -202,7 +217,7 @@ _FLAT_NAMES = (
     "stage0_epochs", "stage1_epochs", "stage2_epochs", "stage3_epochs", "batch_size", "stage0_batch_size", "lr", "optimizer", "schedule",
     "warmup_steps", "weight_decay", "grad_clip", "loss_on",
     "seed", "n_seeds", "n_seeds_stage2", "stage0_seed", "n_jobs", "eval_mode", "eval_batch_size", "max_new_tokens",
-    "output_dir", "cache_dir",
+    "output_dir", "cache_dir", "device",
 )
 
 

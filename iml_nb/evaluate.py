@@ -49,14 +49,15 @@ def teacher_forced_correct(model: torch.nn.Module, tokenizer: PreTrainedTokenize
     generation EM whenever the answer's tokenisation is the only one that normalises to it (tested on a trained model).
     """
     model.eval()
+    device = next(model.parameters()).device
     data = encode(examples, tokenizer, loss_on="answer")
     out = torch.empty(len(data), dtype=torch.bool)
     for start in range(0, len(data), batch_size):
         idx = torch.arange(start, min(start + batch_size, len(data)))
-        input_ids, targets = data.batch(idx)
+        input_ids, targets = (t.to(device) for t in data.batch(idx))
         logits, sel = target_logits(model, input_ids, targets)
-        wrong = (logits.argmax(-1) != targets[sel]).float()
-        rows = sel.nonzero()[:, 0]
+        wrong = (logits.argmax(-1) != targets[sel]).float().cpu()
+        rows = sel.nonzero()[:, 0].cpu()
         out[idx] = torch.zeros(len(idx)).index_add_(0, rows, wrong) == 0
     return out
 
@@ -77,9 +78,10 @@ def generate(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts
         for i, ids in enumerate(chunk):
             input_ids[i, width - len(ids):] = torch.tensor(ids)
             mask[i, width - len(ids):] = 1
-        generated = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+        device = next(model.parameters()).device
+        generated = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens, do_sample=False,
                                    eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-        for row in generated[:, width:]:
+        for row in generated[:, width:].cpu():
             text = tokenizer.decode(row, skip_special_tokens=True)
             outputs.append(text.split("\n")[0].strip())
     return outputs

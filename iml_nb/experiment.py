@@ -63,6 +63,8 @@ def stage0_key(cfg: ExperimentConfig) -> str:
     train.pop("batch_size")  # define stages only; Stage 0 trains with stage0_batch_size
     data = {"source": _file_digest(cfg.data.people_source), "n": cfg.data.n_people, "seed": cfg.data.people_seed}
     key = {"v": CACHE_VERSION, "data": data, "model": dataclasses.asdict(cfg.model), "train": train, "stage0_seed": cfg.run.stage0_seed}
+    if models.resolve_device(cfg.run.device).type != "cpu":  # another device gives other floats; CPU keys stay as they were
+        key["device"] = models.resolve_device(cfg.run.device).type
     if cfg.model.from_scratch:  # the vocabulary holds this run's aliases and tags
         key["atoms"] = _key({"atoms": run_atoms(cfg, load_people(cfg))})
     return _key(key)
@@ -72,8 +74,10 @@ def shared_stages_key(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> str:
     """Everything the stages before the last depend on: all settings but the last stage's epochs and how the run is executed."""
     d = cfg.to_dict()
     d["train"]["stage_epochs"] = d["train"]["stage_epochs"][:-1]
-    for name in ("seed", "n_seeds", "n_jobs", "output_dir", "cache_dir"):
+    for name in ("seed", "n_seeds", "n_jobs", "output_dir", "cache_dir", "device"):
         d["run"].pop(name)
+    if models.resolve_device(cfg.run.device).type != "cpu":  # another device gives other floats; CPU keys stay as they were
+        d["device"] = models.resolve_device(cfg.run.device).type
     return _key({"v": CACHE_VERSION, "config": d, "seed": seed, "stage0": Path(stage0_dir).name})
 
 
@@ -136,6 +140,7 @@ def run_stage0(cfg: ExperimentConfig, people: tuple[Person, ...], progress: bool
     folder = project_path(cfg.run.cache_dir) / f"stage0-{stage0_key(cfg)}"
     if not (folder / "metrics.csv").exists():
         model, tokenizer = base_model(cfg, people)
+        model.to(models.resolve_device(cfg.run.device))
         facts = stage0_examples(people)
         sample = EvalSuite({"stage0_facts": stage0_probe(facts, cfg)})
         rows: list[dict] = []
@@ -179,6 +184,8 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
     facts = stage0_examples(people)
     draws: dict[int, DefineData] = {s2: make_define_data(people, cfg.data, seed, s2) for s2 in range(cfg.run.n_seeds_stage2)}
     model, tokenizer = models.load_saved(stage0_dir)
+    device = models.resolve_device(cfg.run.device)
+    model.to(device)
     missing = [a for d in draws.values() for a in d.atoms() if tokenizer.convert_tokens_to_ids(a) == tokenizer.unk_token_id]
     if cfg.model.from_scratch and missing:
         raise RuntimeError(f"seed {seed}: {len(missing)} aliases/tags are not in the Stage-0 vocabulary (stale cache?)")
@@ -223,7 +230,7 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
     # after them reuse the weights and the metrics rows; a reload gives bit-identical results (tests/test_model_eval.py).
     cached = project_path(cfg.run.cache_dir) / f"shared-{shared_stages_key(cfg, seed, stage0_dir)}"
     if shared and (cached / "rows.csv").exists():
-        model.load_state_dict(torch.load(cached / "weights.pt", weights_only=True))
+        model.load_state_dict(torch.load(cached / "weights.pt", map_location=device, weights_only=True))
         loaded = pd.read_csv(cached / "rows.csv").astype({"seed_stage2": "Int64"}).astype({"seed_stage2": object})
         rows.extend(loaded.where(loaded.notna(), pd.NA).to_dict("records"))
         for i in range(len(shared)):

@@ -19,6 +19,13 @@ SCRATCH_SIZES = {
 MAX_POSITIONS = 64  # our longest example is ~16 word-level tokens; the paper's block size for CVDB is 48
 
 
+def resolve_device(name: str = "auto") -> torch.device:
+    """"auto": the first CUDA device when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def build_scratch_model(name: str, tokenizer: PreTrainedTokenizerBase, tie_embeddings: bool, init_seed: int) -> GPTNeoXForCausalLM:
     """A randomly initialised Pythia-style network (parallel residual, 25% rotary), no dropout."""
     d, layers, heads = SCRATCH_SIZES[name]

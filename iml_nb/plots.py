@@ -98,7 +98,8 @@ def _stage_rules(points: pd.DataFrame) -> alt.LayerChart:
 
 
 def em_curves(metrics: pd.DataFrame, subsets: list[str] | None = None, metric: str = "em",
-              title: str | None = None, include_stage0: bool = False, confidence: float = 0.95) -> alt.LayerChart:
+              title: str | None = None, include_stage0: bool = False, confidence: float = 0.95,
+              y_title: str | None = None, y_domain: tuple[float, float] = (0, 1)) -> alt.LayerChart:
     """Mean across Stage-1 seeds per subset vs epoch, with t-CI error bars and stage boundaries (Fig. 3a/3b-like).
 
     Default subsets: the paper's Fig. 3a subsets present; `subsets=ENTITY_SUBSETS` (or any list) for Fig. 3b and diagnostics.
@@ -118,7 +119,7 @@ def em_curves(metrics: pd.DataFrame, subsets: list[str] | None = None, metric: s
     data["label"] = data["subset"].map(lambda s: styles[s][0])
     labels, colours = zip(*(styles[s] for s in subsets))
 
-    y_title = {"em": "exact match", "f1": "F1"}.get(metric, metric)
+    y_title = y_title or {"em": "exact match", "f1": "F1"}.get(metric, metric)
     base = alt.Chart(data).encode(
         x=alt.X("global_epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1), scale=alt.Scale(zero=False, padding=12)),
         color=alt.Color("label:N", title=None, scale=alt.Scale(domain=list(labels), range=list(colours)),
@@ -126,7 +127,7 @@ def em_curves(metrics: pd.DataFrame, subsets: list[str] | None = None, metric: s
         tooltip=["subset:N", "stage:Q", "epoch:Q", alt.Tooltip("mean:Q", format=".3f"),
                  alt.Tooltip("ci_low:Q", format=".3f"), alt.Tooltip("ci_high:Q", format=".3f"), "n_seeds:Q"],
     )
-    y = alt.Y("mean:Q", title=y_title, scale=alt.Scale(domain=[0, 1]))
+    y = alt.Y("mean:Q", title=y_title, scale=alt.Scale(domain=list(y_domain)))
     lines = base.mark_line(strokeWidth=1.5).encode(y=y)
     points = base.mark_point(filled=True, size=30).encode(y=y)
     # Rows from a single seed have no interval (NaN -> null); vega-lite skips them. A t-interval on a bounded

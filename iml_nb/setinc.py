@@ -159,6 +159,20 @@ def stage_examples(data: SetIncData, cfg: SetIncConfig, stage: str, epoch_seed: 
     raise ValueError(f"unknown set-inclusion stage {stage!r}; known: stage1, stage2")
 
 
+def preview(data: SetIncData, cfg: SetIncConfig, epoch_seed: int = 0) -> "pd.DataFrame":
+    """One example and the count of each (what, subset, kind): Stage-1 and Stage-2 training data and the test sets."""
+    import pandas as pd
+
+    rows = []
+    groups = {"stage 1 train": stage_examples(data, cfg, "stage1", epoch_seed), "stage 2 train": stage_examples(data, cfg, "stage2", 0),
+              "test": tuple(ex for s in SUBSETS for ex in data.eval_sets.get(s, ()))}
+    for what, examples in groups.items():
+        for (subset, kind), group in pd.DataFrame([(e.subset, e.kind, f"{e.prompt} {e.answer}") for e in examples],
+                                                  columns=["subset", "kind", "text"]).groupby(["subset", "kind"], sort=False):
+            rows.append({"data": what, "subset": subset, "kind": kind, "n": len(group), "example": group["text"].iloc[0]})
+    return pd.DataFrame(rows)
+
+
 @dataclass(frozen=True)
 class SetIncExperimentConfig:
     """The set-inclusion experiment: its own data, and the main experiment's model, training and run settings."""
@@ -182,13 +196,18 @@ _DATA_NAMES = tuple(f.name for f in dataclasses.fields(SetIncConfig) if f.name !
 _MODEL_NAMES = ("model", "tie_embeddings")
 _TRAIN_NAMES = ("stage1_epochs", "stage2_epochs", "batch_size", "lr", "optimizer", "schedule", "warmup_steps", "weight_decay",
                 "grad_clip", "loss_on")
-_RUN_NAMES = ("seed", "n_seeds", "n_seeds_stage2", "n_jobs", "eval_batch_size", "output_dir", "cache_dir")
+_RUN_NAMES = ("seed", "n_seeds", "n_seeds_stage2", "n_jobs", "eval_batch_size", "output_dir", "cache_dir", "device")
 SETINC_DEFAULTS = {"model": "pythia-tiny", "tie_embeddings": False, "stage1_epochs": 100, "stage2_epochs": 20, "lr": 2e-3,
                    "n_seeds": 2}
 
 
 def setinc_parameter_names() -> set[str]:
     return set(_DATA_NAMES + _MODEL_NAMES + _TRAIN_NAMES + _RUN_NAMES) | {f"frac_{n}" for n in SUBSETS}
+
+
+def pick_setinc(namespace: dict) -> dict:
+    """The set-inclusion parameters among a notebook's variables, for `build_setinc_config(**pick_setinc(globals()))`."""
+    return {k: v for k, v in namespace.items() if k in setinc_parameter_names()}
 
 
 def build_setinc_config(**params: Any) -> SetIncExperimentConfig:

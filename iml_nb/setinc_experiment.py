@@ -8,6 +8,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import model as models
+from . import stats
 from .encode import encode
 from .evaluate import EvalSuite
 from .experiment import derived_seed, metric_rows, metrics_frame
@@ -29,6 +30,7 @@ def run_seed(cfg: SetIncExperimentConfig, seed: int, report=lambda msg: None) ->
     first = draws[0]
     tokenizer = tokenizer_for(cfg, first)
     model = models.build_scratch_model(cfg.model.name, tokenizer, cfg.model.tie_embeddings, derived_seed(seed, 0))
+    model.to(models.resolve_device(cfg.run.device))
     rows: list[dict] = []
 
     def x1_sets(d: SetIncData) -> dict:
@@ -83,4 +85,12 @@ def run_experiment(cfg: SetIncExperimentConfig, progress: bool = True) -> pd.Dat
     return metrics_frame([r for rows in results for r in rows])
 
 
-__all__ = ["run_experiment", "run_seed", "tokenizer_for"]
+def summary(metrics: pd.DataFrame) -> dict:
+    """stats.summary plus what set inclusion needs: d1 − d2 before Stage 2 (noise only) and the Stage-2 gain gap."""
+    out = stats.summary(metrics)
+    out["iml_gap_before_stage2"] = stats._json_safe(stats.gap(metrics, "d1consis", "d2consis", stage=1))
+    out["iml_gain_gap"] = stats._json_safe(stats.gain_gap(metrics, "d1consis", "d2consis"))
+    return out
+
+
+__all__ = ["run_experiment", "run_seed", "summary", "tokenizer_for"]

@@ -146,6 +146,19 @@ def gap(metrics: pd.DataFrame, a: str, b: str, metric: str = "em",
             "stage": pairs.attrs["stage"], "epoch": pairs.attrs["epoch"]}
 
 
+def gain_gap(metrics: pd.DataFrame, a: str, b: str, metric: str = "em", confidence: float = 0.95) -> dict:
+    """Difference in differences across Stage-1 seeds: (a − b after the last stage) − (a − b at the end of the stage before).
+
+    Separates what the last stage did from a head start: before Stage 2, d1consis and d2consis differ only by sampling noise.
+    """
+    after = paired_differences(metrics, a, b, metric)
+    before = paired_differences(metrics, a, b, metric, stage=after.attrs["stage"] - 1)
+    both = after[["seed", "diff"]].merge(before[["seed", "diff"]], on="seed", suffixes=("_after", "_before"), validate="1:1")
+    return {**mean_ci(both["diff_after"] - both["diff_before"], confidence), "a": a, "b": b,
+            "stage": after.attrs["stage"], "epoch": after.attrs["epoch"], "stage_before": before.attrs["stage"],
+            "epoch_before": before.attrs["epoch"]}
+
+
 def _final_cells(seeds: pd.DataFrame) -> pd.DataFrame:
     """For each subset, the rows at the last epoch of the last stage in which it appears."""
     last_stage = seeds.groupby("subset")["stage"].transform("max")

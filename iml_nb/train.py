@@ -34,7 +34,8 @@ def lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
 
 
 def batch_loss(model: torch.nn.Module, data: Encoded, idx: torch.Tensor) -> torch.Tensor:
-    input_ids, targets = data.batch(idx)
+    device = next(model.parameters()).device
+    input_ids, targets = (t.to(device, non_blocking=True) for t in data.batch(idx))
     logits, sel = target_logits(model, input_ids, targets)
     return F.cross_entropy(logits, targets[sel])
 

@@ -28,6 +28,8 @@ def test_defaults_build():
     (dict(n_people=20, frac_qd2incons=0.05, frac_qd1consis=0.45), "frac_qd2incons"),
     (dict(ea_train="yes"), "ea_train"),
     (dict(n_people=2.5), "n_people"),
+    (dict(device="tpu"), "device"),
+    (dict(device=0), "device"),
 ])
 def test_invalid_values_name_the_parameter(params, name):
     with pytest.raises(ConfigError, match=f"`{name.replace('*', '[*]')}`"):
@@ -57,3 +59,19 @@ def test_alpha_splits_each_tag_between_consistent_and_inconsistent():
     assert build_config(alpha=1.0).data.fraction == build_config().data.fraction
     with pytest.raises(ConfigError, match="`alpha`"):
         build_config(alpha=1.5)
+
+
+def test_a_cuda_device_on_a_machine_without_one_fails_before_compute(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="`device`.*no CUDA device"):
+        build_config(device="cuda")
+    assert build_config(device="auto").run.device == "auto"  # auto falls back to the CPU
+
+
+def test_cpu_device_keeps_the_cache_keys_of_runs_made_before_the_parameter_existed():
+    from iml_nb import experiment
+
+    cfg, explicit = build_config(), build_config(device="cpu")
+    assert experiment.shared_stages_key(cfg, 0, "stage0-x") == experiment.shared_stages_key(explicit, 0, "stage0-x")

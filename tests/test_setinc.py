@@ -111,3 +111,31 @@ def test_experiment_learns_definitions_and_reports_the_gap(tmp_path):
     assert em["value"].between(0, 1).all() and sorted(last["seed_stage2"].unique()) == [0, 1]
     summary = stats.summary(metrics)
     assert summary["iml_gap_qa"]["n_seeds"] == 2 and summary["iml_gap_entity"] is None
+
+
+def test_preview_shows_every_stage_and_test_set_and_pick_keeps_only_parameters():
+    from iml_nb.setinc import build_setinc_config, pick_setinc, preview
+
+    cfg = build_setinc_config(**pick_setinc({"n_vars": 100, "stage1_epochs": 2, "cfg": object(), "np": None}))
+    table = preview(make_setinc_data(cfg.data, 0, 0), cfg.data)
+    assert set(table["data"]) == {"stage 1 train", "stage 2 train", "test"}
+    stage2 = table[table["data"] == "stage 2 train"]
+    assert set(stage2["kind"]) == {"definition"} and set(stage2["subset"]) == {"d1consis", "d2consis"}
+    assert table.loc[table["data"] == "test", "n"].sum() == 100 * cfg.data.n_test_qs
+
+
+def test_the_gpu_parameter_file_builds_a_paper_scale_config(monkeypatch):
+    """The file a GPU user runs unchanged: every name is a notebook parameter and every value is valid (device aside)."""
+    import papermill as pm
+    import yaml
+
+    from iml_nb.env import project_path
+    from iml_nb.setinc import build_setinc_config
+
+    params = yaml.safe_load(project_path("params/04_set_inclusion_gpu.yaml").read_text())
+    assert set(params) <= set(pm.inspect_notebook(str(project_path("notebooks/04_set_inclusion.ipynb"))))
+    with pytest.raises(ConfigError, match="`device`"):  # no CUDA here: it fails before any compute, naming the parameter
+        monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+        build_setinc_config(**params)
+    cfg = build_setinc_config(**{**params, "device": "cpu"})
+    assert (cfg.data.n_vars, cfg.model.name, cfg.train.batch_size, cfg.data.resample) == (8000, "pythia-70m", 512, False)

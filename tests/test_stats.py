@@ -159,3 +159,13 @@ def test_summary_table_is_rounded_and_one_row_per_subset_stage():
     row = t[(t["subset"] == "d1consis") & (t["stage"] == 2)].iloc[0]
     assert row["epoch"] == 3 and row["EM mean"] == 0.6
     assert row["95% CI low"] == round(0.6 - T_975_DF2 * 0.1 / math.sqrt(3), 3)
+
+
+def test_gain_gap_subtracts_the_difference_before_the_last_stage():
+    metrics = two_stage()  # after Stage 2, d1 - d2 per seed: .3, .3, .2; before (stage 1, epoch 2): 0, 0, 0
+    head_start = (metrics["seed"] == 0) & (metrics["stage"] == 1) & (metrics["subset"] == "d1consis")
+    metrics.loc[head_start, "value"] += 0.1  # seed 0 starts Stage 2 with d1 ahead by .1
+    out = stats.gain_gap(metrics, "d1consis", "d2consis")
+    assert out["mean"] == pytest.approx((0.2 + 0.3 + 0.2) / 3)
+    assert (out["stage"], out["epoch"], out["stage_before"], out["epoch_before"]) == (2, 3, 1, 2)
+    assert stats.gap(metrics, "d1consis", "d2consis")["mean"] == pytest.approx((0.3 + 0.3 + 0.2) / 3)  # the plain gap keeps it
