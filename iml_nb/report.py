@@ -110,6 +110,11 @@ CLAIMS = (
     Claim("02_alpha_sweep", "The IML gap grows with α", "grows with α (Fig. 4a)", _trend(+1)),
     Claim("03_word_order", "IML only when the entity comes last in the definition (tve, vte)",
           "order matters \"significantly\" (§6.2); per-order numbers not retrievable", _entity_last),
+    Claim("04_set_inclusion", "From scratch (set inclusion): define1 variables' membership QA beats define2 ones in Stage 1 "
+          "(qd1consis − qd2incons accuracy)", "works with Pythia-70M from scratch (poster); old version: ≈54% accuracy, weak (§7)",
+          _gap_claim("stage1_gap_qa")),
+    Claim("04_set_inclusion", "From scratch (set inclusion): IML after Stage 2 (d1consis − d2consis accuracy, chance 0.5)",
+          "IML with Pythia-70M from scratch (poster); ICML numbers not retrievable", _gap_claim("iml_gap_qa")),
     Claim("07_batch_size", "Smaller batch sizes give more IML (one-stage training)", "more IML at smaller batches (abstract, §6.1)",
           _trend(-1)),
     Claim("08_model_size", "Larger models show more IML", "more IML in larger models (abstract, §6.3)",
@@ -139,10 +144,11 @@ def command_of(run_dir: Path, notebook: str) -> str:
 def scale_of(run_dir: Path) -> tuple[str, str]:
     """(seeds, scale) in words, from config.json: a run of 01 holds a full config, a sweep its fixed parameters."""
     config = json.loads((run_dir / "config.json").read_text())
-    if "data" in config:  # 01_main_two_stage
+    if "data" in config:  # 01_main_two_stage, 04_set_inclusion
         d, m, t, r = config["data"], config["model"], config["train"], config["run"]
         epochs = "+".join(str(e) for e in [t["stage0_epochs"], *t["stage_epochs"]])
-        return f"{r['n_seeds']} × {r['n_seeds_stage2']}", f"{m['name']}, {d['n_people']} people, epochs {epochs}, bs {t['batch_size']}"
+        world = f"{d['n_people']} people" if "n_people" in d else f"{d['n_vars']} variables" + (", resampled Qs" * d.get("resample", 0))
+        return f"{r['n_seeds']} × {r['n_seeds_stage2']}", f"{m['name']}, {world}, epochs {epochs}, bs {t['batch_size']}"
     fixed = config.get("fixed", {})
     seeds = str(fixed.get("n_seeds", "?"))
     shown = {k: v for k, v in fixed.items() if k not in ("n_seeds", "n_jobs")}
