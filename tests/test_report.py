@@ -42,7 +42,7 @@ def test_report_reads_runs_and_judges_claims(tmp_path):
     verdicts = [table.loc[c.claim, "verdict"] for c in report.CLAIMS]
     assert verdicts == ["disagrees", "agrees", "inconclusive", "agrees", "agrees", "not run", "agrees", "inconclusive",
                         "disagrees", "agrees"]
-    assert table.loc[report.CLAIMS[6].claim, "scale"] == "pythia-tiny, 1000 variables, resampled Qs, epochs 0+100+20, bs 64"
+    assert table.loc[report.CLAIMS[6].claim, "scale"] == "pythia-tiny, 1000 variables, resampled Qs, epochs 0+45+20, bs 64"
     row = table.loc[report.CLAIMS[1].claim]
     assert row["ours (95% CI)"] == "+0.070 [+0.050, +0.090]" and row["seeds"] == "6 × 1"
     assert row["command"] == "python -m iml_nb run 01_main_two_stage -p n_seeds 2 -p model pythia-tiny"
