@@ -132,7 +132,8 @@ def em_curves(metrics: pd.DataFrame, subsets: list[str] | None = None, metric: s
     points = base.mark_point(filled=True, size=30).encode(y=y)
     # Rows from a single seed have no interval (NaN -> null); vega-lite skips them. A t-interval on a bounded
     # score can cross 0 or 1; clip draws it at the axis edge rather than changing the number.
-    bars = base.mark_errorbar(ticks={"size": 6}, clip=True).encode(y=alt.Y("ci_low:Q", title=y_title), y2="ci_high:Q")
+    bars = base.mark_errorbar(ticks={"size": 6}, clip=True).encode(
+        y=alt.Y("ci_low:Q", title=y_title, scale=alt.Scale(domain=list(y_domain))), y2="ci_high:Q")
     n = int(data["n_seeds"].max())
     pct = round(confidence * 100)
     title = title or f"{y_title.capitalize()} on held-out questions (mean of {n} Stage-1 seeds, {pct}% t-CI)"
