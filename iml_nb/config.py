@@ -25,6 +25,9 @@ DEFAULT_FRACTIONS = {
     "qd4consis": 0.0, "q": 0.10, "d1consis": 0.10, "d2consis": 0.10, "d3consis": 0.0, "no_qd_baseline": 0.10,
 }
 EVAL_MODES = ("fast", "generate")
+SCHEDULES = ("constant", "linear")
+LOSS_ON = ("answer", "all")
+OPTIMIZERS = ("adamw", "adafactor", "sgd")
 
 
 def check_device(device: Any) -> None:
@@ -38,9 +41,6 @@ def check_device(device: Any) -> None:
         index = device.partition(":")[2]
         _check(not index or (index.isdigit() and int(index) < torch.cuda.device_count()), "device",
                f"{device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-SCHEDULES = ("constant", "linear")
-LOSS_ON = ("answer", "all")
-OPTIMIZERS = ("adamw", "adafactor", "sgd")
 
 
 class ConfigError(ValueError):

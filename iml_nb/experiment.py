@@ -57,14 +57,19 @@ def _file_digest(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if Path(path).is_file() else path
 
 
+def _device_part(cfg: ExperimentConfig) -> dict:
+    """Cache-key entry for the device: another device gives other floats; on the CPU it is absent, so older keys stay valid."""
+    kind = models.resolve_device(cfg.run.device).type
+    return {} if kind == "cpu" else {"device": kind}
+
+
 def stage0_key(cfg: ExperimentConfig) -> str:
     train = dataclasses.asdict(cfg.train)
     train.pop("stage_epochs")
     train.pop("batch_size")  # define stages only; Stage 0 trains with stage0_batch_size
     data = {"source": _file_digest(cfg.data.people_source), "n": cfg.data.n_people, "seed": cfg.data.people_seed}
     key = {"v": CACHE_VERSION, "data": data, "model": dataclasses.asdict(cfg.model), "train": train, "stage0_seed": cfg.run.stage0_seed}
-    if models.resolve_device(cfg.run.device).type != "cpu":  # another device gives other floats; CPU keys stay as they were
-        key["device"] = models.resolve_device(cfg.run.device).type
+    key.update(_device_part(cfg))
     if cfg.model.from_scratch:  # the vocabulary holds this run's aliases and tags
         key["atoms"] = _key({"atoms": run_atoms(cfg, load_people(cfg))})
     return _key(key)
@@ -76,8 +81,7 @@ def shared_stages_key(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> str:
     d["train"]["stage_epochs"] = d["train"]["stage_epochs"][:-1]
     for name in ("seed", "n_seeds", "n_jobs", "output_dir", "cache_dir", "device"):
         d["run"].pop(name)
-    if models.resolve_device(cfg.run.device).type != "cpu":  # another device gives other floats; CPU keys stay as they were
-        d["device"] = models.resolve_device(cfg.run.device).type
+    d.update(_device_part(cfg))
     return _key({"v": CACHE_VERSION, "config": d, "seed": seed, "stage0": Path(stage0_dir).name})
 
 

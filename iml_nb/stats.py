@@ -167,10 +167,10 @@ def _final_cells(seeds: pd.DataFrame) -> pd.DataFrame:
     return seeds[seeds["epoch"] == last_epoch]
 
 
-def _json_safe(obj):
+def json_safe(obj):
     """NaN/inf -> None and numpy scalars -> Python, so the summary dumps as strict JSON."""
     if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, np.integer):
         return int(obj)
     if isinstance(obj, (float, np.floating)):
@@ -199,7 +199,7 @@ def summary(metrics: pd.DataFrame, metric: str = "em") -> dict:
         "n_seeds": int(metrics["seed"].nunique()),
         "n_seeds_stage2": int(metrics["seed_stage2"].nunique()),
     }
-    return _json_safe(out)
+    return json_safe(out)
 
 
 def summary_table(metrics: pd.DataFrame, metric: str = "em", confidence: float = 0.95) -> pd.DataFrame:
