@@ -48,6 +48,7 @@ def train_stage(
     seed: int,
     on_epoch_end: Callable[[int, float], None] = lambda epoch, loss: None,
     on_step: Callable[[], None] = lambda: None,
+    loss_fn: Callable[[torch.nn.Module, object, torch.Tensor], torch.Tensor] | None = None,
 ) -> list[float]:
     """Train for `epochs` passes over `data` in batches reshuffled each epoch by a generator seeded with `seed`.
 
@@ -56,7 +57,9 @@ def train_stage(
 
     A fresh optimiser and schedule per stage, as in the reference (each stage is a new HF Trainer).
     Returns the mean training loss of each epoch; `on_epoch_end(epoch, loss)` runs evaluation.
+    `loss_fn(model, data, idx)` replaces the language-model loss for other data (the MNIST variant's images).
     """
+    loss_fn = loss_fn or batch_loss
     first = data(1) if callable(data) else data
     n = len(first)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
@@ -72,7 +75,7 @@ def train_stage(
         order = torch.randperm(n, generator=generator)
         total = 0.0
         for step in range(steps_per_epoch):
-            loss = batch_loss(model, batch_data, order[step * cfg.batch_size:(step + 1) * cfg.batch_size])
+            loss = loss_fn(model, batch_data, order[step * cfg.batch_size:(step + 1) * cfg.batch_size])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:

@@ -11,6 +11,8 @@ import random
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from .config import _check, _positive_int
 
@@ -154,4 +156,73 @@ def eval_specs(data: VisionData, subset: str) -> tuple[list[int], list[str], lis
     return ids, ["qa"] * len(ids), [c for _ in data.by_subset[subset] for c in range(GRID * GRID)]
 
 
-__all__ = ["Batch", "VisionConfig", "VisionData", "make_vision_data", "render", "stage_specs", "eval_specs"]
+
+
+# --- model, data tensors and loss (the main experiment's training loop runs them through train_stage's loss_fn) ---
+
+
+class ConvNet(torch.nn.Module):
+    """A small convnet sized for a CPU: a stride-2 5×5 stem, two conv-ReLU-pool blocks, then a 9-cell × 2-class head.
+
+    About 16 MFLOP per 90×84 image forward (a plain 3-block net at full resolution was ~110 MFLOP: ~50 s per epoch on one core).
+    """
+
+    def __init__(self, width: int = 16, hidden: int = 256):
+        super().__init__()
+        self.trunk = torch.nn.Sequential(
+            torch.nn.Conv2d(1, width, 5, stride=2, padding=2), torch.nn.ReLU(),
+            torch.nn.Conv2d(width, width, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(width, 2 * width, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Flatten(),
+        )
+        with torch.no_grad():
+            flat = self.trunk(torch.zeros(1, 1, HEIGHT, WIDTH)).shape[1]
+        self.head = torch.nn.Sequential(torch.nn.Linear(flat, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, GRID * GRID * 2))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 or float images [B, H, W] -> logits [B, 9, 2]."""
+        x = images.float().unsqueeze(1) / 255.0
+        return self.head(self.trunk(x)).view(-1, GRID * GRID, 2)
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Rendered examples as tensors, with the `len`/`batch(idx)` interface train_stage expects."""
+
+    images: torch.Tensor  # uint8 [n, H, W]
+    targets: torch.Tensor  # long [n, 9], -100 where unsupervised
+
+    @classmethod
+    def of(cls, batch: Batch) -> "ImageSet":
+        return cls(torch.from_numpy(batch.images), torch.from_numpy(batch.targets))
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[idx], self.targets[idx]
+
+
+def image_loss(model: torch.nn.Module, data: ImageSet, idx: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over the supervised cells: all 9 for a definition, the boxed one for a QA item."""
+    device = next(model.parameters()).device
+    images, targets = (t.to(device) for t in data.batch(idx))
+    return F.cross_entropy(model(images).reshape(-1, 2), targets.reshape(-1), ignore_index=-100)
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, data: ImageSet, batch_size: int = 1024) -> float:
+    """Fraction of supervised cells predicted right (for QA items: the boxed cell's label; chance 0.5)."""
+    model.eval()
+    device = next(model.parameters()).device
+    right = total = 0
+    for start in range(0, len(data), batch_size):
+        images, targets = (t.to(device) for t in data.batch(torch.arange(start, min(start + batch_size, len(data)))))
+        mask = targets != -100
+        right += int((model(images).argmax(-1) == targets)[mask].sum())
+        total += int(mask.sum())
+    return right / total
+
+
+__all__ = ["Batch", "ConvNet", "ImageSet", "VisionConfig", "VisionData", "accuracy", "eval_specs", "image_loss", "make_vision_data",
+           "render", "stage_specs"]

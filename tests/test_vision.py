@@ -73,3 +73,29 @@ def test_seeded_and_validated():
         VisionConfig(tag_bits=5)
     with pytest.raises(ConfigError, match="`frac_"):
         VisionConfig(fractions=(("qd1consis", 0.5), ("qd2incons", 0.4)))
+
+
+def test_loss_and_accuracy_count_only_supervised_cells_and_the_one_loop_trains_the_convnet():
+    import torch
+
+    from iml_nb.config import TrainConfig
+    from iml_nb.train import train_stage
+    from iml_nb.vision import ConvNet, ImageSet, accuracy, image_loss
+
+    data = make_vision_data(CFG, seed=0)
+    ids, kinds, cells = stage_specs(data, "stage1")
+    images = ImageSet.of(render(data, ids[:40], kinds[:40], cells[:40], _pool(), np.random.default_rng(0)))
+    torch.manual_seed(0)
+    model = ConvNet(width=4, hidden=16)
+    assert model(images.images[:3]).shape == (3, 9, 2)
+    idx = torch.arange(len(images))
+    logits = model(images.images).reshape(-1, 2)
+    flat = images.targets.reshape(-1)
+    keep = flat != -100
+    assert torch.isclose(image_loss(model, images, idx), torch.nn.functional.cross_entropy(logits[keep], flat[keep]))
+    predicted = model(images.images).argmax(-1)
+    assert accuracy(model, images) == pytest.approx(float((predicted == images.targets)[images.targets != -100].float().mean()))
+    few = ImageSet(images.images[:12], images.targets[:12])
+    losses = train_stage(model, few, TrainConfig(stage0_epochs=0, stage_epochs=(40,), lr=5e-3, batch_size=12), 40, 0,
+                         loss_fn=image_loss)
+    assert losses[-1] < 0.5 * losses[0]  # 12 fixed images are memorised
