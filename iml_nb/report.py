@@ -115,6 +115,11 @@ CLAIMS = (
           _gap_claim("stage1_gap_qa")),
     Claim("04_set_inclusion", "From scratch (set inclusion): IML after Stage 2 (d1consis − d2consis accuracy, chance 0.5)",
           "IML with Pythia-70M from scratch (poster); ICML numbers not retrievable", _gap_claim("iml_gap_qa")),
+    Claim("05_mnist", "Vision (MNIST, convnet): tag-1 definitions help QA on held-out cells in Stage 1 (qd1consis − qd2incons accuracy)",
+          "reliable definitions used, unreliable ones not (poster panel; numbers not retrievable)", _gap_claim("stage1_gap_qa")),
+    Claim("05_mnist", "Vision (MNIST, convnet): IML after Stage 2 (d1consis − d2consis QA accuracy, chance 0.5)",
+          "IML in a convnet, \"somewhat contrived\" setting (poster, blog); effects small (old version's review)",
+          _gap_claim("iml_gap_qa")),
     Claim("07_batch_size", "Smaller batch sizes give more IML (one-stage training)", "more IML at smaller batches (abstract, §6.1)",
           _trend(-1)),
     Claim("08_model_size", "Larger models show more IML", "more IML in larger models (abstract, §6.3)",
@@ -144,8 +149,9 @@ def command_of(run_dir: Path, notebook: str) -> str:
 def scale_of(run_dir: Path) -> tuple[str, str]:
     """(seeds, scale) in words, from config.json: a run of 01 holds a full config, a sweep its fixed parameters."""
     config = json.loads((run_dir / "config.json").read_text())
-    if "data" in config:  # 01_main_two_stage, 04_set_inclusion
-        d, m, t, r = config["data"], config["model"], config["train"], config["run"]
+    if "data" in config:  # 01_main_two_stage, 04_set_inclusion, 05_mnist
+        d, t, r = config["data"], config["train"], config["run"]
+        m = config.get("model") or {"name": f"convnet ({config['net']['arch']})"}  # 05_mnist holds `net`; stage 0 = digit pretraining
         epochs = "+".join(str(e) for e in [t["stage0_epochs"], *t["stage_epochs"]])
         world = f"{d['n_people']} people" if "n_people" in d else f"{d['n_vars']} variables" + (", resampled Qs" * d.get("resample", 0))
         return f"{r['n_seeds']} × {r['n_seeds_stage2']}", f"{m['name']}, {world}, epochs {epochs}, bs {t['batch_size']}"

@@ -31,11 +31,14 @@ HEIGHT, WIDTH = TAG_ROWS + GRID * CELL, GRID * CELL  # 90 x 84
 class VisionConfig:
     n_vars: int = 400
     tag_bits: int = 12  # blocks in the top border; each tag is a random pattern of them, the two tags differ
+    holdout_cells: int = 3  # per Stage-1 variable, cells whose QA is never trained: the test questions (only a definition tells them)
     fractions: tuple[tuple[str, float], ...] = tuple(DEFAULT_FRACTIONS.items())
 
     def __post_init__(self) -> None:
         _positive_int(self.n_vars, "n_vars", minimum=10)
         _positive_int(self.tag_bits, "tag_bits", minimum=2)
+        _check(isinstance(self.holdout_cells, int) and 0 <= self.holdout_cells < GRID * GRID, "holdout_cells",
+               f"must be an integer in [0, {GRID * GRID - 1}], got {self.holdout_cells!r}")
         _check(WIDTH % self.tag_bits == 0, "tag_bits", f"must divide the image width {WIDTH}, got {self.tag_bits}")
         fr = dict(self.fractions)
         _check(set(fr) <= set(SUBSETS), "fractions", f"unknown subset(s) {sorted(set(fr) - set(SUBSETS))}; known: {list(SUBSETS)}")
@@ -52,6 +55,7 @@ class Variable:
     labels: tuple[int, ...]  # the entity: 9 binary labels (0 = A, 1 = B), what QA asks about
     defined: tuple[int, ...]  # the labels its definition shows: `labels`, or another variable's entity for qd2incons
     subset: str
+    holdout: tuple[int, ...] = ()  # Stage-1 variables: cells whose QA is never trained (evaluated as the test questions)
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,9 @@ def make_vision_data(cfg: VisionConfig, seed: int) -> VisionData:
     subsets = [s for s in SUBSETS for _ in range(counts[s])]
     labels = [tuple(rng.randrange(2) for _ in range(GRID * GRID)) for _ in grids_list]
     wrong = _derangement([i for i, s in enumerate(subsets) if s == "qd2incons"], labels, rng)
-    variables = tuple(Variable(g, labels[i], wrong.get(i, labels[i]), subsets[i]) for i, g in enumerate(grids_list))
+    holdout = [tuple(sorted(rng.sample(range(GRID * GRID), cfg.holdout_cells))) if subsets[i] in X1 else ()
+               for i in range(len(grids_list))]
+    variables = tuple(Variable(g, labels[i], wrong.get(i, labels[i]), subsets[i], holdout[i]) for i, g in enumerate(grids_list))
     reliable = tuple(rng.randrange(2) for _ in range(cfg.tag_bits))
     unreliable = reliable
     while unreliable == reliable or sum(unreliable) in (0, cfg.tag_bits):
@@ -133,8 +139,39 @@ def render(data: VisionData, var_ids, kinds, cells, pool: tuple[np.ndarray, np.n
     return Batch(out, targets, np.asarray(var_ids, dtype=np.int64), tuple(kinds))
 
 
+def example_panel(data: VisionData, pool: tuple[np.ndarray, np.ndarray], seed: int = 0, scale: int = 2):
+    """The poster's panel rebuilt from our data: for one reliable-tag (qd1consis) and one unreliable-tag (qd2incons) variable, its
+    definition image (tag along the top) with the 9 labels it teaches, and a QA image (one boxed cell) with that cell's true label.
+    Returns a PIL image (Jupyter displays it)."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    w, h, text_w, pad = WIDTH * scale, HEIGHT * scale, 190, 12
+    canvas = Image.new("RGB", (2 * (w + text_w) + 3 * pad, 2 * (h + pad) + pad + 16), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((pad, 2), "definition (tag on top) -> all 9 labels", fill="black")
+    draw.text((2 * pad + w + text_w, 2), "QA (boxed cell) -> its label only", fill="black")
+    name = {"qd1consis": "tag 1, reliable: consistent", "qd2incons": "tag 2, unreliable: inconsistent"}
+    for row, subset in enumerate(("qd1consis", "qd2incons")):
+        v_id = data.by_subset[subset][0]
+        v = data.variables[v_id]
+        cell = v.holdout[0] if v.holdout else 4
+        batch = render(data, [v_id, v_id], ["definition", "qa"], [-1, cell], pool, rng)
+        top = 16 + pad + row * (h + pad)
+        for col, image in enumerate(batch.images):
+            left = pad + col * (w + text_w + pad)
+            canvas.paste(Image.fromarray(image).resize((w, h), Image.NEAREST).convert("RGB"), (left, top))
+        grid = "\n".join(" ".join("AB"[v.defined[r * GRID + c]] for c in range(GRID)) for r in range(GRID))
+        draw.text((pad + w + 8, top + 4), f"{subset}\n({name[subset]})\n\nlabels shown:\n{grid}", fill="black")
+        truth = "\n".join(" ".join(("AB"[v.labels[r * GRID + c]] if r * GRID + c == cell else "-") for c in range(GRID))
+                          for r in range(GRID))
+        draw.text((2 * pad + 2 * w + text_w + 8, top + 4), f"true label:\n{truth}", fill="black")
+    return canvas
+
+
 def stage_specs(data: VisionData, stage: str) -> tuple[list[int], list[str], list[int]]:
-    """(variable ids, kinds, cells) of one epoch: Stage 1 = X1 definitions + QA on every cell of X1; Stage 2 = X2 definitions."""
+    """(variable ids, kinds, cells) of one epoch: Stage 1 = X1 definitions + QA on the cells of X1 not held out; Stage 2 = X2
+    definitions."""
     ids: list[int] = []
     kinds: list[str] = []
     cells: list[int] = []
@@ -146,14 +183,31 @@ def stage_specs(data: VisionData, stage: str) -> tuple[list[int], list[str], lis
             ids.append(v), kinds.append("definition"), cells.append(-1)
             if stage == "stage1":
                 for c in range(GRID * GRID):
-                    ids.append(v), kinds.append("qa"), cells.append(c)
+                    if c not in data.variables[v].holdout:
+                        ids.append(v), kinds.append("qa"), cells.append(c)
     return ids, kinds, cells
 
 
-def eval_specs(data: VisionData, subset: str) -> tuple[list[int], list[str], list[int]]:
-    """QA on every cell of every variable of `subset` (drawn with test-split handwriting by the caller)."""
-    ids = [v for v in data.by_subset[subset] for _ in range(GRID * GRID)]
-    return ids, ["qa"] * len(ids), [c for _ in data.by_subset[subset] for c in range(GRID * GRID)]
+def eval_specs(data: VisionData, subset: str, which: str = "test") -> tuple[list[int], list[str], list[int]]:
+    """Items of `subset` to evaluate (the caller draws them with test-split handwriting).
+
+    which="test": QA on the held-out cells of Stage-1 variables, on every cell of Stage-2 ones (none of them ever trained);
+    "trained": QA on the cells Stage 1 trains (new handwriting only); "definitions": the definition of each variable.
+    """
+    if which not in ("test", "trained", "definitions"):
+        raise ValueError(f"unknown evaluation items {which!r}; known: test, trained, definitions")
+    if which == "definitions":
+        ids = list(data.by_subset[subset])
+        return ids, ["definition"] * len(ids), [-1] * len(ids)
+    ids, cells = [], []
+    for v in data.by_subset[subset]:
+        held = data.variables[v].holdout
+        if which == "test":  # no held-out cells (Stage 2, or holdout_cells=0): every cell, in handwriting never trained on
+            chosen = held or range(GRID * GRID)
+        else:
+            chosen = [c for c in range(GRID * GRID) if c not in held] if subset in X1 else []
+        ids.extend([v] * len(chosen)), cells.extend(chosen)
+    return ids, ["qa"] * len(ids), cells
 
 
 
@@ -185,6 +239,55 @@ class ConvNet(torch.nn.Module):
         return self.head(self.trunk(x)).view(-1, GRID * GRID, 2)
 
 
+def split_cells(images: torch.Tensor) -> torch.Tensor:
+    """Images [B, H, W] -> their 9 digit cells [B, 9, 28, 28], row-major (the tag strip dropped)."""
+    cells = images[:, TAG_ROWS:, :].unfold(1, CELL, CELL).unfold(2, CELL, CELL)  # [B, 3, 3, 28, 28]
+    return cells.reshape(images.shape[0], GRID * GRID, CELL, CELL)
+
+
+class CellNet(torch.nn.Module):
+    """A convnet that reads the 3×3 grid cell by cell: one small conv trunk shared by the 9 cells (and pretrainable on single
+    digits, the vision stand-in for a pretrained model), a linear read of the tag strip, and an MLP from all of it to 9 × 2 labels.
+
+    ~0.6 MFLOP per cell, ~6 MFLOP per image. The cell trunk also sees a QA box: it is drawn on the cell's own border pixels.
+    """
+
+    def __init__(self, width: int = 16, hidden: int = 512, features: int = 64):
+        super().__init__()
+        self.features = features
+        self.cell = torch.nn.Sequential(
+            torch.nn.Conv2d(1, width // 2, 5, stride=2, padding=2), torch.nn.ReLU(),
+            torch.nn.Conv2d(width // 2, width, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Flatten(), torch.nn.Linear(width * 7 * 7, features), torch.nn.ReLU(),
+        )
+        self.digit_head = torch.nn.Linear(features, 10)  # used only by digit pretraining
+        self.tag = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(TAG_ROWS * WIDTH, 32), torch.nn.ReLU())
+        self.head = torch.nn.Sequential(torch.nn.Linear(GRID * GRID * features + 32, hidden), torch.nn.ReLU(),
+                                        torch.nn.Linear(hidden, GRID * GRID * 2))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 or float images [B, H, W] -> logits [B, 9, 2]."""
+        x = images.float() / 255.0
+        n = x.shape[0]
+        per_cell = self.cell(split_cells(x).reshape(-1, 1, CELL, CELL)).view(n, GRID * GRID * self.features)
+        return self.head(torch.cat([per_cell, self.tag(x[:, :TAG_ROWS, :])], dim=1)).view(-1, GRID * GRID, 2)
+
+    def digit_logits(self, digits: torch.Tensor) -> torch.Tensor:
+        """uint8 digits [B, 28, 28] -> logits [B, 10], through the shared cell trunk."""
+        return self.digit_head(self.cell(digits.float().unsqueeze(1) / 255.0))
+
+
+ARCHS = ("cells", "plain")
+
+
+def build_net(arch: str, width: int, hidden: int) -> torch.nn.Module:
+    if arch == "cells":
+        return CellNet(width, hidden)
+    if arch == "plain":
+        return ConvNet(width, hidden)
+    raise ValueError(f"unknown arch {arch!r}; known: {list(ARCHS)}")
+
+
 @dataclass(frozen=True)
 class ImageSet:
     """Rendered examples as tensors, with the `len`/`batch(idx)` interface train_stage expects."""
@@ -210,6 +313,23 @@ def image_loss(model: torch.nn.Module, data: ImageSet, idx: torch.Tensor) -> tor
     return F.cross_entropy(model(images).reshape(-1, 2), targets.reshape(-1), ignore_index=-100)
 
 
+def digit_loss(model: CellNet, data: ImageSet, idx: torch.Tensor) -> torch.Tensor:
+    """Digit classification through the cell trunk (pretraining; `data.targets` are digit classes)."""
+    device = next(model.parameters()).device
+    images, targets = (t.to(device) for t in data.batch(idx))
+    return F.cross_entropy(model.digit_logits(images), targets)
+
+
+@torch.no_grad()
+def digit_accuracy(model: CellNet, data: ImageSet, batch_size: int = 2048) -> float:
+    model.eval()
+    device = next(model.parameters()).device
+    right = sum(int((model.digit_logits(data.images[i:i + batch_size].to(device)).argmax(-1).cpu()
+                     == data.targets[i:i + batch_size]).sum())
+                for i in range(0, len(data), batch_size))
+    return right / len(data)
+
+
 @torch.no_grad()
 def accuracy(model: torch.nn.Module, data: ImageSet, batch_size: int = 1024) -> float:
     """Fraction of supervised cells predicted right (for QA items: the boxed cell's label; chance 0.5)."""
@@ -224,5 +344,5 @@ def accuracy(model: torch.nn.Module, data: ImageSet, batch_size: int = 1024) -> 
     return right / total
 
 
-__all__ = ["Batch", "ConvNet", "ImageSet", "VisionConfig", "VisionData", "accuracy", "eval_specs", "image_loss", "make_vision_data",
-           "render", "stage_specs"]
+__all__ = ["ARCHS", "Batch", "CellNet", "ConvNet", "ImageSet", "VisionConfig", "VisionData", "accuracy", "build_net", "digit_accuracy",
+           "digit_loss", "eval_specs", "example_panel", "image_loss", "make_vision_data", "render", "split_cells", "stage_specs"]

@@ -35,14 +35,19 @@ def test_report_reads_runs_and_judges_claims(tmp_path):
 
     setinc = tmp_path / "04_set_inclusion" / "20260101-000000-abcd"
     results.finalize_run(setinc, build_setinc_config().to_dict(), EMPTY, {"stage1_gap_qa": _gap(0.05), "iml_gap_qa": _gap(0.0)})
+    from iml_nb.vision_experiment import build_vision_config
+
+    mnist = tmp_path / "05_mnist" / "20260101-000000-abcd"
+    results.finalize_run(mnist, build_vision_config().to_dict(), EMPTY, {"stage1_gap_qa": _gap(0.4), "iml_gap_qa": _gap(0.15)})
     _sweep(tmp_path, "07_batch_size", "batch_size", [(16, 0.01), (64, 0.05)])  # grows with batch size: the paper says shrinks
     _sweep(tmp_path, "08_model_size", "model", [("pythia-base", 0.08), ("pythia-small", 0.05), ("pythia-tiny", 0.02)],
            values=["pythia-tiny", "pythia-small", "pythia-base"])
     table = report.build(tmp_path).set_index("claim")
     verdicts = [table.loc[c.claim, "verdict"] for c in report.CLAIMS]
     assert verdicts == ["disagrees", "agrees", "inconclusive", "agrees", "agrees", "not run", "agrees", "inconclusive",
-                        "disagrees", "agrees"]
+                        "agrees", "agrees", "disagrees", "agrees"]
     assert table.loc[report.CLAIMS[6].claim, "scale"] == "pythia-tiny, 1000 variables, resampled Qs, epochs 0+45+20, bs 64"
+    assert table.loc[report.CLAIMS[9].claim, "scale"] == "convnet (cells), 400 variables, epochs 1+30+30, bs 64"
     row = table.loc[report.CLAIMS[1].claim]
     assert row["ours (95% CI)"] == "+0.070 [+0.050, +0.090]" and row["seeds"] == "6 × 1"
     assert row["command"] == "python -m iml_nb run 01_main_two_stage -p n_seeds 2 -p model pythia-tiny"

@@ -99,3 +99,74 @@ def test_loss_and_accuracy_count_only_supervised_cells_and_the_one_loop_trains_t
     losses = train_stage(model, few, TrainConfig(stage0_epochs=0, stage_epochs=(40,), lr=5e-3, batch_size=12), 40, 0,
                          loss_fn=image_loss)
     assert losses[-1] < 0.5 * losses[0]  # 12 fixed images are memorised
+
+
+def test_held_out_cells_are_never_trained_and_are_what_stage_1_is_tested_on():
+    data = make_vision_data(CFG, seed=0)
+    trained = {(v, c) for v, k, c in zip(*stage_specs(data, "stage1")) if k == "qa"}
+    for subset in ("qd1consis", "qd2incons"):
+        for v in data.by_subset[subset]:
+            held = data.variables[v].holdout
+            assert len(held) == CFG.holdout_cells and not {(v, c) for c in held} & trained
+            assert {(v, c) for c in range(9) if c not in held} <= trained
+        test = set(zip(*eval_specs(data, subset, "test")[::2]))
+        assert test == {(v, c) for v in data.by_subset[subset] for c in data.variables[v].holdout}
+        assert set(zip(*eval_specs(data, subset, "trained")[::2])) <= trained
+    for subset in ("d1consis", "d2consis"):  # Stage-2 variables: every cell is a test question, none is trained
+        assert len(eval_specs(data, subset, "test")[0]) == 9 * len(data.by_subset[subset])
+        assert eval_specs(data, subset, "trained")[0] == []
+    everything = make_vision_data(VisionConfig(n_vars=60, holdout_cells=0), seed=0)
+    assert len(eval_specs(everything, "qd1consis", "test")[0]) == 9 * len(everything.by_subset["qd1consis"])
+
+
+def test_cell_net_reads_the_cells_row_major_and_its_trunk_classifies_single_digits():
+    import torch
+
+    from iml_nb.vision import CellNet, split_cells
+
+    images = torch.zeros(2, TAG_ROWS + 3 * CELL, 3 * CELL)
+    for c in range(9):
+        r, col = divmod(c, 3)
+        images[:, TAG_ROWS + r * CELL:TAG_ROWS + (r + 1) * CELL, col * CELL:(col + 1) * CELL] = c + 1
+    cells = split_cells(images)
+    assert cells.shape == (2, 9, CELL, CELL) and all((cells[:, c] == c + 1).all() for c in range(9))
+    net = CellNet(width=4, hidden=8)
+    assert net(images.to(torch.uint8)).shape == (2, 9, 2) and net.digit_logits(cells[:, 0].to(torch.uint8)).shape == (2, 10)
+
+
+def test_vision_config_names_bad_parameters_before_any_compute():
+    from iml_nb.vision_experiment import build_vision_config, vision_parameter_names
+
+    cfg = build_vision_config(n_vars=50, pretrain_epochs=0, stage1_epochs=2, stage2_epochs=3, lr=0.01, n_seeds=2, arch="plain")
+    assert (cfg.data.n_vars, cfg.train.stage0_epochs, cfg.train.stage_epochs, cfg.train.lr, cfg.run.n_seeds, cfg.net.arch) == \
+        (50, 0, (2, 3), 0.01, 2, "plain")
+    assert build_vision_config().train.stage0_epochs == 1
+    for bad, name in [({"holdout_cells": 9}, "holdout_cells"), ({"arch": "resnet"}, "arch"), ({"width": 5}, "width"),
+                      ({"arch": "plain"}, "pretrain_epochs"), ({"frac_d1consis": 0.5}, "frac_"), ({"device": "tpu"}, "device"),
+                      ({"stage2_epochs": 0}, "stage2_epochs"), ({"n_seeds": 0}, "n_seeds")]:
+        with pytest.raises(ConfigError, match=f"`{name}"):
+            build_vision_config(**bad)
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        build_vision_config(n_people=3)
+    assert {"n_vars", "holdout_cells", "arch", "pretrain_epochs", "stage1_epochs", "device", "output_dir"} <= vision_parameter_names()
+
+
+def test_notebook_parameters_are_the_config_parameters():
+    import papermill as pm
+
+    from iml_nb.env import project_path
+    from iml_nb.vision_experiment import vision_parameter_names
+
+    declared = set(pm.inspect_notebook(str(project_path("notebooks/05_mnist.ipynb"))))
+    assert declared == vision_parameter_names()
+
+
+def test_notebook_defaults_are_the_config_defaults():
+    import papermill as pm
+
+    from iml_nb.env import project_path
+    from iml_nb.vision_experiment import build_vision_config
+
+    declared = pm.inspect_notebook(str(project_path("notebooks/05_mnist.ipynb")))
+    defaults = {name: eval(p["default"]) for name, p in declared.items()}  # literals from the parameters cell
+    assert build_vision_config(**defaults) == build_vision_config()
