@@ -218,3 +218,18 @@ def gap_vs(table: pd.DataFrame, axis: str, title: str | None = None, order: list
     mean = base.mark_line(point=True) if numeric else base.mark_point(filled=True, size=60)
     return alt.layer(zero, bars, mean.encode(y=alt.Y("mean:Q", title=y_title))).properties(
         title=title or f"IML gap vs {axis}", width=420, height=280)
+
+
+def probe_heatmap(curves: pd.DataFrame, title: str = "Linear probe accuracy (mean over seeds)") -> alt.FacetChart:
+    """Token × layer heatmap of probe accuracy (paper §9.2 figure): one panel per word order (columns) and probe (rows), colour
+    0.5 (chance) to 1; values below chance are clamped to its colour and shown in the tooltip."""
+    table = curves.assign(cell=curves["position"].astype(str) + " " + curves["token"].astype(str))
+    order = table.drop_duplicates("position").sort_values("position")["cell"].tolist()
+    return alt.Chart(table).mark_rect().encode(
+        x=alt.X("cell:N", sort=order, title="token (position)"),
+        y=alt.Y("layer:O", sort="descending", title="layer (0 = embeddings)"),
+        color=alt.Color("mean:Q", scale=alt.Scale(domain=[0.5, 1.0], scheme="viridis", clamp=True), title="accuracy"),
+        tooltip=["word_order", "probe", "layer", "token", alt.Tooltip("mean:Q", format=".3f"), alt.Tooltip("ci_low:Q", format=".3f"),
+                 alt.Tooltip("ci_high:Q", format=".3f"), "n_seeds:Q"],
+    ).properties(width=300, height=120).facet(row=alt.Row("probe:N"), column=alt.Column("word_order:N", title="definition order")
+                                              ).properties(title=title)
