@@ -22,11 +22,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from . import model as models
-from .config import ExperimentConfig, build_config
+from .config import ExperimentConfig, _check, _number, _positive_int, build_config
 from .stats import json_safe, mean_ci
 from .define import EA_TEMPLATE, DefineData, make_define_data
 from .env import project_path
-from .experiment import load_people, run_seed, run_stage0, shared_stages_key
+from .experiment import load_people, metrics_frame, run_seed, run_stage0, shared_stages_key
 from .parallel import map_seeds
 
 PROBES = {  # name -> (class-0 subsets, class-1 subsets)
@@ -135,23 +135,52 @@ def _probe_seed(cfg: ExperimentConfig, probes, C: float, n_folds: int, seed: int
     return frame
 
 
-def run_probe_experiment(params: dict, word_orders=("tve", "vte"), probes=("tag", "defined"), C: float = 0.01, n_folds: int = 5,
+def probe_configs(params: dict, word_orders, probes, C: float, n_folds: int) -> list[ExperimentConfig]:
+    """One experiment config per word order, and the probe settings checked: every bad value named before any compute."""
+    _check(isinstance(word_orders, (list, tuple)) and len(word_orders) > 0, "word_orders", f"must be a non-empty list, got {word_orders!r}")
+    _check(isinstance(probes, (list, tuple)) and len(probes) > 0 and set(probes) <= set(PROBES), "probes",
+           f"must be a non-empty list of {sorted(PROBES)}, got {probes!r}")
+    _number(C, "probe_C", 0.0, 1e6, low_open=True)
+    _positive_int(n_folds, "n_folds", minimum=2)
+    return [build_config(**{**params, "word_order": order}) for order in word_orders]
+
+
+def run_probe_experiment(configs: list[ExperimentConfig], probes=("tag", "defined"), C: float = 0.01, n_folds: int = 5,
                          progress: bool = True) -> pd.DataFrame:
-    """run_probes for every word order and Stage-1 seed (seeds in `n_jobs` processes; Stage 0 first, shared)."""
+    """run_probes for every config (word order) and Stage-1 seed (seeds in `n_jobs` processes; Stage 0 first, shared)."""
     from tqdm.auto import tqdm
 
-    unknown = sorted(set(probes) - set(PROBES))
-    if unknown:
-        raise ValueError(f"`probes`: unknown probe(s) {unknown}; known: {sorted(PROBES)}")
-    configs = [build_config(**{**params, "word_order": order}) for order in word_orders]  # every order validated before compute
     frames = []
     for cfg in configs:
         run_stage0(cfg, load_people(cfg), progress)
         seeds = [cfg.run.seed + i for i in range(cfg.run.n_seeds)]
-        bar = tqdm(total=len(seeds), desc=f"Probes, order {cfg.data.word_order}", disable=not progress)
+        bar = tqdm(total=len(seeds), desc=f"Stage 1 + probes, order {cfg.data.word_order}", disable=not progress)
         frames += map_seeds(functools.partial(_probe_seed, cfg, tuple(probes), C, n_folds), seeds, cfg.run.n_jobs, bar)
         bar.close()
     return pd.concat(frames, ignore_index=True)
+
+
+def as_metrics(frame: pd.DataFrame, stage1_epochs: int) -> pd.DataFrame:
+    """The probe results as the package's tidy metrics frame (subset "probe_<probe>@<order>", metric "acc_l<layer>_p<position>",
+    at the end of Stage 1), so run folders, results.read_metrics and report read them like any run's."""
+    rows = [dict(seed=r.seed, seed_stage2=pd.NA, stage=1, epoch=stage1_epochs, subset=f"probe_{r.probe}@{r.word_order}",
+                 metric=f"acc_l{r.layer}_p{r.position}", value=r.accuracy) for r in frame.itertuples()]
+    return metrics_frame(rows)
+
+
+def preview(configs: list[ExperimentConfig], probes) -> pd.DataFrame:
+    """Per word order and probe: the two classes, how many aliases each, one question, and that alias's Stage-1 definition."""
+    rows = []
+    for cfg in configs:
+        data = make_define_data(load_people(cfg), cfg.data, cfg.run.seed, 0)
+        definition = {ex.alias: f"{ex.prompt} → {ex.answer}" for ex in data.train[cfg.stages[0]] if ex.kind == "definition"}
+        for name in probes:
+            inputs = probe_inputs(data, name, cfg.run.seed)
+            for label, g in inputs.groupby("label"):
+                first = g.iloc[0]
+                rows.append({"word_order": cfg.data.word_order, "probe": name, "class": label, "subsets": ", ".join(PROBES[name][label]),
+                             "aliases": len(g), "question": first["text"], "its definition": definition.get(first["alias"], "(none)")})
+    return pd.DataFrame(rows)
 
 
 def probe_curves(frame: pd.DataFrame) -> pd.DataFrame:
@@ -173,5 +202,5 @@ def probe_summary(frame: pd.DataFrame) -> dict:
     return out
 
 
-__all__ = ["PROBES", "grouped_folds", "hidden_states", "probe_curves", "probe_grid", "probe_inputs", "probe_summary", "run_probe_experiment",
+__all__ = ["PROBES", "as_metrics", "grouped_folds", "hidden_states", "probe_configs", "probe_curves", "probe_grid", "probe_inputs", "probe_summary", "preview", "run_probe_experiment",
            "run_probes", "stage1_model"]

@@ -56,3 +56,14 @@ def test_hidden_states_line_positions_up_and_a_probe_is_at_chance_where_inputs_a
     before_alias = grid[grid["position"] < tokens.index("<|a0|>")]
     assert (before_alias["accuracy"] <= 0.5).all()  # identical inputs there: nothing to decode
     assert len(grid) == states.shape[1] * states.shape[2]
+
+
+def test_probe_settings_are_checked_by_name_before_any_compute():
+    from iml_nb.config import ConfigError
+
+    assert [c.data.word_order for c in probe.probe_configs({"n_people": 200}, ["tve", "vte"], ["tag"], 0.01, 5)] == ["tve", "vte"]
+    for args, name in [((["tve", "xyz"], ["tag"], 0.01, 5), "word_order"), (([], ["tag"], 0.01, 5), "word_orders"),
+                       ((["tve"], ["colour"], 0.01, 5), "probes"), ((["tve"], ["tag"], 0.0, 5), "probe_C"),
+                       ((["tve"], ["tag"], 0.01, 1), "n_folds")]:
+        with pytest.raises(ConfigError, match=f"`{name}`"):
+            probe.probe_configs({"n_people": 200}, *args)
