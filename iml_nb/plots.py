@@ -196,7 +196,7 @@ def save_chart(chart: alt.TopLevelMixin, path: str | os.PathLike, scale_factor: 
 
 
 def gap_vs(table: pd.DataFrame, axis: str, title: str | None = None, order: list | None = None,
-           log_x: bool = False) -> alt.LayerChart:
+           log_x: bool = False, y_title: str = "EM(d1consis) − EM(d2consis), end of training") -> alt.LayerChart:
     """Fig. 4-like: the IML gap (mean and t-CI across Stage-1 seeds) at every value of a swept parameter, one colour per gap.
 
     Numeric axes get a line (log scale with `log_x`, e.g. batch size); categorical ones (word orders, model names) points in `order`.
@@ -212,7 +212,6 @@ def gap_vs(table: pd.DataFrame, axis: str, title: str | None = None, order: list
     base = alt.Chart(table).encode(x=x, color=alt.Color("gap:N", title="IML gap (d1consis − d2consis)"), **offset,
                                    tooltip=[f"{axis}", "gap:N", alt.Tooltip("mean:Q", format=".3f"), alt.Tooltip("ci_low:Q", format=".3f"),
                                             alt.Tooltip("ci_high:Q", format=".3f"), "n_seeds:Q"])
-    y_title = "EM(d1consis) − EM(d2consis), end of training"
     zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(strokeDash=[4, 4], color="black").encode(y="y:Q")
     bars = base.mark_errorbar(ticks={"size": 6}).encode(y=alt.Y("ci_low:Q", title=y_title), y2="ci_high:Q")
     mean = base.mark_line(point=True) if numeric else base.mark_point(filled=True, size=60)
