@@ -87,10 +87,7 @@ def run_experiment(cfg: SetIncExperimentConfig, progress: bool = True) -> pd.Dat
 
 def summary(metrics: pd.DataFrame) -> dict:
     """stats.summary plus what set inclusion needs: d1 − d2 before Stage 2 (noise only) and the Stage-2 gain gap."""
-    out = stats.summary(metrics)
-    out["iml_gap_before_stage2"] = stats.json_safe(stats.gap(metrics, "d1consis", "d2consis", stage=1))
-    out["iml_gain_gap"] = stats.json_safe(stats.gain_gap(metrics, "d1consis", "d2consis"))
-    return out
+    return stats.summary_with_stage2_checks(metrics)
 
 
 __all__ = ["run_experiment", "run_seed", "summary", "tokenizer_for"]

@@ -202,6 +202,15 @@ def summary(metrics: pd.DataFrame, metric: str = "em") -> dict:
     return json_safe(out)
 
 
+def summary_with_stage2_checks(metrics: pd.DataFrame, metric: str = "em") -> dict:
+    """summary plus two checks on the IML gap: d1 − d2 before the last stage (noise only: those aliases are still undefined) and the
+    gain gap (what the last stage added); used by the set-inclusion and MNIST experiments."""
+    out = summary(metrics, metric)
+    out["iml_gap_before_stage2"] = json_safe(gap(metrics, "d1consis", "d2consis", metric, stage=1))
+    out["iml_gain_gap"] = json_safe(gain_gap(metrics, "d1consis", "d2consis", metric))
+    return out
+
+
 def summary_table(metrics: pd.DataFrame, metric: str = "em", confidence: float = 0.95) -> pd.DataFrame:
     """Readable table for notebooks: one row per (subset, stage) at that stage's last epoch, rounded to 3 decimals."""
     c = curves(metrics, metric, confidence)

@@ -176,10 +176,7 @@ def run_experiment(cfg: VisionExperimentConfig, progress: bool = True) -> pd.Dat
 
 def summary(metrics: pd.DataFrame) -> dict:
     """stats.summary on accuracy, plus the gap before Stage 2 (noise only) and the Stage-2 gain gap."""
-    out = stats.summary(metrics, METRIC)
-    out["iml_gap_before_stage2"] = stats.json_safe(stats.gap(metrics, "d1consis", "d2consis", METRIC, stage=1))
-    out["iml_gain_gap"] = stats.json_safe(stats.gain_gap(metrics, "d1consis", "d2consis", METRIC))
-    return out
+    return stats.summary_with_stage2_checks(metrics, METRIC)
 
 
 __all__ = ["METRIC", "NetConfig", "VisionExperimentConfig", "build_vision_config", "eval_sets", "pick_vision", "preview", "run_experiment",
