@@ -245,13 +245,17 @@ def pick(namespace: dict) -> dict:
     return {k: v for k, v in namespace.items() if k in parameter_names()}
 
 
+def reject_unknown(params: dict, known: set[str]) -> None:
+    """ConfigError naming every parameter that is not in `known` (a typo would otherwise be silently ignored)."""
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {unknown}; known parameters: {sorted(known)}")
+
+
 def build_config(**params: Any) -> ExperimentConfig:
     """Build the frozen config from a notebook's flat parameters; unknown or invalid names fail here, before any compute."""
     params = dict(params)
-    known_flat = parameter_names()
-    unknown = sorted(set(params) - known_flat)
-    if unknown:
-        raise ConfigError(f"unknown parameter(s) {unknown}; known parameters: {sorted(known_flat)}")
+    reject_unknown(params, parameter_names())
     fractions = dict(DEFAULT_FRACTIONS)
     fractions.update({n[len("frac_"):]: params.pop(n) for n in list(params) if n.startswith("frac_")})
     fractions = apply_alpha(fractions, params.get("alpha", DataConfig.alpha))

@@ -8,7 +8,7 @@ import string
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from .config import ConfigError, ModelConfig, RunConfig, TrainConfig, _check, _positive_int, take
+from .config import ModelConfig, RunConfig, TrainConfig, _check, _positive_int, reject_unknown, take
 from .define import Example, _split
 
 TAGS = ("define1", "define2", "define3")  # fixed tokens, as in the reference (not random strings)
@@ -214,9 +214,7 @@ def pick_setinc(namespace: dict) -> dict:
 
 def build_setinc_config(**params: Any) -> SetIncExperimentConfig:
     """The frozen config from the notebook's flat parameters; unknown or invalid names fail here, before any compute."""
-    unknown = sorted(set(params) - setinc_parameter_names())
-    if unknown:
-        raise ConfigError(f"unknown parameter(s) {unknown}; known parameters: {sorted(setinc_parameter_names())}")
+    reject_unknown(params, setinc_parameter_names())
     params = {**SETINC_DEFAULTS, **params}
     fractions = {**DEFAULT_FRACTIONS, **{n[len("frac_"):]: params.pop(n) for n in list(params) if n.startswith("frac_")}}
     stage_epochs = (params.pop("stage1_epochs"), params.pop("stage2_epochs"))

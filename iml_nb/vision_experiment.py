@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import stats
-from .config import ConfigError, RunConfig, TrainConfig, _check, _positive_int, take
+from .config import RunConfig, TrainConfig, _check, _positive_int, reject_unknown, take
 from .digits import load_mnist
 from .experiment import derived_seed, metric_rows, metrics_frame
 from .model import resolve_device
@@ -80,9 +80,7 @@ def pick_vision(namespace: dict) -> dict:
 
 def build_vision_config(**params: Any) -> VisionExperimentConfig:
     """The frozen config from the notebook's flat parameters; unknown or invalid names fail here, before any compute."""
-    unknown = sorted(set(params) - vision_parameter_names())
-    if unknown:
-        raise ConfigError(f"unknown parameter(s) {unknown}; known parameters: {sorted(vision_parameter_names())}")
+    reject_unknown(params, vision_parameter_names())
     params = dict(params)
     fractions = {**DEFAULT_FRACTIONS, **{n[len("frac_"):]: params.pop(n) for n in list(params) if n.startswith("frac_")}}
     base = VisionExperimentConfig()
