@@ -320,26 +320,23 @@ def digit_loss(model: CellNet, data: ImageSet, idx: torch.Tensor) -> torch.Tenso
     return F.cross_entropy(model.digit_logits(images), targets)
 
 
-@torch.no_grad()
 def digit_accuracy(model: CellNet, data: ImageSet, batch_size: int = 2048) -> float:
-    model.eval()
-    device = next(model.parameters()).device
-    right = sum(int((model.digit_logits(data.images[i:i + batch_size].to(device)).argmax(-1).cpu()
-                     == data.targets[i:i + batch_size]).sum())
-                for i in range(0, len(data), batch_size))
-    return right / len(data)
+    """Fraction of single digits (`data.targets` = classes) the cell trunk classifies right."""
+    return accuracy(model, data, batch_size, forward=model.digit_logits)
 
 
 @torch.no_grad()
-def accuracy(model: torch.nn.Module, data: ImageSet, batch_size: int = 1024) -> float:
-    """Fraction of supervised cells predicted right (for QA items: the boxed cell's label; chance 0.5)."""
+def accuracy(model: torch.nn.Module, data: ImageSet, batch_size: int = 1024, forward=None) -> float:
+    """Fraction of supervised cells predicted right (for QA items: the boxed cell's label; chance 0.5).
+
+    `forward` replaces model(images) (e.g. `model.digit_logits` for single digits, whose targets have no -100)."""
     model.eval()
     device = next(model.parameters()).device
     right = total = 0
     for start in range(0, len(data), batch_size):
         images, targets = (t.to(device) for t in data.batch(torch.arange(start, min(start + batch_size, len(data)))))
         mask = targets != -100
-        right += int((model(images).argmax(-1) == targets)[mask].sum())
+        right += int(((forward or model)(images).argmax(-1) == targets)[mask].sum())
         total += int(mask.sum())
     return right / total
 
