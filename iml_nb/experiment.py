@@ -85,6 +85,21 @@ def shared_stages_key(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> str:
     return _key({"v": CACHE_VERSION, "config": d, "seed": seed, "stage0": Path(stage0_dir).name})
 
 
+def shared_stages_dir(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> Path:
+    """Where one seed's checkpoint after the stages before the last is cached (weights.pt, rows.csv)."""
+    return project_path(cfg.run.cache_dir) / f"shared-{shared_stages_key(cfg, seed, stage0_dir)}"
+
+
+def replay_seed(seed: int, stage_no: int, seed_stage2) -> int:
+    """Seed of the Stage-0 replay sample mixed into a define stage (shared stages: seed_stage2 is <NA>)."""
+    return derived_seed(seed, stage_no, 1 if seed_stage2 is pd.NA else 2 + seed_stage2)
+
+
+def last_stage_seed(seed: int, seed_stage2: int, stage_no: int) -> int:
+    """Seed of the shuffling of the last (Stage-2-dependent) stage."""
+    return derived_seed(seed, seed_stage2, stage_no)
+
+
 def stage0_probe(facts: tuple[Example, ...], cfg: ExperimentConfig) -> tuple[Example, ...]:
     """The Stage-0 facts re-scored every epoch to watch for forgetting: the same sample in Stage 0 and every later stage."""
     return replay_sample(facts, min(1.0, STAGE0_SAMPLE / len(facts)), cfg.run.stage0_seed)
@@ -214,7 +229,7 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
         return out
 
     def phase(stage_no: int, examples: tuple[Example, ...], suite: EvalSuite, train_seed: int, s2) -> None:
-        replay = replay_sample(facts, cfg.data.replay_frac, derived_seed(seed, stage_no, 1 if s2 is pd.NA else 2 + s2))
+        replay = replay_sample(facts, cfg.data.replay_frac, replay_seed(seed, stage_no, s2))
         data = encode(examples + replay, tokenizer, cfg.train.loss_on)
 
         epochs = cfg.train.stage_epochs[stage_no - 1]
@@ -232,7 +247,7 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
 
     # Stages before the last are cached like Stage 0: runs differing only in the last stage (its epochs) or killed
     # after them reuse the weights and the metrics rows; a reload gives bit-identical results (tests/test_model_eval.py).
-    cached = project_path(cfg.run.cache_dir) / f"shared-{shared_stages_key(cfg, seed, stage0_dir)}"
+    cached = shared_stages_dir(cfg, seed, stage0_dir)
     if shared and (cached / "rows.csv").exists():
         model.load_state_dict(torch.load(cached / "weights.pt", map_location=device, weights_only=True))
         loaded = pd.read_csv(cached / "rows.csv").astype({"seed_stage2": "Int64"}).astype({"seed_stage2": object})
@@ -262,7 +277,7 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
             x2_sets.update({f"{n}@{s2}": v for n, v in draw.eval_sets.items() if not _depends_on_stage2(n)})
         for sub in ("d1consis", "d2consis", "d3consis"):  # are the new definitions themselves learned, and how fast per tag?
             x2_sets[f"train_defs_{sub}@{s2}"] = tuple(ex for ex in draw.train[stages[-1]] if ex.subset == sub and ex.kind == "definition")
-        phase(last, draw.train[stages[-1]], EvalSuite(x2_sets), derived_seed(seed, s2, last), s2)
+        phase(last, draw.train[stages[-1]], EvalSuite(x2_sets), last_stage_seed(seed, s2, last), s2)
         if s2 == 0:
             shown = EvalSuite({n: draw.eval_sets[n] for n in ("d1consis", "d2consis") if n in draw.eval_sets})
             for n in shown.sets:

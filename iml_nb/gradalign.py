@@ -24,7 +24,7 @@ from .config import ExperimentConfig, _check, _positive_int, build_config
 from .define import DefineData, Example, make_define_data, replay_sample, stage0_examples
 from .encode import encode, target_logits
 from .evaluate import EvalSuite
-from .experiment import derived_seed, load_people, metric_rows, metrics_frame, run_stage0
+from .experiment import derived_seed, last_stage_seed, load_people, metric_rows, metrics_frame, replay_seed, run_stage0
 from .parallel import map_seeds
 from .stats import mean_ci
 from .train import train_stage
@@ -101,7 +101,7 @@ def run_seed(cfg: ExperimentConfig, measure_epochs: tuple[int, ...], project_dim
     data = make_define_data(people, cfg.data, seed, 0)
     stage = cfg.stages[-1]
     pairs = pairs_by_alias(data, stage)
-    replay = replay_sample(stage0_examples(people), cfg.data.replay_frac, derived_seed(seed, 1, 2))  # as experiment.run_seed, s2 = 0
+    replay = replay_sample(stage0_examples(people), cfg.data.replay_frac, replay_seed(seed, 1, 0))  # as experiment.run_seed
     sketch = Sketch(model, project_dim, derived_seed(seed, 7))
     suite = EvalSuite({s: data.eval_sets[s] for s in SUBSETS})
     rows: list[dict] = []
@@ -116,7 +116,7 @@ def run_seed(cfg: ExperimentConfig, measure_epochs: tuple[int, ...], project_dim
         report(f"batch {cfg.train.batch_size} seed {seed} epoch {epoch}")
 
     train_stage(model, encode(data.train[stage] + replay, tokenizer, cfg.train.loss_on), cfg.train, cfg.train.stage_epochs[-1],
-                derived_seed(seed, 0, 1), on_epoch_end)
+                last_stage_seed(seed, 0, 1), on_epoch_end)
     return rows
 
 

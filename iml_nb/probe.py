@@ -25,8 +25,7 @@ from . import model as models
 from .config import ExperimentConfig, _check, _number, _positive_int, build_config
 from .stats import json_safe, mean_ci
 from .define import EA_TEMPLATE, DefineData, make_define_data
-from .env import project_path
-from .experiment import load_people, metrics_frame, run_seed, run_stage0, shared_stages_key
+from .experiment import load_people, metrics_frame, run_seed, run_stage0, shared_stages_dir
 from .parallel import map_seeds
 
 PROBES = {  # name -> (class-0 subsets, class-1 subsets)
@@ -40,7 +39,7 @@ def stage1_model(cfg: ExperimentConfig, seed: int, progress: bool = True):
     trained now and cached (with a one-epoch last stage, which the cache does not depend on)."""
     people = load_people(cfg)
     stage0_dir, _ = run_stage0(cfg, people, progress)
-    cached = project_path(cfg.run.cache_dir) / f"shared-{shared_stages_key(cfg, seed, str(stage0_dir))}"
+    cached = shared_stages_dir(cfg, seed, str(stage0_dir))
     if not (cached / "weights.pt").exists():
         quick = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, stage_epochs=(*cfg.train.stage_epochs[:-1], 1)))
         run_seed(quick, seed, str(stage0_dir))
