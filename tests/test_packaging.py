@@ -67,6 +67,11 @@ def test_notebook_house_rules(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_parameters_are_documented_for_papermill(path):
     params = papermill.inspect_notebook(str(path))
+    nb = nbformat.read(path, as_version=4)
+    assigned = [s.target.id for c in nb.cells if "parameters" in c.metadata.get("tags", []) for s in ast.parse(c.source).body]
+    # papermill skips, with only a warning, a line it cannot parse (one with a second "=", even in its comment): such a
+    # parameter would vanish from --help-notebook and from the runner's unknown-name check.
+    assert list(params) == assigned, f"papermill does not see {sorted(set(assigned) - set(params))}"
     assert "output_dir" in params
     for name, p in params.items():
         assert p["inferred_type_name"] not in ("None", ""), name
@@ -78,3 +83,14 @@ def test_parameters_are_documented_for_papermill(path):
 def test_experiment_notebook_parameters_are_all_known_to_the_config():
     params = papermill.inspect_notebook(str(ROOT / "notebooks" / "01_main_two_stage.ipynb"))
     assert set(params) <= parameter_names(), set(params) - parameter_names()
+
+
+def test_torch_kernels_are_pinned_to_avx2_on_x86():
+    """Results must not depend on whether the machine has AVX-512 (env.configure; the MNIST convnet's numbers did)."""
+    import platform
+
+    import torch
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("the pin is for x86")
+    assert torch.backends.cpu.get_cpu_capability() == "AVX2"
