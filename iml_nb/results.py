@@ -127,9 +127,10 @@ def _torch_record() -> dict:
     """
     torch = sys.modules.get("torch")
     if torch is None:
-        return {"device": None, "torch_threads": None}
+        return {"device": None, "torch_threads": None, "cpu_capability": None}
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    return {"device": device, "torch_threads": torch.get_num_threads()}
+    # The vector ISA torch's kernels ran with (env.configure pins AVX2): AVX-512 sums in another order and gives other numbers.
+    return {"device": device, "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def environment_record() -> dict:

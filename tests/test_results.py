@@ -114,10 +114,11 @@ def test_environment_record(monkeypatch):
 
 
 def test_environment_record_reads_the_loaded_torch(monkeypatch):
-    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda: False), get_num_threads=lambda: 3)
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda: False), get_num_threads=lambda: 3,
+                                 backends=types.SimpleNamespace(cpu=types.SimpleNamespace(get_cpu_capability=lambda: "AVX2")))
     monkeypatch.setitem(sys.modules, "torch", fake)
     env = results.environment_record()
-    assert (env["device"], env["torch_threads"]) == ("cpu", 3)
+    assert (env["device"], env["torch_threads"], env["cpu_capability"]) == ("cpu", 3, "AVX2")
 
 
 def test_missing_package_version_is_none():
