@@ -29,6 +29,16 @@ def mean_ci(values: Iterable[float], confidence: float = 0.95) -> dict:
     return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n_seeds": int(x.size), "sd": sd}
 
 
+def format_ci(g: dict, spec: str = "+.3f", full: bool = True) -> str:
+    """A mean_ci (or summary.json) record as text: "+0.068  95% CI [+0.047, +0.089]  n=6"; full=False: "+0.068 [+0.047, +0.089]".
+
+    One seed has no interval (NaN in memory, null in JSON): shown as "n/a (1 seed)" instead of failing to format."""
+    low, high = g.get("ci_low"), g.get("ci_high")
+    defined = all(v is not None and not (isinstance(v, float) and math.isnan(v)) for v in (low, high))
+    ci = f"[{format(low, spec)}, {format(high, spec)}]" if defined else f"n/a ({g.get('n_seeds')} seed)"
+    return f"{format(g['mean'], spec)}  95% CI {ci}  n={g.get('n_seeds')}" if full else f"{format(g['mean'], spec)} {ci}"
+
+
 def _check(metrics: pd.DataFrame) -> None:
     missing = [c for c in METRIC_COLUMNS if c not in metrics.columns]
     if missing:

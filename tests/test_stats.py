@@ -169,3 +169,11 @@ def test_gain_gap_subtracts_the_difference_before_the_last_stage():
     assert out["mean"] == pytest.approx((0.2 + 0.3 + 0.2) / 3)
     assert (out["stage"], out["epoch"], out["stage_before"], out["epoch_before"]) == (2, 3, 1, 2)
     assert stats.gap(metrics, "d1consis", "d2consis")["mean"] == pytest.approx((0.3 + 0.3 + 0.2) / 3)  # the plain gap keeps it
+
+
+def test_format_ci_shows_one_seed_without_failing():
+    assert stats.format_ci({"mean": 0.0684, "ci_low": 0.047, "ci_high": 0.0891, "n_seeds": 6}) == "+0.068  95% CI [+0.047, +0.089]  n=6"
+    one = stats.mean_ci([0.25])
+    assert stats.format_ci(one) == "+0.250  95% CI n/a (1 seed)  n=1"
+    assert stats.format_ci({"mean": 0.9, "ci_low": None, "ci_high": None, "n_seeds": 1}, ".2f", full=False) == "0.90 n/a (1 seed)"
+    assert stats.format_ci({"mean": 0.814, "ci_low": 0.723, "ci_high": 0.906, "n_seeds": 4}, ".3f", full=False) == "0.814 [0.723, 0.906]"
