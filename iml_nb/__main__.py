@@ -8,8 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from iml_nb.batch import load_batch_file, parse_grid_option, run_batch
+from iml_nb.batch import BACKENDS, load_batch_file, parse_grid_option, run_batch
 from iml_nb.runner import NotebookRunError, parse_value, run_notebook
+from iml_nb.slurm import SlurmOptions
 
 
 def collect_parameters(files: list[str], pairs: list[list[str]]) -> dict:
@@ -53,9 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--batch-file", metavar="YAML",
                        help="a YAML mapping {notebook, grid: {name: [values]}, seeds, fixed: {name: value}}; "
                             "the options above add to it")
-    batch.add_argument("--jobs", type=int, default=1, metavar="K", help="runs in parallel (default: %(default)s)")
+    batch.add_argument("--jobs", type=int, default=None, metavar="K", help="runs in parallel with --backend local (default: 1)")
     batch.add_argument("--out", default="outputs", help="root of the batch folder (default: %(default)s)")
     batch.add_argument("--name", default=None, help="batch folder name (default: <notebook stem>__<axis>-<axis>)")
+    batch.add_argument("--backend", choices=BACKENDS, default="local",
+                       help="local: --jobs processes on this machine; slurm: one SLURM job per run through submitit, waited for "
+                            "(default: %(default)s)")
+    cluster = batch.add_argument_group("SLURM (with --backend slurm)")
+    for flag, kind, metavar, text in SLURM_FLAGS:
+        cluster.add_argument(flag, type=kind, default=None, metavar=metavar,
+                             action="append" if flag in ("--sbatch-arg", "--slurm-setup") else "store", help=text)
     batch.set_defaults(handler=_batch)
 
     report = commands.add_parser("report", help="rebuild outputs/report.md and .html: every claim of the paper we test, "
@@ -63,6 +71,38 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--outputs", default="outputs", help="root of the run folders (default: %(default)s)")
     report.set_defaults(handler=_report)
     return parser
+
+
+SLURM_FLAGS = (  # flag, type, metavar, help; each maps to the SlurmOptions field of the same name
+    ("--partition", str, "P", "partition to submit to (default: the cluster's default)"),
+    ("--gpus-per-run", int, "G", "GPUs per run, requested as --gpus-per-node (default: 0)"),
+    ("--cpus-per-run", int, "C", "CPUs per run, also its torch threads (default: 2)"),
+    ("--time-min", int, "M", "time limit per run in minutes; a run past it is recorded as failed (TIMEOUT) (default: 60)"),
+    ("--mem-gb", float, "GB", "memory per run (default: the partition's)"),
+    ("--max-parallel", int, "N", "at most N runs at once, as --array=...%%N (default: no cap)"),
+    ("--sbatch-arg", str, "KEY=VALUE", "another sbatch option, e.g. qos=high or account=mylab; repeatable"),
+    ("--slurm-setup", str, "LINE", "a shell line each job runs first, e.g. 'module load cuda'; repeatable"),
+    ("--poll-s", float, "S", "seconds between queue checks while waiting (default: 5)"),
+)
+
+
+def slurm_options(args: argparse.Namespace) -> SlurmOptions | None:
+    """SlurmOptions from the SLURM flags given (None when none was), each value checked and named by its flag."""
+    given = {flag.lstrip("-").replace("-", "_"): getattr(args, flag.lstrip("-").replace("-", "_")) for flag, *_ in SLURM_FLAGS}
+    given = {k: v for k, v in given.items() if v is not None}
+    if args.backend != "slurm":
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise ValueError(f"{flags} apply only with --backend slurm")
+        return None
+    pairs = []
+    for item in given.pop("sbatch_arg", []):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--sbatch-arg {item!r}: expected KEY=VALUE")
+        pairs.append((key.strip(), value.strip()))
+    setup = tuple(given.pop("slurm_setup", []))
+    return SlurmOptions(**given, sbatch_args=tuple(pairs), setup=setup)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -85,8 +125,13 @@ def _batch(args: argparse.Namespace) -> int:
         grid[name] = values
     seeds = args.seeds if args.seeds is not None else spec.get("seeds")
     fixed = {**(spec.get("fixed") or {}), **collect_parameters(args.parameters_file, args.parameter)}
-    table = run_batch(notebook, grid, seeds=seeds, fixed=fixed, jobs=args.jobs, out=args.out, name=args.name)
-    print(table[["run", "status", "duration_s", "error"]].to_string(index=False, na_rep=""))
+    options = slurm_options(args)
+    if args.backend == "slurm" and args.jobs is not None:
+        raise ValueError("--jobs is for --backend local; with slurm, cap the runs at once with --max-parallel")
+    table = run_batch(notebook, grid, seeds=seeds, fixed=fixed, jobs=args.jobs or 1, out=args.out, name=args.name,
+                      backend=args.backend, slurm=options)
+    columns = ["run", "status", "duration_s", "error"] + [c for c in ("job_id", "log") if c in table]
+    print(table[columns].to_string(index=False, na_rep=""))
     print(table.attrs["batch_json"])
     failed = table[table.status == "failed"]
     if len(failed):

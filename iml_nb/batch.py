@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import itertools
 import json
 import multiprocessing as mp
@@ -16,11 +17,14 @@ import yaml
 from tqdm import tqdm
 
 from iml_nb import runner
+from iml_nb import slurm as slurm_jobs
 from iml_nb.parallel import exit_with_parent
 from iml_nb.results import atomic_write_json, is_complete, new_run_id, to_jsonable
+from iml_nb.slurm import SlurmOptions
 
 BATCH_FILE_KEYS = ("notebook", "grid", "seeds", "fixed")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "IML_NB_THREADS")
+BACKENDS = ("local", "slurm")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")  # what may stay in a folder name on any OS and in a shell without quoting
 
 
@@ -88,12 +92,15 @@ def plan_runs(axes: dict[str, list]) -> list[tuple[str, dict]]:
     return list(zip(names, runs))
 
 
-def _execute(notebook: Path, params: dict, run_dir: Path, threads: int, environ: dict) -> dict:
-    """One run, in a worker process: never raises for a failed notebook, so one failure does not stop the batch."""
-    # The kernel inherits this process's environment: the caller's as it is now (the fork server holds the one of its
-    # start), with K runs of cpu/K threads each, which fill the cores without oversubscribing them.
-    os.environ.clear()
-    os.environ.update(environ, **{var: str(threads) for var in THREAD_VARS})
+def _execute(notebook: Path, params: dict, run_dir: Path, threads: int, environ: dict | None) -> dict:
+    """One run, in a worker process or a SLURM job: never raises for a failed notebook, so one failure does not stop the batch."""
+    # The kernel inherits this process's environment: locally the caller's as it is now (the fork server holds the one of its
+    # start), with K runs of cpu/K threads each, which fill the cores without oversubscribing them; in a SLURM job its own
+    # (environ None: it holds the job's CUDA_VISIBLE_DEVICES), with the job's CPUs as threads.
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
+    os.environ.update({var: str(threads) for var in THREAD_VARS})
     start = time.monotonic()
     try:
         runner.execute_into(notebook, params, run_dir, progress_bar=False)
@@ -121,23 +128,37 @@ def _check_resumable(batch_json: Path, notebook: Path, axes: dict, fixed: dict) 
 
 def summary_table(batch: dict) -> pd.DataFrame:
     """One row per run: run folder name, grid values, status, duration_s, error."""
+    slurm_columns = ("job_id", "log") if batch.get("backend") == "slurm" else ()
     return pd.DataFrame([{"run": r["folder"], **r["params"], "status": r["status"], "duration_s": r["duration_s"],
-                          "error": r["error"]} for r in batch["runs"]])
+                          "error": r["error"], **{c: r.get(c) for c in slurm_columns}} for r in batch["runs"]])
 
 
 def run_batch(notebook: str | os.PathLike, grid: dict[str, list], seeds: int | None = None, fixed: dict | None = None,
               jobs: int = 1, out: str | os.PathLike = "outputs", name: str | None = None,
-              progress: bool = True) -> pd.DataFrame:
+              progress: bool = True, backend: str = "local", slurm: SlurmOptions | None = None) -> pd.DataFrame:
     """Execute `notebook` once per grid point (x seed) into <out>/<name>/<run name>/ and return the summary table.
 
     Runs already complete are skipped; an existing incomplete folder (a killed or failed run) is moved aside to
     <run name>.failed-<run id> and redone. <out>/<name>/batch.json records the batch and every run's status,
     rewritten atomically after each run. A failed run is recorded with its error and the others go on.
     The default name is <notebook stem>__<axis>-<axis>; the table's attrs["batch_json"] is that file.
+
+    backend "local" runs `jobs` notebooks at a time in processes on this machine; "slurm" submits every run as a task of one
+    job array (`slurm` says how) and waits for them. A SLURM run still queued or running when an earlier controller died is
+    re-attached to, not submitted again.
     """
     notebook = runner.resolve_notebook(notebook)
     fixed = dict(fixed or {})
     axes = grid_axes(grid, seeds)
+    if backend not in BACKENDS:
+        raise ValueError(f"--backend must be one of {list(BACKENDS)}, got {backend!r}")
+    if backend == "slurm":
+        slurm = slurm or SlurmOptions()
+        if not isinstance(slurm, SlurmOptions):
+            raise ValueError(f"slurm must be a SlurmOptions, got {type(slurm).__name__}")
+        slurm_jobs.check_available()
+    elif slurm is not None:
+        raise ValueError("SLURM options (--partition, --gpus-per-run, ...) need --backend slurm")
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     both = sorted(set(axes) & set(fixed))
@@ -154,27 +175,52 @@ def run_batch(notebook: str | os.PathLike, grid: dict[str, list], seeds: int | N
     batch_json = batch_dir / "batch.json"
     runs = plan_runs(axes)
     recorded = _check_resumable(batch_json, notebook, axes, fixed)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = slurm.cpus_per_run if backend == "slurm" else max(1, (os.cpu_count() or 1) // jobs)
     # "axes" keeps the grid's order, which names the run folders: batch.json is written with sorted keys.
-    batch = {"notebook": str(notebook), "axes": list(axes), "grid": axes, "fixed": fixed, "jobs": jobs,
-             "threads_per_run": threads, "runs": []}
+    batch = {"notebook": str(notebook), "axes": list(axes), "grid": axes, "fixed": fixed, "backend": backend,
+             "jobs": jobs if backend == "local" else None, "threads_per_run": threads,
+             "slurm": dataclasses.asdict(slurm) if backend == "slurm" else None, "runs": []}
     # A skipped run keeps the duration its earlier execution recorded: rerunning a batch must not erase what it measured.
     before = {r["folder"]: r for r in recorded.get("runs", [])}
     for folder, params in runs:
         record = {"folder": folder, "params": params, "status": "pending", "error": None, "duration_s": None,
                   "moved_aside": None}
         run_dir = batch_dir / folder
+        job_id = before.get(folder, {}).get("job_id")
         if is_complete(run_dir):
             record.update(status="skipped", duration_s=before.get(folder, {}).get("duration_s"))
+        elif backend == "slurm" and slurm_jobs.is_active(batch_dir, job_id):
+            # Queued or running from an earlier submission (its controller died): wait for it, never submit it twice.
+            record.update(status="submitted", job_id=job_id, log=before[folder].get("log"), attached=True)
         elif run_dir.exists():  # killed or failed before: keep what it produced, out of the way of the rerun
             record["moved_aside"] = f"{folder}.failed-{new_run_id()}"
             run_dir.rename(batch_dir / record["moved_aside"])
         batch["runs"].append(record)
     atomic_write_json(batch_json, batch)
 
-    todo = iter([r for r in batch["runs"] if r["status"] == "pending"])
     bar = tqdm(total=len(runs), initial=sum(r["status"] == "skipped" for r in batch["runs"]), desc=batch_dir.name,
                unit="run", position=0, disable=not progress)
+
+    def finish(record: dict, result: dict) -> None:
+        record.update(result)
+        atomic_write_json(batch_json, batch)
+        bar.set_postfix_str(f"{record['folder']}: {record['status']}")
+        bar.update()
+
+    try:
+        if backend == "local":
+            _run_local(notebook, fixed, batch_dir, batch, threads, jobs, finish)
+        else:
+            _run_slurm(notebook, fixed, batch_dir, batch, batch_json, slurm, finish)
+    finally:
+        bar.close()
+    table = summary_table(batch)
+    table.attrs["batch_json"] = str(batch_json)
+    return table
+
+
+def _run_local(notebook: Path, fixed: dict, batch_dir: Path, batch: dict, threads: int, jobs: int, finish) -> None:
+    todo = iter([r for r in batch["runs"] if r["status"] == "pending"])
     # Not forked from this process, which may hold threads (tqdm's monitor, a notebook's zmq); a fork server that has
     # imported papermill once hands each worker out in milliseconds instead of a 3-4 s fresh import per worker.
     context = mp.get_context("forkserver")
@@ -192,16 +238,23 @@ def run_batch(notebook: str | os.PathLike, grid: dict[str, list], seeds: int | N
                 for future in done:
                     record = running.pop(future)
                     try:
-                        record.update(future.result())
+                        result = future.result()
                     except Exception as exc:  # the worker process itself died (killed, out of memory)
-                        record.update(status="failed", error=f"worker process died: {type(exc).__name__}: {exc}")
-                    atomic_write_json(batch_json, batch)
-                    bar.set_postfix_str(f"{record['folder']}: {record['status']}")
-                    bar.update()
+                        result = dict(status="failed", error=f"worker process died: {type(exc).__name__}: {exc}")
+                    finish(record, result)
                     running.update(submit(itertools.islice(todo, 1)))
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
-            bar.close()
-    table = summary_table(batch)
-    table.attrs["batch_json"] = str(batch_json)
-    return table
+
+
+def _run_slurm(notebook: Path, fixed: dict, batch_dir: Path, batch: dict, batch_json: Path, options: SlurmOptions,
+               finish) -> None:
+    todo = [r for r in batch["runs"] if r["status"] == "pending"]
+    if todo:
+        calls = [(_execute, notebook, {**fixed, **r["params"]}, batch_dir / r["folder"], options.cpus_per_run, None) for r in todo]
+        for record, job in zip(todo, slurm_jobs.submit(batch_dir, options, batch_dir.name, calls)):
+            record.update(status="submitted", job_id=job.job_id, log=slurm_jobs.log_path(job))
+        atomic_write_json(batch_json, batch)  # the job ids, before any waiting: a controller killed now loses nothing
+    waiting = {r["folder"]: slurm_jobs.job_for(batch_dir, r["job_id"]) for r in batch["runs"] if r["status"] == "submitted"}
+    by_folder = {r["folder"]: r for r in batch["runs"]}
+    slurm_jobs.wait(waiting, lambda folder, result: finish(by_folder[folder], result), options.poll_s)

@@ -19,6 +19,7 @@ def tiny_notebook(folder: Path, seed: bool = True) -> Path:
         "fail_on: int = -1  # x value that raises\n"
         "n_jobs: int = 4  # worker processes (the batch sets 1)\n"
         'log: str = ""  # file that counts executions\n'
+        "sleep_s: float = 0.0  # seconds to wait before finishing\n"
         'output_dir: str = ""  # where')
     nb = nbformat.v4.new_notebook()
     nb.cells = [
@@ -32,6 +33,7 @@ def tiny_notebook(folder: Path, seed: bool = True) -> Path:
             'pathlib.Path(output_dir, "config.json").write_text("{}")\n'
             "if x == fail_on:\n"
             '    raise ValueError(f"x is {x}")\n'
+            "import time; time.sleep(sleep_s)\n"
             'summary = dict(value=10 * x + s, n_jobs=n_jobs, threads=os.environ["OMP_NUM_THREADS"],\n'
             '               iml_threads=os.environ["IML_NB_THREADS"])\n'
             'pathlib.Path(output_dir, "summary.json").write_text(json.dumps(summary))'),
