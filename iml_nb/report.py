@@ -98,6 +98,29 @@ def _entity_last(summary: dict) -> tuple[str, str]:
     return value, "disagrees" if set(iml) - set(expected) else "inconclusive"
 
 
+def _probe(order: str, decodable: bool) -> Callable[[dict], tuple[str, str]]:
+    """The `tag` probe's accuracy after the alias at the last layer (chance 0.5): predicted above chance, or at chance."""
+    def judge(summary: dict) -> tuple[str, str]:
+        g = (summary.get(f"{order}/tag") or {}).get("after_alias_last_layer")
+        if not g or g.get("ci_low") is None:
+            return f"{order} not probed", "inconclusive"
+        value = f"{g['mean']:.3f} [{g['ci_low']:.3f}, {g['ci_high']:.3f}] (chance 0.5)"
+        above = g["ci_low"] > 0.5
+        return value, ("agrees" if above else "inconclusive") if decodable else ("disagrees" if above else "agrees")
+    return judge
+
+
+def _alignment_small_batch(summary: dict) -> tuple[str, str]:
+    """cos(d1consis) − cos(d2consis) at the smallest batch size: predicted > 0."""
+    rows = sorted(summary.get("alignment", []), key=lambda r: r["batch_size"])
+    if not rows:
+        return "not measured", "inconclusive"
+    r = rows[0]
+    g = {"mean": r["cos_gap"], "ci_low": r["cos_gap_ci_low"], "ci_high": r["cos_gap_ci_high"]}
+    series = "; ".join(f"bs {x['batch_size']}: {x['cos_gap']:+.4f}" for x in rows)
+    return f"bs {r['batch_size']}: {_ci(g)} ({series})", _positive(g)
+
+
 CLAIMS = (
     Claim("01_main_two_stage", "Stage 1: consistent Define-dot definitions help QA more than inconsistent Define-bar ones "
           "(qd1consis − qd2incons, end of Stage 1)", "≈0.51 vs ≈0.45 (Pythia-2.8B, Fig. 3a)", _gap_claim("stage1_gap_qa")),
@@ -120,6 +143,14 @@ CLAIMS = (
     Claim("05_mnist", "Vision (MNIST, convnet): IML after Stage 2 (d1consis − d2consis QA accuracy, chance 0.5)",
           "IML in a convnet, \"somewhat contrived\" setting (poster, blog); effects small (old version's review)",
           _gap_claim("iml_gap_qa")),
+    Claim("06_probing", "After Stage 1, the defining tag is linearly decodable from a question about the alias, on the tokens "
+          "after the alias, when definitions put the tag after the alias (VTE)", "≈0.85–0.95 in layers 8–16 (Pythia-1B, poster)",
+          _probe("vte", decodable=True)),
+    Claim("06_probing", "… but not when the tag comes first (TVE), although TVE gives IML", "≈0.5 everywhere (poster)",
+          _probe("tve", decodable=False)),
+    Claim("09_gradient_alignment", "Define-dot definitions' gradients align more with their questions' gradients than Define-bar "
+          "ones' at small batch sizes (one-stage training)", "≈0.23 vs ≈0.215 at batch ≤ 512 (Pythia-1B, poster)",
+          _alignment_small_batch),
     Claim("07_batch_size", "Smaller batch sizes give more IML (one-stage training)", "more IML at smaller batches (abstract, §6.1)",
           _trend(-1)),
     Claim("08_model_size", "Larger models show more IML", "more IML in larger models (abstract, §6.3)",
@@ -147,18 +178,29 @@ def command_of(run_dir: Path, notebook: str) -> str:
 
 
 def scale_of(run_dir: Path) -> tuple[str, str]:
-    """(seeds, scale) in words, from config.json: a run of 01 holds a full config, a sweep its fixed parameters."""
+    """(seeds, scale) in words, from config.json: a run of 01 holds a full config, 06/09 a list of them, a sweep its fixed parameters."""
     config = json.loads((run_dir / "config.json").read_text())
+    if "configs" in config:  # 06_probing, 09_gradient_alignment: one experiment config per word order or batch size
+        seeds, scale = _scale_of_config(config["configs"][0])
+        orders = sorted({c["data"]["word_order"] for c in config["configs"]})
+        sizes = sorted({c["train"]["batch_size"] for c in config["configs"]})
+        per = f"orders {'/'.join(orders)}" if len(orders) > 1 else f"bs {'/'.join(map(str, sizes))}"
+        return seeds, scale.rsplit(", bs ", 1)[0] + f", {per}, loss on {config['configs'][0]['train']['loss_on']}"
     if "data" in config:  # 01_main_two_stage, 04_set_inclusion, 05_mnist
-        d, t, r = config["data"], config["train"], config["run"]
-        m = config.get("model") or {"name": f"convnet ({config['net']['arch']})"}  # 05_mnist holds `net`; stage 0 = digit pretraining
-        epochs = "+".join(str(e) for e in [t["stage0_epochs"], *t["stage_epochs"]])
-        world = f"{d['n_people']} people" if "n_people" in d else f"{d['n_vars']} variables" + (", resampled Qs" * d.get("resample", 0))
-        return f"{r['n_seeds']} × {r['n_seeds_stage2']}", f"{m['name']}, {world}, epochs {epochs}, bs {t['batch_size']}"
+        return _scale_of_config(config)
     fixed = config.get("fixed", {})
     seeds = str(fixed.get("n_seeds", "?"))
     shown = {k: v for k, v in fixed.items() if k not in ("n_seeds", "n_jobs")}
     return seeds, ", ".join(f"{k} {v}" for k, v in shown.items())
+
+
+def _scale_of_config(config: dict) -> tuple[str, str]:
+    """(seeds, scale) of one full experiment config (01, 04, 05; each config of 06 and 09)."""
+    d, t, r = config["data"], config["train"], config["run"]
+    m = config.get("model") or {"name": f"convnet ({config['net']['arch']})"}  # 05_mnist holds `net`; stage 0 = digit pretraining
+    epochs = "+".join(str(e) for e in [t["stage0_epochs"], *t["stage_epochs"]])
+    world = f"{d['n_people']} people" if "n_people" in d else f"{d['n_vars']} variables" + (", resampled Qs" * d.get("resample", 0))
+    return f"{r['n_seeds']} × {r['n_seeds_stage2']}", f"{m['name']}, {world}, epochs {epochs}, bs {t['batch_size']}"
 
 
 def build(outputs: str | os.PathLike = "outputs") -> pd.DataFrame:

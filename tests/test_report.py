@@ -39,13 +39,23 @@ def test_report_reads_runs_and_judges_claims(tmp_path):
 
     mnist = tmp_path / "05_mnist" / "20260101-000000-abcd"
     results.finalize_run(mnist, build_vision_config().to_dict(), EMPTY, {"stage1_gap_qa": _gap(0.4), "iml_gap_qa": _gap(0.15)})
+    configs = {"configs": [build_config(word_order=o, loss_on="all", n_people=500).to_dict() for o in ("tve", "vte")]}
+    results.finalize_run(tmp_path / "06_probing" / "20260101-000000-abcd", configs, EMPTY,
+                         {"vte/tag": {"after_alias_last_layer": _gap(0.9)}, "tve/tag": {"after_alias_last_layer": _gap(0.68)}})
+    configs = {"configs": [build_config(stage_plan="one_stage", batch_size=b).to_dict() for b in (16, 256)]}
+    alignment = [{"batch_size": 256, "cos_gap": 0.0, "cos_gap_ci_low": -0.01, "cos_gap_ci_high": 0.01},
+                 {"batch_size": 16, "cos_gap": 0.02, "cos_gap_ci_low": 0.01, "cos_gap_ci_high": 0.03}]
+    results.finalize_run(tmp_path / "09_gradient_alignment" / "20260101-000000-abcd", configs, EMPTY, {"alignment": alignment})
     _sweep(tmp_path, "07_batch_size", "batch_size", [(16, 0.01), (64, 0.05)])  # grows with batch size: the paper says shrinks
     _sweep(tmp_path, "08_model_size", "model", [("pythia-base", 0.08), ("pythia-small", 0.05), ("pythia-tiny", 0.02)],
            values=["pythia-tiny", "pythia-small", "pythia-base"])
     table = report.build(tmp_path).set_index("claim")
     verdicts = [table.loc[c.claim, "verdict"] for c in report.CLAIMS]
     assert verdicts == ["disagrees", "agrees", "inconclusive", "agrees", "agrees", "not run", "agrees", "inconclusive",
-                        "agrees", "agrees", "disagrees", "agrees"]
+                        "agrees", "agrees", "agrees", "disagrees", "agrees", "disagrees", "agrees"]
+    assert table.loc[report.CLAIMS[11].claim, "ours (95% CI)"] == "0.680 [0.660, 0.700] (chance 0.5)"
+    assert table.loc[report.CLAIMS[10].claim, "scale"] == "pythia-small, 500 people, epochs 30+15+10, orders tve/vte, loss on all"
+    assert table.loc[report.CLAIMS[12].claim, "ours (95% CI)"].startswith("bs 16: +0.020 [+0.010, +0.030] (bs 16: +0.0200")
     assert table.loc[report.CLAIMS[6].claim, "scale"] == "pythia-tiny, 1000 variables, resampled Qs, epochs 0+45+20, bs 64"
     assert table.loc[report.CLAIMS[9].claim, "scale"] == "convnet (cells), 400 variables, epochs 1+30+30, bs 64"
     row = table.loc[report.CLAIMS[1].claim]
