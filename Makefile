@@ -20,10 +20,13 @@ main: install  ## the main experiment at its default parameters -> outputs/01_ma
 test: install  ## unit + integration tests and nbval on every notebook (test-size parameters)
 	$(PY) -m pytest -q
 
+lab: install  ## JupyterLab on the explorer (notebooks/00_explore.ipynb): stored results, and a short run to try
+	$(VENV)/bin/jupyter lab notebooks/00_explore.ipynb
+
 notebooks: install  ## re-execute every notebook in place with its test-size parameters (the outputs nbval checks)
 	for nb in notebooks/*.ipynb; do \
 	  stem=$$(basename $$nb .ipynb); \
 	  $(PY) -m papermill --cwd . -f tests/params/$$stem.yaml $$nb $$nb || exit 1; \
 	done
 
-.PHONY: install main test notebooks
+.PHONY: install main test lab notebooks

@@ -211,6 +211,14 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
 
+def from_dict(d: dict) -> ExperimentConfig:
+    """The frozen config a run folder's config.json holds (the inverse of ExperimentConfig.to_dict), validated again."""
+    data = {**d["data"], "fractions": tuple((name, value) for name, value in d["data"]["fractions"])}
+    train = {**d["train"], "stage_epochs": tuple(d["train"]["stage_epochs"])}
+    return ExperimentConfig(data=DataConfig(**data), model=ModelConfig(**d["model"]), train=TrainConfig(**train),
+                            run=RunConfig(**d["run"]))
+
+
 _FLAT_NAMES = (
     "people_source", "n_people", "people_seed", "word_order", "stage_plan", "ea_train", "replay_frac", "alias_pool", "alpha",
     "model", "tie_embeddings", "gguf_file",

@@ -1,6 +1,10 @@
 """Invalid parameters fail at config construction with a message naming the parameter."""
 
+import json
+
 import pytest
+
+from iml_nb import config
 
 from iml_nb.config import ConfigError, build_config
 
@@ -75,3 +79,8 @@ def test_cpu_device_keeps_the_cache_keys_of_runs_made_before_the_parameter_exist
 
     cfg, explicit = build_config(), build_config(device="cpu")
     assert experiment.shared_stages_key(cfg, 0, "stage0-x") == experiment.shared_stages_key(explicit, 0, "stage0-x")
+
+
+def test_from_dict_inverts_to_dict():
+    cfg = build_config(n_people=200, alpha=0.75, word_order="vte", stage_plan="one_stage", stage1_epochs=4, lr=2e-3)
+    assert config.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg  # through JSON, as config.json stores it

@@ -61,6 +61,8 @@ def test_notebook_house_rules(path):
             assert not any(isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda)) for n in ast.walk(tree)), "no definitions in notebooks"
             assert "sys.path" not in cell.source and "%pip" not in cell.source
     assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), "committed with its small-default outputs"
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "plots.use_offline_renderer()" in code, "charts render offline through the one iml_nb call"
     assert (ROOT / "tests" / "params" / f"{path.stem}.yaml").exists(), "a test-size parameters file"
 
 
