@@ -188,7 +188,9 @@ def run_batch(notebook: str | os.PathLike, grid: dict[str, list], seeds: int | N
         run_dir = batch_dir / folder
         job_id = before.get(folder, {}).get("job_id")
         if is_complete(run_dir):
-            record.update(status="skipped", duration_s=before.get(folder, {}).get("duration_s"))
+            earlier = before.get(folder, {})
+            record.update(status="skipped", duration_s=earlier.get("duration_s"),
+                          **{k: earlier[k] for k in ("job_id", "log") if earlier.get(k)})  # which SLURM job made it, if one did
         elif backend == "slurm" and slurm_jobs.is_active(batch_dir, job_id):
             # Queued or running from an earlier submission (its controller died): wait for it, never submit it twice.
             record.update(status="submitted", job_id=job_id, log=before[folder].get("log"), attached=True)

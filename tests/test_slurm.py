@@ -139,6 +139,9 @@ def test_main_experiment_batch_on_slurm_equals_the_local_batch(tmp_path, cluster
         assert s_local == s_remote
     record = json.loads((tmp_path / "slurm" / "b" / "batch.json").read_text())
     assert record["backend"] == "slurm" and record["slurm"]["cpus_per_run"] == 1
+    again = batch.run_batch("01_main_two_stage", grid, fixed={**MAIN_TINY, "cache_dir": str(tmp_path / "cache-slurm")},
+                            out=tmp_path / "slurm", name="b", progress=False, backend="slurm", slurm=slurm.SlurmOptions(cpus_per_run=1))
+    assert list(again.status) == ["skipped", "skipped"] and list(again.job_id) == list(slurm_table.job_id)  # who made them, kept
 
 
 @pytest.mark.slurm
