@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,13 +116,16 @@ class ModelConfig:
     gguf_file: str = ""  # pretrained only: a GGUF file inside `name` (a folder), loaded through transformers + gguf
 
     def __post_init__(self) -> None:
-        from .model import SCRATCH_SIZES  # local import: model.py imports torch, keep config import light
+        from .model import SCRATCH_SIZES, SHIPPED, shipped_location  # local import: model.py imports torch, keep config import light
 
         _check(isinstance(self.name, str) and self.name != "", "model", "must be a named size or a Hugging Face id / local folder")
         _check(isinstance(self.tie_embeddings, bool), "tie_embeddings", "must be true or false")
         if self.name.startswith("pythia-") and "/" not in self.name:
             _check(self.name in SCRATCH_SIZES, "model",
                    f"unknown named size {self.name!r}; named sizes: {list(SCRATCH_SIZES)} (or give a Hugging Face id / local folder)")
+        if self.name in SHIPPED:
+            _check(not self.gguf_file, "gguf_file", f"{self.name!r} names its own file ({SHIPPED[self.name][1]}); leave gguf_file empty")
+            shipped_location(self.name)  # installed? (a ValueError naming `model` otherwise)
 
     @property
     def from_scratch(self) -> bool:
@@ -277,6 +281,9 @@ def build_config(**params: Any) -> ExperimentConfig:
     for i in range(n_stages + 1, 4):
         params.pop(f"stage{i}_epochs", None)
 
+    source = params.get("people_source", DataConfig.people_source)
+    _check(source == "synthetic" or not isinstance(source, str) or Path(source).is_file(), "people_source",
+           f"is neither 'synthetic' nor an existing file: {source!r} (the CVDB CSV of Laouenan et al. 2022, from its data release)")
     data = take(DataConfig, params, fractions=tuple(fractions.items()))
     model = take(ModelConfig, params, rename={"model": "name"})
     train = take(TrainConfig, params, stage_epochs=stage_epochs)

