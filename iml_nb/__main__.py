@@ -66,6 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
                              action="append" if flag in ("--sbatch-arg", "--slurm-setup") else "store", help=text)
     batch.set_defaults(handler=_batch)
 
+    bench = commands.add_parser("bench", help="speed figures (utilisation, vs a Trainer+generate pipeline, fast EM vs generation, "
+                                              "peak memory), each a ratio measured in one run")
+    bench.add_argument("--sizes", default="pythia-tiny,pythia-small,pythia-base", help="model sizes for the utilisation figure")
+    bench.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                       help="a main-experiment parameter for figures 2-4, on top of iml_nb.bench.BENCH_SCALE (200 people, "
+                            "10+5+3 epochs, 1 seed)")
+    bench.add_argument("--memory-defaults", action="store_true",
+                       help="figure 4 on the main experiment at its full defaults (~14 min) instead of the bench scale")
+    bench.add_argument("--json", metavar="FILE", help="also write every figure to this JSON file")
+    bench.set_defaults(handler=_bench)
+
     report = commands.add_parser("report", help="rebuild outputs/report.md and .html: every claim of the paper we test, "
                                                 "paper vs ours, from the newest complete run of each notebook")
     report.add_argument("--outputs", default="outputs", help="root of the run folders (default: %(default)s)")
@@ -137,6 +148,24 @@ def _batch(args: argparse.Namespace) -> int:
     if len(failed):
         print(f"error: {len(failed)} of {len(table)} runs failed: {', '.join(failed.run)}", file=sys.stderr)
     return 1 if len(failed) else 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from iml_nb.bench import BENCH_SCALE, run_all
+    from iml_nb.config import build_config
+    from iml_nb.model import SCRATCH_SIZES
+    from iml_nb.results import atomic_write_json
+
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    unknown = [s for s in sizes if s not in SCRATCH_SIZES]
+    if not sizes or unknown:
+        raise ValueError(f"--sizes: named from-scratch sizes among {list(SCRATCH_SIZES)}, got {args.sizes!r}")
+    scale = {**BENCH_SCALE, **collect_parameters([], args.parameter)}
+    build_config(**scale)  # every parameter checked (and named) before anything is measured
+    figures = run_all(sizes, scale, memory_params={} if args.memory_defaults else None)
+    if args.json:
+        atomic_write_json(args.json, figures)
+    return 0
 
 
 def _report(args: argparse.Namespace) -> int:
