@@ -244,7 +244,20 @@ def fast_vs_generate(cfg: ExperimentConfig) -> dict:
         timings[mode] = time.perf_counter() - start
     # Equal to within float32 rounding: the teacher-forced EM is a float32 mean, reference_eval's a Python float of the same count.
     same = {m: sum(abs(scores["fast"][k]["em"] - scores[m][k]["em"]) < 1e-6 for k in scores["fast"]) for m in ("generate", "pipeline")}
+    # The same on the untrained network, which never emits EOS: generation then runs all max_new_tokens steps, as a half-trained
+    # model does early in every stage, while the teacher-forced pass costs what it always costs.
+    # (From-scratch sizes only: a pretrained model has no untrained state to compare.)
+    if cfg.model.from_scratch:
+        untrained = models.build_scratch_model(cfg.model.name, tokenizer, cfg.model.tie_embeddings, cfg.run.stage0_seed)
+        for mode in ("fast", "generate"):
+            start = time.perf_counter()
+            EvalSuite.run(suite, untrained, tokenizer, mode, cfg.run.eval_batch_size, cfg.run.max_new_tokens)
+            timings[f"untrained_{mode}"] = time.perf_counter() - start
+    else:
+        timings["untrained_fast"] = timings["untrained_generate"] = math.nan
     return {"items": len(suite.items), "sets": len(suite.sets), "sets_identical": same["generate"],
+            "untrained_fast_s": timings["untrained_fast"], "untrained_generate_s": timings["untrained_generate"],
+            "untrained_speedup": timings["untrained_generate"] / timings["untrained_fast"],
             "sets_identical_pipeline": same["pipeline"], "fast_s": timings["fast"], "generate_s": timings["generate"],
             "pipeline_s": timings["pipeline"], "speedup": timings["generate"] / timings["fast"],
             "speedup_pipeline": timings["pipeline"] / timings["fast"],
@@ -303,7 +316,9 @@ def run_all(sizes=("pythia-tiny", "pythia-small", "pythia-base"), scale: dict | 
     out["fast_em"] = f
     report(f"[3] fast EM vs generation on a trained model ({f['items']} items in {f['sets']} test sets): identical EM in "
            f"{f['sets_identical']} sets vs our batched generation, {f['sets_identical_pipeline']} vs per-set generation as the reference; "
-           f"{f['fast_s']:.2f} s vs {f['generate_s']:.2f} s ({f['speedup']:.1f}x) and {f['pipeline_s']:.2f} s ({f['speedup_pipeline']:.1f}x)")
+           f"{f['fast_s']:.2f} s vs {f['generate_s']:.2f} s ({f['speedup']:.1f}x) and {f['pipeline_s']:.2f} s ({f['speedup_pipeline']:.1f}x)"
+           + ("" if math.isnan(f["untrained_speedup"]) else f"; on the untrained network (never stops) {f['untrained_fast_s']:.2f} s vs "
+              f"{f['untrained_generate_s']:.2f} s ({f['untrained_speedup']:.1f}x)"))
     m = peak_memory(memory_params if memory_params is not None else {k: v for k, v in scale.items() if k != "n_jobs"})
     out["memory"] = m
     report(f"[4] main run through the notebook: peak resident memory {m['peak_rss_total_gb']:.2f} GB summed over its processes "

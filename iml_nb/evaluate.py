@@ -11,7 +11,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from .define import Example
-from .encode import encode, prefix_ids, target_logits
+from .encode import Encoded, encode, prefix_ids, target_logits
 
 
 def normalize(text: str) -> str:
@@ -42,15 +42,16 @@ def f1(prediction: str, gold: str) -> float:
 
 @torch.no_grad()
 def teacher_forced_correct(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
-                           batch_size: int = 512) -> torch.Tensor:
+                           batch_size: int = 512, encoded: Encoded | None = None) -> torch.Tensor:
     """One forward pass per batch: an item is right iff the argmax at every answer position and at the stop position is the target.
 
     That is exactly the condition under which greedy decoding emits the answer tokens and then EOS, so the EM equals the
     generation EM whenever the answer's tokenisation is the only one that normalises to it (tested on a trained model).
+    `encoded`: `encode(examples, tokenizer, "answer")` done before (EvalSuite keeps it: it was a sixth of every evaluation).
     """
     model.eval()
     device = next(model.parameters()).device
-    data = encode(examples, tokenizer, loss_on="answer")
+    data = encoded if encoded is not None else encode(examples, tokenizer, loss_on="answer")
     out = torch.empty(len(data), dtype=torch.bool)
     for start in range(0, len(data), batch_size):
         idx = torch.arange(start, min(start + batch_size, len(data)))
@@ -98,12 +99,18 @@ class EvalSuite:
                 keys.setdefault((ex.prompt, ex.answer), len(keys))
         self.items = [Example(p, a, "", "", "", "") for (p, a) in keys]
         self.index = {name: torch.tensor([keys[(ex.prompt, ex.answer)] for ex in items]) for name, items in self.sets.items()}
+        self._encoded: tuple[PreTrainedTokenizerBase, Encoded] | None = None  # the items encoded, for the tokenizer it was done with
+
+    def encoded(self, tokenizer: PreTrainedTokenizerBase) -> Encoded:
+        if self._encoded is None or self._encoded[0] is not tokenizer:
+            self._encoded = (tokenizer, encode(self.items, tokenizer, loss_on="answer"))
+        return self._encoded[1]
 
     def run(self, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, mode: str = "fast", batch_size: int = 512,
             max_new_tokens: int = 8) -> dict[str, dict[str, float]]:
         """{set name: {"em": ..., "f1": ...}}; F1 needs the decoded answer, so only generation reports it."""
         if mode == "fast":
-            correct = teacher_forced_correct(model, tokenizer, self.items, batch_size).float()
+            correct = teacher_forced_correct(model, tokenizer, self.items, batch_size, self.encoded(tokenizer)).float()
             return {name: {"em": float(correct[idx].mean())} for name, idx in self.index.items()}
         preds = generate(model, tokenizer, [ex.prompt for ex in self.items], batch_size, max_new_tokens)
         em = torch.tensor([exact_match(p, ex.answer) for p, ex in zip(preds, self.items)])

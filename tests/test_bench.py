@@ -68,3 +68,10 @@ def test_bench_checks_its_options_before_measuring(monkeypatch, capsys):
     assert "--sizes" in capsys.readouterr().err
     assert cli.main(["bench", "-p", "n_people", "5"]) == 1
     assert "`n_people`" in capsys.readouterr().err
+
+
+def test_fast_vs_generate_agrees_and_times_the_untrained_network(tmp_path):
+    cfg = build_config(n_people=40, model="pythia-tiny", stage0_epochs=3, stage1_epochs=2, n_seeds=1, cache_dir=str(tmp_path))
+    f = bench.fast_vs_generate(cfg)
+    assert f["sets"] > 0 and f["sets_identical"] == f["sets"] and f["sets_identical_pipeline"] == f["sets"]
+    assert all(f[k] > 0 for k in ("fast_s", "generate_s", "pipeline_s", "untrained_fast_s", "untrained_generate_s"))

@@ -45,6 +45,19 @@ def test_suite_modes_agree(trained):
     assert gen["a"]["f1"] >= gen["a"]["em"]
 
 
+def test_suite_encodes_once_per_tokenizer(trained, monkeypatch):
+    model, tokenizer = trained
+    suite = EvalSuite({"a": FACTS[:100], "b": FACTS[50:200]})
+    calls = []
+    real = __import__("iml_nb.evaluate", fromlist=["encode"]).encode
+    monkeypatch.setattr("iml_nb.evaluate.encode", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first, again = suite.run(model, tokenizer, "fast"), suite.run(model, tokenizer, "fast")
+    assert first == again and len(calls) == 1
+    other = PreTrainedTokenizerFast(tokenizer_object=tokenizer.backend_tokenizer, eos_token=tokenizer.eos_token,
+                                    pad_token=tokenizer.pad_token)
+    assert suite.run(model, other, "fast") == first and len(calls) == 2  # another tokenizer object: encoded again
+
+
 def test_answer_only_logits_match_full_forward(trained):
     model, tokenizer = trained
     data = encode(FACTS[:16], tokenizer, loss_on="answer")
