@@ -8,17 +8,14 @@ Each variant trains a copy of the same fresh network on the default Stage-1 data
 import copy
 import os
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
 from iml_nb import env  # noqa: F401  (the AVX2 pin, as every run has it)
-from iml_nb import experiment, train
-from iml_nb.bench import matmul_peak, model_flops
-from iml_nb.config import build_config
-from iml_nb.define import make_define_data, replay_sample, stage0_examples
-from iml_nb.encode import IGNORE, encode, target_logits
+from iml_nb import train
+from iml_nb.bench import matmul_peak, model_flops, stage1_training, timed_epochs
+from iml_nb.encode import IGNORE, target_logits
 
 VARIANTS = ("base", "fused", "foreach", "compile", "compile_loss")
 
@@ -52,12 +49,7 @@ def main(names):
     if unknown:
         sys.exit(f"unknown variant(s) {unknown}; choose from {VARIANTS}")
     torch.set_num_threads(int(os.environ.get("THREADS", "1")))
-    cfg = build_config(model=os.environ.get("MODEL", "pythia-small"))
-    people = experiment.load_people(cfg)
-    fresh, tokenizer = experiment.base_model(cfg, people)
-    draw = make_define_data(people, cfg.data, cfg.run.seed, 0)
-    data = encode(draw.train[cfg.stages[0]] + replay_sample(stage0_examples(people), cfg.data.replay_frac, 1), tokenizer,
-                  cfg.train.loss_on)
+    cfg, fresh, data = stage1_training(os.environ.get("MODEL", "pythia-small"))
     peak = matmul_peak(torch.get_num_threads())
     print(f"{cfg.model.name}, {torch.get_num_threads()} thread(s), matmul peak {peak / 1e9:.1f} GFLOP/s")
     optimisers = {"fused": adamw(fused=True), "foreach": adamw(foreach=True)}
@@ -68,12 +60,7 @@ def main(names):
         train.make_optimizer = optimisers.get(name, default_optimiser)
         loss_fn = losses[name](model) if name in losses else None
         try:
-            start = time.perf_counter()
-            train.train_stage(model, data, cfg.train, 1, 0, loss_fn=loss_fn)  # warm-up (and compilation)
-            warm = time.perf_counter() - start
-            start = time.perf_counter()
-            epoch_loss = train.train_stage(model, data, cfg.train, 1, 1, loss_fn=loss_fn)[0]
-            seconds = time.perf_counter() - start
+            warm, seconds, epoch_loss = timed_epochs(model, data, cfg.train, 1, loss_fn)
         finally:
             train.make_optimizer = default_optimiser
         print(f"{name:13s} warm-up {warm:5.1f} s, epoch {seconds:5.2f} s, utilisation {model_flops(model, data) / seconds / peak:.3f},"

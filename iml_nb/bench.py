@@ -60,20 +60,34 @@ def model_flops(model: torch.nn.Module, data: Encoded) -> float:
     return 6 * non_embedding * tokens + 6 * head.numel() * targets
 
 
-def utilisation(model_name: str, threads: int = 1, epochs: int = 1) -> dict:
-    """Train the main experiment's Stage-1 data (default config, this model size) and compare model-FLOP/s with the peak."""
+def stage1_training(model_name: str) -> tuple[ExperimentConfig, torch.nn.Module, Encoded]:
+    """The default config at this model size, its fresh network, and the main experiment's Stage-1 training data (with replay)."""
     cfg = build_config(model=model_name)
     people = experiment.load_people(cfg)
     model, tokenizer = experiment.base_model(cfg, people)
     draw = make_define_data(people, cfg.data, cfg.run.seed, 0)
     data = encode(draw.train[cfg.stages[0]] + replay_sample(stage0_examples(people), cfg.data.replay_frac, 1), tokenizer,
                   cfg.train.loss_on)
+    return cfg, model, data
+
+
+def timed_epochs(model: torch.nn.Module, data: Encoded, cfg: TrainConfig, epochs: int = 1, loss_fn=None) -> tuple[float, float, float]:
+    """(warm-up seconds, seconds for `epochs` epochs after it, their mean loss): one warm-up epoch first (allocator, kernels,
+    compilation), then the timed ones."""
+    start = time.perf_counter()
+    train_stage(model, data, cfg, 1, 0, loss_fn=loss_fn)
+    warm = time.perf_counter() - start
+    start = time.perf_counter()
+    losses = train_stage(model, data, cfg, epochs, 1, loss_fn=loss_fn)
+    return warm, time.perf_counter() - start, sum(losses) / len(losses)
+
+
+def utilisation(model_name: str, threads: int = 1, epochs: int = 1) -> dict:
+    """Train the main experiment's Stage-1 data (default config, this model size) and compare model-FLOP/s with the peak."""
+    cfg, model, data = stage1_training(model_name)
     peak = matmul_peak(threads)
     torch.set_num_threads(threads)
-    train_stage(model, data, cfg.train, 1, 0)  # warm-up: allocator, kernels
-    start = time.perf_counter()
-    train_stage(model, data, cfg.train, epochs, 1)
-    seconds = time.perf_counter() - start
+    _, seconds, _ = timed_epochs(model, data, cfg.train, epochs)
     flops = model_flops(model, data) * epochs / seconds
     tokens = int(data.lengths.sum()) * epochs / seconds
     naive = 6 * models.n_params(model, non_embedding=True) * tokens
@@ -327,4 +341,4 @@ def run_all(sizes=("pythia-tiny", "pythia-small", "pythia-base"), scale: dict | 
 
 
 __all__ = ["BENCH_SCALE", "fast_vs_generate", "matmul_peak", "model_flops", "peak_memory", "pipeline_comparison", "run_all",
-           "trainer_stage", "utilisation"]
+           "stage1_training", "timed_epochs", "trainer_stage", "utilisation"]

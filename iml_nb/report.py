@@ -11,6 +11,7 @@ from typing import Callable
 
 import pandas as pd
 
+from . import stats
 from .env import project_path
 from .results import atomic_write_text, is_complete
 
@@ -104,7 +105,7 @@ def _probe(order: str, decodable: bool) -> Callable[[dict], tuple[str, str]]:
         g = (summary.get(f"{order}/tag") or {}).get("after_alias_last_layer")
         if not g or g.get("ci_low") is None:
             return f"{order} not probed", "inconclusive"
-        value = f"{g['mean']:.3f} [{g['ci_low']:.3f}, {g['ci_high']:.3f}] (chance 0.5)"
+        value = f"{stats.format_ci(g, '.3f', full=False)} (chance 0.5)"
         above = g["ci_low"] > 0.5
         return value, ("agrees" if above else "inconclusive") if decodable else ("disagrees" if above else "agrees")
     return judge
