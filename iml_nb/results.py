@@ -23,7 +23,7 @@ from .env import PROJECT_ROOT, project_path
 
 from iml_nb.stats import METRIC_COLUMNS
 
-COMPLETE_MARKER = "summary.json"  # written last by finalize_run: a run folder is complete iff it exists
+COMPLETE_MARKER = "summary.json"  # written last (mark_complete): a run folder is complete iff it exists
 _DTYPES = {"seed": "Int64", "seed_stage2": "Int64", "stage": "int64", "epoch": "int64",
            "subset": str, "metric": str, "value": "float64"}
 
@@ -173,12 +173,11 @@ def run_dir_for(output_dir: str, notebook: str, root: str | os.PathLike = "outpu
     return new_run_dir(project_path(root), notebook)
 
 
-def finalize_run(run_dir: str | os.PathLike, config, metrics: pd.DataFrame, summary: Mapping) -> Path:
-    """Write config.json, metrics.csv, environment.json, then summary.json LAST.
+def write_run(run_dir: str | os.PathLike, config, metrics: pd.DataFrame) -> Path:
+    """Write config.json, metrics.csv and environment.json; the folder is not complete until mark_complete.
 
-    So a folder is complete iff summary.json exists: a run killed before the end has no summary.json.
-    `config` is a dict or a (frozen) dataclass. Re-finalizing removes the old summary.json first, so a rewrite
-    interrupted halfway does not look complete either.
+    `config` is a dict or a (frozen) dataclass. A summary.json left by an earlier execution into the same folder is removed
+    first, so a rewrite interrupted halfway does not look complete.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -186,10 +185,22 @@ def finalize_run(run_dir: str | os.PathLike, config, metrics: pd.DataFrame, summ
     atomic_write_json(run_dir / "config.json", config)
     write_metrics(run_dir / "metrics.csv", metrics)
     atomic_write_json(run_dir / "environment.json", environment_record())
-    atomic_write_json(run_dir / COMPLETE_MARKER, summary)
     return run_dir
 
 
+def mark_complete(run_dir: str | os.PathLike, summary: Mapping) -> Path:
+    """Write summary.json, the completeness marker: every notebook calls this in its last code cell, after its figures and
+    sanity checks, so a run killed or failed anywhere before has no summary.json and `batch` redoes it."""
+    return atomic_write_json(Path(run_dir) / COMPLETE_MARKER, summary)
+
+
+def finalize_run(run_dir: str | os.PathLike, config, metrics: pd.DataFrame, summary: Mapping) -> Path:
+    """write_run then mark_complete, for code that has nothing to write in between."""
+    write_run(run_dir, config, metrics)
+    mark_complete(run_dir, summary)
+    return Path(run_dir)
+
+
 def is_complete(run_dir: str | os.PathLike) -> bool:
-    """True iff finalize_run got to its last write (summary.json)."""
+    """True iff the run got to its last write, summary.json (mark_complete)."""
     return (Path(run_dir) / COMPLETE_MARKER).is_file()

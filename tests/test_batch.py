@@ -169,3 +169,29 @@ def test_failing_run_does_not_stop_the_others_and_jobs_2(tmp_path, venv_kernel, 
     done = summaries(out / "b")
     assert list(done) == ["x=1__fail_on=2"]  # the failed run left nothing that looks complete
     assert done["x=1__fail_on=2"]["threads"] == str(max(1, (os.cpu_count() or 1) // 2)) == str(record["threads_per_run"])
+
+
+def test_run_killed_between_its_figures_is_not_complete_and_is_redone(tmp_path, venv_kernel):  # noqa: F811
+    """A real notebook whose kernel is killed right after its first figure: the folder holds results and a figure but no
+    summary.json, so it is not complete, and the next `batch` moves it aside and runs it again to the end."""
+    from iml_nb.env import project_path
+    from iml_nb.results import is_complete
+
+    original = nbformat.read(project_path("notebooks/04_set_inclusion.ipynb"), as_version=4)
+    killed = nbformat.from_dict(json.loads(json.dumps(original)))
+    first_figure = next(i for i, c in enumerate(killed.cells) if "plots.save_chart(" in c.source)
+    killed.cells.insert(first_figure + 1, nbformat.v4.new_code_cell("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"))
+    path = tmp_path / "04_set_inclusion.ipynb"
+    nbformat.write(killed, path)
+    fixed = {"n_vars": 40, "stage1_epochs": 3, "stage2_epochs": 3}
+    table = batch.run_batch(path, {}, seeds=1, fixed=fixed, out=tmp_path / "out", progress=False)
+    run_dir = tmp_path / "out" / "04_set_inclusion__seed" / "seed=0"
+    assert list(table.status) == ["failed"] and "did not finish" in table.error[0]
+    assert (run_dir / "metrics.csv").is_file() and (run_dir / "fig_set_inclusion.svg").is_file()
+    assert not is_complete(run_dir)
+
+    nbformat.write(original, path)
+    again = batch.run_batch(path, {}, seeds=1, fixed=fixed, out=tmp_path / "out", progress=False)
+    assert list(again.status) == ["complete"] and is_complete(run_dir)
+    aside = [p for p in run_dir.parent.iterdir() if p.name.startswith("seed=0.failed-")]
+    assert len(aside) == 1 and (aside[0] / "fig_set_inclusion.svg").is_file() and not is_complete(aside[0])
