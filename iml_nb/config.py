@@ -107,6 +107,42 @@ class DataConfig:
         return {name: dict(self.fractions).get(name, 0.0) for name in FRACTION_NAMES}
 
 
+def check_pretrained_source(name: str, gguf_file: str, sizes: list[str], shipped: list[str]) -> None:
+    """`model` names something loadable here: a local folder with its files, or a Hugging Face id the cache holds when offline.
+
+    Checked when the config is built, so a typo fails in the notebook's first cell instead of after the people are generated.
+    """
+    import os
+
+    _check(isinstance(gguf_file, str), "gguf_file", f"must be a file name, got {gguf_file!r}")
+    what = (f"named sizes: {sizes}; shipped: {shipped}; or a local folder holding save_pretrained's files (config.json, the "
+            "weights and the tokenizer), or a folder holding a GGUF file that `gguf_file` names")
+    path = Path(name).expanduser()
+    if path.is_file():
+        _check(False, "model", f"{name!r} is a file; give its folder as `model` and the file name as `gguf_file` ({what})")
+    if path.is_dir():
+        if gguf_file:
+            _check((path / gguf_file).is_file(), "gguf_file", f"no file {gguf_file!r} in {name!r}")
+        else:
+            _check((path / "config.json").is_file(), "model",
+                   f"the folder {name!r} has no config.json (for a GGUF file inside it, set `gguf_file`; {what})")
+        return
+    _check(not gguf_file or "/" in name, "model", f"{name!r} is not a folder here ({what})")
+    if os.environ.get("HF_HUB_OFFLINE", "1") == "0":
+        return  # the hub is reachable: the id is checked when it is downloaded
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        cached = try_to_load_from_cache(name, gguf_file or "config.json")
+    except HFValidationError:
+        cached = None
+    _check(isinstance(cached, str), "model",
+           f"{name!r} is not a named size, a shipped model, a local folder or a Hugging Face model in the local cache "
+           f"(HF_HUB_OFFLINE=1: nothing is downloaded; export HF_HUB_OFFLINE=0 where the hub is reachable). "
+           f"{what[0].upper()}{what[1:]}")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Which network: a named from-scratch Pythia-style size, or a pretrained causal LM (HF id or local folder)."""
@@ -126,6 +162,8 @@ class ModelConfig:
         if self.name in SHIPPED:
             _check(not self.gguf_file, "gguf_file", f"{self.name!r} names its own file ({SHIPPED[self.name][1]}); leave gguf_file empty")
             shipped_location(self.name)  # installed? (a ValueError naming `model` otherwise)
+        elif self.name not in SCRATCH_SIZES:
+            check_pretrained_source(self.name, self.gguf_file, list(SCRATCH_SIZES), list(SHIPPED))
 
     @property
     def from_scratch(self) -> bool:

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from iml_nb.env import PROJECT_ROOT
+from iml_nb.parameters import reject_unknown
 from iml_nb.results import is_complete, new_run_id
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
@@ -66,10 +67,8 @@ def check_parameters(notebook: str | os.PathLike, parameters: dict) -> None:
     reserved = sorted(set(parameters) & set(RUNNER_PARAMETERS))
     if reserved:
         raise ValueError(f"parameters {reserved} are set by the runner; choose the folder with outputs_root/run_id")
-    unknown = sorted(set(parameters) - set(declared))
-    if unknown:
-        valid = sorted(set(declared) - set(RUNNER_PARAMETERS))
-        raise ValueError(f"unknown parameters {unknown} for {Path(notebook).name}; valid: {valid}")
+    # The check each notebook's first cell makes under plain papermill; output_dir is the runner's, so not listed as valid here.
+    reject_unknown(parameters, set(declared) - set(RUNNER_PARAMETERS), Path(notebook).name)
 
 
 def run_notebook(notebook: str | os.PathLike, parameters: dict | None = None,

@@ -50,11 +50,14 @@ def test_the_gpu_parameter_file_builds_a_paper_scale_config(monkeypatch, tmp_pat
 
     params = yaml.safe_load(project_path("params/01_main_two_stage_gpu.yaml").read_text())
     assert set(params) <= set(pm.inspect_notebook(str(project_path("notebooks/01_main_two_stage.ipynb"))))
+    cvdb = tmp_path / "cvdb.csv"
+    cvdb.write_text("name\n")
+    with pytest.raises(ValueError, match="`model`.*HF_HUB_OFFLINE=0"):  # offline, a hub id must be in the local cache
+        config.build_config(**{**params, "device": "cpu", "people_source": str(cvdb)})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # as the GPU user with hub access runs it (building a config downloads nothing)
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     with pytest.raises(ValueError, match="`device`"):  # no CUDA here: it fails before any compute, naming the parameter
         config.build_config(**{**params, "people_source": "synthetic"})
-    cvdb = tmp_path / "cvdb.csv"
-    cvdb.write_text("name\n")
     cfg = config.build_config(**{**params, "device": "cpu", "people_source": str(cvdb)})
     assert (cfg.model.name, cfg.train.stage0_epochs, cfg.train.stage_epochs, cfg.train.batch_size) == \
         ("EleutherAI/pythia-2.8b-deduped", 0, (20, 10), 256)
