@@ -129,7 +129,7 @@ class _SameBatches(torch.utils.data.Sampler):
             yield order[start:start + self.batch_size].tolist()
 
 
-def trainer_stage(model, data: Encoded, cfg: TrainConfig, epochs: int, seed: int, on_epoch_end=lambda epoch, loss: None) -> list[float]:
+def trainer_stage(model, data: Encoded, cfg: TrainConfig, epochs: int, seed: int, on_epoch_end=lambda epoch, loss, steps: None) -> list[float]:
     """train_stage's contract through transformers' Trainer: the same optimiser, schedule, clipping and batches; the loss is the
     model's own (logits at every position, labels masked), as the reference computes it."""
     from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
@@ -162,7 +162,7 @@ def trainer_stage(model, data: Encoded, cfg: TrainConfig, epochs: int, seed: int
     class EveryEpoch(TrainerCallback):
         def on_epoch_end(self, args, state, control, **kwargs):
             epoch_losses.append(sum(step_losses[-steps_per_epoch:]) / steps_per_epoch)
-            on_epoch_end(len(epoch_losses), epoch_losses[-1])
+            on_epoch_end(len(epoch_losses), epoch_losses[-1], len(epoch_losses) * steps_per_epoch)
 
     optimizer = make_optimizer(model, cfg)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps_per_epoch * epochs))

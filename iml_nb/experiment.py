@@ -127,6 +127,11 @@ def metric_rows(results: dict, seed, seed_stage2, stage: int, epoch: int) -> lis
             for name, metrics in results.items() for m, v in metrics.items()]
 
 
+def train_rows(loss: float, steps: int, seed, seed_stage2, stage: int, epoch: int) -> list[dict]:
+    """Subset "train": the epoch's mean training loss and the stage's optimizer steps so far (checks.loss_fell reads both)."""
+    return metric_rows({"train": {"loss": loss, "steps": steps}}, seed, seed_stage2, stage, epoch)
+
+
 def run_atoms(cfg: ExperimentConfig, people: tuple[Person, ...]) -> list[str]:
     """Every alias and tag the run can use: the string pools, or (alias_pool 0) those of every seed of this run."""
     pools = string_pools(cfg.data)
@@ -165,9 +170,9 @@ def run_stage0(cfg: ExperimentConfig, people: tuple[Person, ...], progress: bool
         rows: list[dict] = []
         bar = tqdm(total=cfg.train.stage0_epochs, desc="Stage 0 (facts by name)", disable=not progress)
 
-        def on_epoch_end(epoch: int, loss: float) -> None:
+        def on_epoch_end(epoch: int, loss: float, steps: int) -> None:
             res = sample.run(model, tokenizer, "fast", cfg.run.eval_batch_size)
-            rows.extend(metric_rows(res, pd.NA, pd.NA, 0, epoch) + metric_rows({"train": {"loss": loss}}, pd.NA, pd.NA, 0, epoch))
+            rows.extend(metric_rows(res, pd.NA, pd.NA, 0, epoch) + train_rows(loss, steps, pd.NA, pd.NA, 0, epoch))
             bar.set_postfix(loss=f"{loss:.3f}", em=f"{res['stage0_facts']['em']:.3f}")
             bar.update()
 
@@ -234,13 +239,11 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
 
         epochs = cfg.train.stage_epochs[stage_no - 1]
 
-        def on_epoch_end(epoch: int, loss: float) -> None:
-            res = suite.run(model, tokenizer, cfg.run.eval_mode, cfg.run.eval_batch_size, cfg.run.max_new_tokens)
-            if epoch == epochs and cfg.run.eval_mode == "fast":
-                # At each stage's end, also decode greedily: F1 needs the text, and "em_generate" must equal the fast "em".
-                gen = suite.run(model, tokenizer, "generate", cfg.run.eval_batch_size, cfg.run.max_new_tokens)
-                res = {k: {**v, "em_generate": gen[k]["em"], "f1": gen[k]["f1"]} for k, v in res.items()}
-            rows.extend(to_rows(res, stage_no, epoch) + metric_rows({"train": {"loss": loss}}, seed, s2, stage_no, epoch))
+        def on_epoch_end(epoch: int, loss: float, steps: int) -> None:
+            # At each stage's end a fast run also decodes greedily: F1 needs the text, and "em_generate" must equal the fast "em".
+            mode = "both" if epoch == epochs and cfg.run.eval_mode == "fast" else cfg.run.eval_mode
+            res = suite.run(model, tokenizer, mode, cfg.run.eval_batch_size, cfg.run.max_new_tokens)
+            rows.extend(to_rows(res, stage_no, epoch) + train_rows(loss, steps, seed, s2, stage_no, epoch))
             report(f"seed {seed} stage {stage_no} epoch {epoch}")
 
         train_stage(model, data, cfg.train, epochs, train_seed, on_epoch_end)
@@ -316,7 +319,8 @@ def preview(cfg: ExperimentConfig, people: tuple[Person, ...], n: int = 2) -> pd
 
 
 def fast_vs_generate(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Where both were measured (each stage's last epoch), teacher-forced EM next to greedy-generation EM."""
+    """Where both were measured (each stage's last epoch), teacher-forced EM next to greedy-generation EM
+    (checks.fast_matches_generation also reads where they disagree)."""
     keys = ["seed", "seed_stage2", "stage", "epoch", "subset"]
     fast = metrics.loc[metrics["metric"] == "em", keys + ["value"]].rename(columns={"value": "em"})
     gen = metrics.loc[metrics["metric"] == "em_generate", keys + ["value"]].rename(columns={"value": "em_generate"})

@@ -24,7 +24,7 @@ from .config import ExperimentConfig, _check, _positive_int, build_config
 from .define import DefineData, Example, make_define_data, replay_sample, stage0_examples
 from .encode import encode, target_logits
 from .evaluate import EvalSuite
-from .experiment import derived_seed, last_stage_seed, load_people, metric_rows, metrics_frame, replay_seed, run_stage0
+from .experiment import derived_seed, last_stage_seed, load_people, metric_rows, metrics_frame, replay_seed, run_stage0, train_rows
 from .parallel import map_seeds
 from .stats import mean_ci
 from .train import train_stage
@@ -106,13 +106,13 @@ def run_seed(cfg: ExperimentConfig, measure_epochs: tuple[int, ...], project_dim
     suite = EvalSuite({s: data.eval_sets[s] for s in SUBSETS})
     rows: list[dict] = []
 
-    def on_epoch_end(epoch: int, loss: float) -> None:
+    def on_epoch_end(epoch: int, loss: float, steps: int) -> None:
         if epoch in measure_epochs:
             cos = alignment(model, tokenizer, pairs, cfg.train.loss_on, sketch)
             em = suite.run(model, tokenizer, "fast", cfg.run.eval_batch_size)
             for s in SUBSETS:
                 rows.extend(metric_rows({s: {"grad_cos": cos[s], "em": em[s]["em"]}}, seed, pd.NA, 1, epoch))
-            rows.extend(metric_rows({"train": {"loss": loss}}, seed, pd.NA, 1, epoch))
+            rows.extend(train_rows(loss, steps, seed, pd.NA, 1, epoch))
         report(f"batch {cfg.train.batch_size} seed {seed} epoch {epoch}")
 
     train_stage(model, encode(data.train[stage] + replay, tokenizer, cfg.train.loss_on), cfg.train, cfg.train.stage_epochs[-1],

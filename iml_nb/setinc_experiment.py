@@ -11,7 +11,7 @@ from . import model as models
 from . import stats
 from .encode import encode
 from .evaluate import EvalSuite
-from .experiment import derived_seed, metric_rows, metrics_frame
+from .experiment import derived_seed, metric_rows, metrics_frame, train_rows
 from .parallel import map_seeds
 from .setinc import X1, X2, SetIncData, SetIncExperimentConfig, make_setinc_data, stage_examples
 from .train import train_stage
@@ -53,8 +53,8 @@ def run_seed(cfg: SetIncExperimentConfig, seed: int, report=lambda msg: None) ->
     def stage1_data(epoch: int):
         return encode(stage_examples(first, cfg.data, "stage1", derived_seed(seed, 1, epoch)), tokenizer, cfg.train.loss_on)
 
-    def after_stage1_epoch(epoch: int, loss: float) -> None:
-        rows.extend(metric_rows(evaluate(suite1), seed, pd.NA, 1, epoch) + metric_rows({"train": {"loss": loss}}, seed, pd.NA, 1, epoch))
+    def after_stage1_epoch(epoch: int, loss: float, steps: int) -> None:
+        rows.extend(metric_rows(evaluate(suite1), seed, pd.NA, 1, epoch) + train_rows(loss, steps, seed, pd.NA, 1, epoch))
         for s2, suite in suites2.items():
             rows.extend(metric_rows(evaluate(suite), seed, s2, 1, epoch))
         report(f"seed {seed} stage 1 epoch {epoch}")
@@ -65,8 +65,8 @@ def run_seed(cfg: SetIncExperimentConfig, seed: int, report=lambda msg: None) ->
     for s2, d in draws.items():
         model.load_state_dict(after_stage1)
 
-        def after_stage2_epoch(epoch: int, loss: float, s2=s2) -> None:
-            rows.extend(metric_rows(evaluate(suites2[s2]), seed, s2, 2, epoch) + metric_rows({"train": {"loss": loss}}, seed, s2, 2, epoch))
+        def after_stage2_epoch(epoch: int, loss: float, steps: int, s2=s2) -> None:
+            rows.extend(metric_rows(evaluate(suites2[s2]), seed, s2, 2, epoch) + train_rows(loss, steps, seed, s2, 2, epoch))
             report(f"seed {seed} stage 2 epoch {epoch}")
 
         data = encode(stage_examples(d, cfg.data, "stage2", 0), tokenizer, cfg.train.loss_on)

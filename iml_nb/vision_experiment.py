@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from . import stats
 from .config import RunConfig, TrainConfig, _check, _positive_int, reject_unknown, take
 from .digits import load_mnist
-from .experiment import derived_seed, metric_rows, metrics_frame
+from .experiment import derived_seed, metric_rows, metrics_frame, train_rows
 from .model import resolve_device
 from .parallel import map_seeds
 from .train import train_stage
@@ -143,8 +143,9 @@ def run_seed(cfg: VisionExperimentConfig, seed: int, report=lambda msg: None) ->
         digits = ImageSet(torch.from_numpy(train_pool[0]), torch.from_numpy(train_pool[1]))
         test_digits = ImageSet(torch.from_numpy(test_pool[0]), torch.from_numpy(test_pool[1]))
 
-        def after_pretrain_epoch(epoch: int, loss: float) -> None:
-            rows.extend(metric_rows({"digits": {METRIC: digit_accuracy(net, test_digits)}, "train": {"loss": loss}}, seed, pd.NA, 0, epoch))
+        def after_pretrain_epoch(epoch: int, loss: float, steps: int) -> None:
+            rows.extend(metric_rows({"digits": {METRIC: digit_accuracy(net, test_digits)}}, seed, pd.NA, 0, epoch)
+                        + train_rows(loss, steps, seed, pd.NA, 0, epoch))
             report(f"seed {seed} digits epoch {epoch}")
 
         pretrain = dataclasses.replace(cfg.train, batch_size=cfg.train.stage0_batch_size)
@@ -152,9 +153,9 @@ def run_seed(cfg: VisionExperimentConfig, seed: int, report=lambda msg: None) ->
 
     sets = eval_sets(data, test_pool, seed)
     for stage, name in ((1, "stage1"), (2, "stage2")):
-        def after_epoch(epoch: int, loss: float, stage=stage) -> None:
+        def after_epoch(epoch: int, loss: float, steps: int, stage=stage) -> None:
             results = {n: {METRIC: accuracy(net, s, cfg.run.eval_batch_size)} for n, s in sets.items()}
-            rows.extend(metric_rows({**results, "train": {"loss": loss}}, seed, pd.NA, stage, epoch))
+            rows.extend(metric_rows(results, seed, pd.NA, stage, epoch) + train_rows(loss, steps, seed, pd.NA, stage, epoch))
             report(f"seed {seed} stage {stage} epoch {epoch}")
 
         train_stage(net, stage_data(data, name, train_pool, derived_seed(seed, stage)), cfg.train, cfg.train.stage_epochs[stage - 1],

@@ -45,6 +45,38 @@ def test_suite_modes_agree(trained):
     assert gen["a"]["f1"] >= gen["a"]["em"]
 
 
+def test_fast_and_generation_can_differ_only_at_near_ties(trained, monkeypatch):
+    """The exact condition under which the two EMs agree: both passes give the same logits up to float rounding, far below
+    NEAR_TIE, so an item can only be scored differently where its top two logits at an answer position are within NEAR_TIE."""
+    from iml_nb import evaluate
+    from iml_nb.encode import prefix_ids
+
+    model, tokenizer = trained
+    prompts = [tokenizer(ex.prompt, add_special_tokens=False)["input_ids"] for ex in FACTS[:64]]
+    width = max(len(p) for p in prompts)
+    left = torch.full((len(prompts), width), tokenizer.pad_token_id)
+    mask = torch.zeros_like(left)
+    for i, ids in enumerate(prompts):
+        left[i, width - len(ids):], mask[i, width - len(ids):] = torch.tensor(prefix_ids(tokenizer) + ids), 1
+    with torch.no_grad():
+        first_step = model.generate(input_ids=left, attention_mask=mask, max_new_tokens=1, do_sample=False, output_scores=True,
+                                    return_dict_in_generate=True, pad_token_id=tokenizer.pad_token_id).scores[0]
+        forced = torch.stack([model(input_ids=torch.tensor([ids])).logits[0, -1] for ids in prompts])
+    assert (first_step - forced).abs().max() < evaluate.NEAR_TIE / 10
+
+    suite = EvalSuite({"a": FACTS[:100]})
+    both = suite.run(model, tokenizer, "both")["a"]
+    assert both["em_disagree"] == both["em_disagree_tie"] and abs(both["em"] - both["em_generate"]) <= both["em_disagree"] + 1e-9
+    # A flipped item is booked as a near-tie flip only where its margin is below NEAR_TIE.
+    real = evaluate.generate
+    monkeypatch.setattr(evaluate, "generate", lambda *a, **k: ["nobody"] + real(*a, **k)[1:])
+    forced_right = bool(teacher_forced_correct(model, tokenizer, suite.items[:1])[0])
+    flipped = suite.run(model, tokenizer, "both")["a"]
+    assert flipped["em_disagree"] == pytest.approx(both["em_disagree"] + (0.01 if forced_right else 0.0))
+    monkeypatch.setattr(evaluate, "NEAR_TIE", float("inf"))
+    assert suite.run(model, tokenizer, "both")["a"]["em_disagree_tie"] == flipped["em_disagree"]
+
+
 def test_suite_encodes_once_per_tokenizer(trained, monkeypatch):
     model, tokenizer = trained
     suite = EvalSuite({"a": FACTS[:100], "b": FACTS[50:200]})
