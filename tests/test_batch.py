@@ -183,7 +183,7 @@ def test_run_killed_between_its_figures_is_not_complete_and_is_redone(tmp_path, 
     killed.cells.insert(first_figure + 1, nbformat.v4.new_code_cell("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"))
     path = tmp_path / "04_set_inclusion.ipynb"
     nbformat.write(killed, path)
-    fixed = {"n_vars": 40, "stage1_epochs": 3, "stage2_epochs": 3}
+    fixed = {"n_vars": 40, "stage1_epochs": 3, "stage2_epochs": 3, "n_seeds": 1}
     table = batch.run_batch(path, {}, seeds=1, fixed=fixed, out=tmp_path / "out", progress=False)
     run_dir = tmp_path / "out" / "04_set_inclusion__seed" / "seed=0"
     assert list(table.status) == ["failed"] and "did not finish" in table.error[0]
