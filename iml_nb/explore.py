@@ -336,12 +336,12 @@ class TryIt:
         return self.metrics
 
 
-def finalize(run_dir: str | Path, runs: pd.DataFrame, explorer: Explorer) -> Path:
+def finalize(run_dir: str | Path, runs: pd.DataFrame, explorer: Explorer) -> None:
     """The explorer's run folder: the index of runs it found (runs.csv) and what it showed first (summary.json)."""
     atomic_write_text(Path(run_dir) / "runs.csv", runs.to_csv(index=False))
     shown = {"runs_found": len(runs), "shown": explorer.run_box.value,
              "gaps": gap_table(explorer.current).to_dict("records")}
-    return finalize_run(run_dir, {"outputs": sorted(set(runs["notebook"]))}, pd.DataFrame(columns=METRIC_COLUMNS), shown)
+    finalize_run(run_dir, {"outputs": sorted(set(runs["notebook"]))}, pd.DataFrame(columns=METRIC_COLUMNS), shown)
 
 
 __all__ = ["Explorer", "StoredRun", "TryIt", "TrySettings", "alias_view", "aliases_of", "curve_chart", "finalize", "gap_table",

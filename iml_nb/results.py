@@ -173,7 +173,7 @@ def run_dir_for(output_dir: str, notebook: str, root: str | os.PathLike = "outpu
     return new_run_dir(project_path(root), notebook)
 
 
-def write_run(run_dir: str | os.PathLike, config, metrics: pd.DataFrame) -> Path:
+def write_run(run_dir: str | os.PathLike, config, metrics: pd.DataFrame) -> None:
     """Write config.json, metrics.csv and environment.json; the folder is not complete until mark_complete.
 
     `config` is a dict or a (frozen) dataclass. A summary.json left by an earlier execution into the same folder is removed
@@ -185,13 +185,13 @@ def write_run(run_dir: str | os.PathLike, config, metrics: pd.DataFrame) -> Path
     atomic_write_json(run_dir / "config.json", config)
     write_metrics(run_dir / "metrics.csv", metrics)
     atomic_write_json(run_dir / "environment.json", environment_record())
-    return run_dir
 
 
-def mark_complete(run_dir: str | os.PathLike, summary: Mapping) -> Path:
+def mark_complete(run_dir: str | os.PathLike, summary: Mapping) -> None:
     """Write summary.json, the completeness marker: every notebook calls this in its last code cell, after its figures and
-    sanity checks, so a run killed or failed anywhere before has no summary.json and `batch` redoes it."""
-    return atomic_write_json(Path(run_dir) / COMPLETE_MARKER, summary)
+    sanity checks, so a run killed or failed anywhere before has no summary.json and `batch` redoes it. Returns nothing, so a
+    notebook cell that ends with it shows no machine-specific path for nbval to compare."""
+    atomic_write_json(Path(run_dir) / COMPLETE_MARKER, summary)
 
 
 def finalize_run(run_dir: str | os.PathLike, config, metrics: pd.DataFrame, summary: Mapping) -> Path:

@@ -1,6 +1,7 @@
 """The set-up contract: pinned dependencies that agree across pip and conda, and notebooks that follow the house rules."""
 
 import ast
+import json
 import os
 import re
 from pathlib import Path
@@ -95,6 +96,16 @@ def test_notebook_checks_its_parameters_first_and_marks_complete_last(path):
     assert any(w in code[-1].source for w in writers[:2]), "the last code cell writes summary.json"
     assert not any(w in c.source for c in code[:-1] for w in writers), "no cell before the last marks the run complete"
     assert code[-1].source.rstrip().splitlines()[-1].startswith(writers[:2]), "and it is the cell's last statement"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_compared_outputs_hold_no_path_of_this_checkout(path):
+    """nbval compares untagged cells on every machine: an absolute path of the checkout would differ in a fresh clone."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "nbval-ignore-output" not in cell.metadata.get("tags", []):
+            text = json.dumps(cell.get("outputs", []))
+            assert str(ROOT) not in text and "PosixPath(" not in text, cell.source
 
 
 def test_experiment_notebook_parameters_are_all_known_to_the_config():
