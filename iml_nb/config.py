@@ -76,6 +76,7 @@ class DataConfig:
     stage_plan: str = "two_stage"
     ea_train: bool = True  # teach the entity-association template on Stage-1 aliases (a from-scratch model has never seen it)
     replay_frac: float = 0.5  # fraction of Stage-0 facts mixed into every later stage (stand-in for not forgetting pretraining)
+    stage2_replay_frac: float = -1.0  # the same for the last stage only (the paper's Stage 2 is definitions only: 0); -1: replay_frac
     alias_pool: int = 8  # seeds draw aliases/tags from a fixed pool of alias_pool x n_people strings; 0: fresh strings per seed (paper)
     alpha: float = 1.0  # tag-consistency correlation (paper §5); already applied to `fractions` by build_config
 
@@ -99,8 +100,15 @@ class DataConfig:
         _check(self.stage_plan in STAGE_PLANS, "stage_plan", f"must be one of {tuple(STAGE_PLANS)}, got {self.stage_plan!r}")
         _check(isinstance(self.ea_train, bool), "ea_train", f"must be true or false, got {self.ea_train!r}")
         _number(self.replay_frac, "replay_frac", 0.0, 1.0)
+        if self.stage2_replay_frac != -1.0:
+            _number(self.stage2_replay_frac, "stage2_replay_frac", 0.0, 1.0)
         _positive_int(self.alias_pool, "alias_pool", minimum=0)
         _number(self.alpha, "alpha", 0.0, 1.0)
+
+    @property
+    def last_replay_frac(self) -> float:
+        """Replay mixed into the last stage (Stage 2 of the two-stage plan)."""
+        return self.replay_frac if self.stage2_replay_frac == -1.0 else self.stage2_replay_frac
 
     @property
     def fraction(self) -> dict[str, float]:
@@ -262,7 +270,8 @@ def from_dict(d: dict) -> ExperimentConfig:
 
 
 _FLAT_NAMES = (
-    "people_source", "n_people", "people_seed", "word_order", "stage_plan", "ea_train", "replay_frac", "alias_pool", "alpha",
+    "people_source", "n_people", "people_seed", "word_order", "stage_plan", "ea_train", "replay_frac", "stage2_replay_frac", "alias_pool",
+    "alpha",
     "model", "tie_embeddings", "gguf_file",
     "stage0_epochs", "stage1_epochs", "stage2_epochs", "stage3_epochs", "batch_size", "stage0_batch_size", "lr", "optimizer", "schedule",
     "warmup_steps", "weight_decay", "grad_clip", "loss_on",

@@ -79,6 +79,7 @@ def shared_stages_key(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> str:
     """Everything the stages before the last depend on: all settings but the last stage's epochs and how the run is executed."""
     d = cfg.to_dict()
     d["train"]["stage_epochs"] = d["train"]["stage_epochs"][:-1]
+    d["data"].pop("stage2_replay_frac")  # the last stage's replay does not change the stages before it (and keeps older keys)
     for name in ("seed", "n_seeds", "n_jobs", "output_dir", "cache_dir", "device"):
         d["run"].pop(name)
     d.update(_device_part(cfg))
@@ -234,7 +235,8 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
         return out
 
     def phase(stage_no: int, examples: tuple[Example, ...], suite: EvalSuite, train_seed: int, s2) -> None:
-        replay = replay_sample(facts, cfg.data.replay_frac, replay_seed(seed, stage_no, s2))
+        frac = cfg.data.last_replay_frac if stage_no == len(stages) else cfg.data.replay_frac
+        replay = replay_sample(facts, frac, replay_seed(seed, stage_no, s2))
         data = encode(examples + replay, tokenizer, cfg.train.loss_on)
 
         epochs = cfg.train.stage_epochs[stage_no - 1]
