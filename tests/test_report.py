@@ -49,10 +49,18 @@ def test_report_reads_runs_and_judges_claims(tmp_path):
     _sweep(tmp_path, "07_batch_size", "batch_size", [(16, 0.01), (64, 0.05)])  # grows with batch size: the paper says shrinks
     _sweep(tmp_path, "08_model_size", "model", [("pythia-base", 0.08), ("pythia-small", 0.05), ("pythia-tiny", 0.02)],
            values=["pythia-tiny", "pythia-small", "pythia-base"])
+    design = [{"arm": a, "people_seed": p, "stage0_seed": p + 1, "params": {"seed": 7000, "n_seeds": 4, "people_seed": p,
+                                                                            "stage0_seed": p + 1}} for a in ("default", "untied") for p in (1, 3)]
+    table10 = [{"arm": "default", "outcome": "qa_gap", "n_worlds": 2, "verdict": "IML", **_gap(0.06)},
+               {"arm": "untied", "outcome": "qa_gap", "n_worlds": 2, "verdict": "no effect", **_gap(0.0, 0.01)}]
+    results.finalize_run(tmp_path / "10_robustness" / "20260101-000000-abcd", {"design": design}, EMPTY,
+                         {"table": table10, "memorised": [{"arm": "default", "unequal": False}, {"arm": "untied", "unequal": False}]})
     table = report.build(tmp_path).set_index("claim")
     verdicts = [table.loc[c.claim, "verdict"] for c in report.CLAIMS]
     assert verdicts == ["disagrees", "agrees", "inconclusive", "agrees", "agrees", "not run", "agrees", "inconclusive",
-                        "agrees", "agrees", "agrees", "disagrees", "agrees", "disagrees", "agrees"]
+                        "agrees", "agrees", "agrees", "disagrees", "agrees", "disagrees", "agrees", "agrees"]
+    assert table.loc[report.CLAIMS[15].claim, "ours (95% CI)"].startswith("+0.060 [+0.040, +0.080] across 2 worlds; IML kept by default")
+    assert table.loc[report.CLAIMS[15].claim, "seeds"] == "2 worlds × 4"
     assert table.loc[report.CLAIMS[11].claim, "ours (95% CI)"] == "0.680 [0.660, 0.700] (chance 0.5)"
     assert table.loc[report.CLAIMS[10].claim, "scale"] == "pythia-small, 500 people, epochs 30+15+10, orders tve/vte, loss on all"
     assert table.loc[report.CLAIMS[12].claim, "ours (95% CI)"].startswith("bs 16: +0.020 [+0.010, +0.030] (bs 16: +0.0200")
