@@ -122,6 +122,7 @@ def loss_fell(metrics: pd.DataFrame, min_epochs: int = MIN_EPOCHS_FOR_LOSS_CHECK
     line = f"training loss fell in all {len(long)} stage runs of >= {min_epochs} epochs and >= {min_steps} steps"
     return line + (f"; {short} shorter stage runs checked for a finite loss only" if short else "")
 
+
 def fast_matches_generation(metrics: pd.DataFrame) -> str:
     """Where both were measured (each stage's last epoch of a fast run), teacher-forced EM equals greedy-generation EM, except on
     items whose top two logits are within evaluate.NEAR_TIE: float rounding differs between the two passes and may flip those.
@@ -154,6 +155,5 @@ def fast_matches_generation(metrics: pd.DataFrame) -> str:
     return f"teacher-forced EM equals greedy-generation EM in all {len(cells)} cells, up to near-ties of the top two logits"
 
 
-
-__all__ = ["MIN_EPOCHS_FOR_LOSS_CHECK", "MIN_STEPS_FOR_LOSS_CHECK", "SanityCheckError", "batch_complete", "fast_matches_generation", "loss_fell", "probe_prefix_at_chance", "seeds_are",
-           "values_are", "values_in_range"]
+__all__ = ["MIN_EPOCHS_FOR_LOSS_CHECK", "MIN_STEPS_FOR_LOSS_CHECK", "SanityCheckError", "batch_complete", "fast_matches_generation",
+           "loss_fell", "probe_prefix_at_chance", "seeds_are", "values_are", "values_in_range"]

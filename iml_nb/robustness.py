@@ -103,11 +103,9 @@ def outcomes(runs: pd.DataFrame) -> pd.DataFrame:
             diffs = stats.paired_differences(metrics, a, b, stage=stage)
             part = diffs[["seed", "diff"]].rename(columns={"diff": name})
             if name == "qa_gap":  # memorisation read where the gap is read: the last stage's last epoch
-                seeds = stats.per_seed(metrics)
-                at = seeds[(seeds["metric"] == "em") & (seeds["stage"] == diffs.attrs["stage"]) & (seeds["epoch"] == diffs.attrs["epoch"])]
-                for sub in MEMORISED:
-                    part = part.merge(at.loc[at["subset"] == sub, ["seed", "value"]].rename(columns={"value": f"memorised_{sub[-8:]}"}),
-                                      on="seed", how="left")
+                mem = stats.paired_differences(metrics, *MEMORISED, stage=diffs.attrs["stage"], epoch=diffs.attrs["epoch"])
+                part = part.merge(mem[["seed", *MEMORISED]].rename(columns={m: m.replace("train_defs_", "memorised_") for m in MEMORISED}),
+                                  on="seed")
             per = part if per is None else per.merge(part, on="seed")
         frames.append(per.assign(arm=r.arm, world=f"{r.people_seed}/{r.stage0_seed}"))
     return pd.concat(frames, ignore_index=True)
