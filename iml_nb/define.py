@@ -12,6 +12,7 @@ from .people import Person, qa_pairs
 
 EA_TEMPLATE = "What is the name of {}?"  # the entity-association question the paper's poster plots
 ALIAS_LEN, TAG_LEN = 5, 6
+PIECE_LEN = 2  # letters per alias piece when alias_tokens > 1: 676 pieces, each shared by many aliases
 TAG_OF_SUBSET = {"qd1consis": 1, "qd1incons": 1, "d1consis": 1, "qd2consis": 2, "qd2incons": 2, "d2consis": 2, "d3consis": 3}
 INCONSISTENT = ("qd1incons", "qd2incons")
 DEFINED_X1 = ("qd1consis", "qd1incons", "qd2consis", "qd2incons", "qd4consis")
@@ -45,7 +46,8 @@ class DefineData:
 
     def atoms(self) -> list[str]:
         """Strings a from-scratch word-level vocabulary should keep whole: aliases and tags."""
-        return sorted(set(self.alias_of.values()) | set(self.tags) | set(self.random_tags))
+        pieces = {piece for alias in self.alias_of.values() for piece in alias.split()}  # a multi-piece alias: its pieces
+        return sorted(pieces | set(self.tags) | set(self.random_tags))
 
 
 def qa_example(question: str, answer: str, subset: str, alias: str, entity: str, kind: str = "qa") -> Example:
@@ -70,6 +72,20 @@ def _random_strings(rng: random.Random, n: int, length: int, taken: set[str]) ->
     seen = set(taken)
     while len(out) < n:
         s = "<|" + "".join(rng.choice(string.ascii_lowercase) for _ in range(length)) + "|>"
+        if s not in seen:
+            seen.add(s)
+            out.append(s)
+    return out
+
+
+def _random_aliases(rng: random.Random, n: int, pieces: int) -> list[str]:
+    """n distinct aliases: one atom each, or (pieces > 1) `pieces` space-separated short atoms that other aliases reuse."""
+    if pieces == 1:
+        return _random_strings(rng, n, ALIAS_LEN, set())
+    out: list[str] = []
+    seen: set[str] = set()
+    while len(out) < n:
+        s = " ".join(_random_strings(rng, pieces, PIECE_LEN, set()))
         if s not in seen:
             seen.add(s)
             out.append(s)
@@ -118,7 +134,7 @@ def string_pools(cfg: DataConfig) -> tuple[list[str], list[str]] | None:
         return None
     rng = random.Random(f"string-pool-{cfg.people_seed}")  # a stream of its own, derived from the named people_seed
     n_q4 = round(cfg.n_people * cfg.fraction["qd4consis"])
-    aliases = _random_strings(rng, cfg.alias_pool * cfg.n_people, ALIAS_LEN, set())
+    aliases = _random_aliases(rng, cfg.alias_pool * cfg.n_people, cfg.alias_tokens)
     tags = _random_strings(rng, cfg.alias_pool * (3 + n_q4), TAG_LEN, set(aliases))
     return aliases, tags
 
@@ -133,7 +149,7 @@ def make_define_data(people: Sequence[Person], cfg: DataConfig, seed: int, seed_
     n_q4 = len(subsets["qd4consis"])
     pools = string_pools(cfg)
     if pools is None:  # the paper: fresh random strings for every seed
-        aliases = _random_strings(rng, len(entities), ALIAS_LEN, set())
+        aliases = _random_aliases(rng, len(entities), cfg.alias_tokens)
         tag_draw = _random_strings(rng, 3 + n_q4, TAG_LEN, set(aliases))
     else:
         aliases = rng.sample(pools[0], len(entities))

@@ -20,6 +20,8 @@ def test_defaults_build():
     (dict(n_people=-5), "n_people"),
     (dict(n_people=0), "n_people"),
     (dict(word_order="tvx"), "word_order"),
+    (dict(alias_tokens=0), "alias_tokens"),
+    (dict(alias_tokens=5), "alias_tokens"),
     (dict(model="pythia-huge"), "model"),
     (dict(stage_plan="four_stage"), "stage_plan"),
     (dict(batch_size=0), "batch_size"),

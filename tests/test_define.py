@@ -158,3 +158,20 @@ def test_aliases_and_tags_come_from_the_fixed_pool():
         assert set(d.alias_of.values()) <= set(aliases) and set(d.tags) <= set(tags)
     fresh = make_define_data(PEOPLE, DataConfig(n_people=200, alias_pool=0), 0, 0)
     assert not set(fresh.alias_of.values()) <= set(aliases)  # the paper's way: new random strings per seed
+
+
+def test_multi_piece_aliases_share_their_pieces_and_tokenize_into_them():
+    from iml_nb.vocab import build_word_tokenizer
+
+    cfg = DataConfig(n_people=200, alias_tokens=3)
+    d = make_define_data(PEOPLE, cfg, 0, 0)
+    aliases = list(d.alias_of.values())
+    assert len(set(aliases)) == len(aliases) and all(len(a.split()) == 3 for a in aliases)
+    pieces = [p for a in aliases for p in a.split()]
+    assert len(set(pieces)) < len(pieces)  # pieces are reused across aliases: an alias is a composition, not one row
+    assert set(pieces) <= set(d.atoms()) and not set(aliases) & set(d.atoms())
+    example = next(ex for ex in d.train["stage1"] if ex.alias)
+    tokenizer = build_word_tokenizer([example.prompt], d.atoms())
+    assert [t for t in tokenizer.tokenize(example.prompt) if t.startswith("<|")] == example.alias.split()
+    # one piece per alias is the default and keeps the default draw unchanged
+    assert make_define_data(PEOPLE, DataConfig(n_people=200, alias_tokens=1), 0, 0) == make_define_data(PEOPLE, DataConfig(n_people=200), 0, 0)
