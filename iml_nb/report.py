@@ -247,6 +247,45 @@ def build(outputs: str | os.PathLike = "outputs") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+TRIES_PREFIX = "tie_tries"  # outputs/diagnostics/<prefix>__<try>/: exploratory batches of 01 on the development world
+TRY_COLUMNS = {"internalized_d1": "internalized, Define-dot", "internalized_d2": "internalized, Define-bar", "qa_gap": "QA gap",
+               "entity_gap": "entity gap", "stage1_effect": "Stage-1 effect", "memorised_d1consis": "memorised, Define-dot",
+               "memorised_d2consis": "memorised, Define-bar"}
+_SAME_IN_EVERY_TRY = ("seed", "n_seeds", "n_jobs", "people_seed", "stage0_seed")
+
+
+def tries_section(outputs: str | os.PathLike = "outputs") -> str:
+    """Markdown: the exploratory tries of where internalization appears without tied embeddings (robustness.tries), one row per
+    try with the command that ran it; empty when outputs/diagnostics holds none."""
+    from .robustness import tries
+
+    root = project_path(outputs) / "diagnostics"
+    batches = sorted(root.glob(f"{TRIES_PREFIX}__*"), key=lambda b: (b / "batch.json").stat().st_mtime if (b / "batch.json").exists() else 0)
+    table = tries([b for b in batches if (b / "batch.json").is_file()])
+    if table.empty:
+        return ""
+    cols = ["try", "changes", *TRY_COLUMNS.values(), "seeds", "command"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for name, rows in table.groupby("try", sort=False):
+        by = {r["outcome"]: r for r in rows.to_dict("records")}
+        fixed = rows.iloc[0]["fixed"]
+        changes = {k: v for k, v in fixed.items() if k not in _SAME_IN_EVERY_TRY}
+        command = ["python", "-m", "iml_nb", "batch", "01_main_two_stage", "--grid", f"seed={fixed.get('seed', 0)}", "--out",
+                   "outputs/diagnostics", "--name", f"{TRIES_PREFIX}__{name}"]
+        for k, v in fixed.items():
+            if k != "seed":
+                command += ["-p", k, json.dumps(v) if not isinstance(v, str) else v]
+        cells = [name, ", ".join(f"{k} {json.dumps(v)}" for k, v in changes.items()) or "(defaults)",
+                 *[stats.format_ci(by[k], full=False) if k in by else "n/a" for k in TRY_COLUMNS],
+                 str(by["qa_gap"]["n_seeds"]), f"`{shlex.join(command)}`"]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return ("\n## Exploratory: where does internalization appear without tied embeddings?\n\n"
+            "Not pre-registered: batches of `01_main_two_stage` on the development world (people seed 0, Stage-0 seed 0), each "
+            "changing the default in the named respects; mean over Stage-1 seeds with their 95 % t-interval (one world, so seeds "
+            "are the unit). *Internalized* = EM(defined alias) − EM(never-defined alias) after Stage 2; IML presupposes it.\n\n"
+            + "\n".join(lines) + "\n")
+
+
 def _markdown(table: pd.DataFrame) -> str:
     head = ("# Paper vs ours\n\nRebuilt by `python -m iml_nb report` from the newest complete run folder of each notebook in "
             "`outputs/`. Verdicts read the 95% CI across Stage-1 seeds (agrees: the predicted sign, CI excluding zero; "
@@ -264,7 +303,7 @@ def write(outputs: str | os.PathLike = "outputs") -> tuple[Path, Path, pd.DataFr
     """Write outputs/report.md and outputs/report.html (self-contained, no network) and return them with the table."""
     table = build(outputs)
     root = project_path(outputs)
-    md = atomic_write_text(root / "report.md", _markdown(table))
+    md = atomic_write_text(root / "report.md", _markdown(table) + tries_section(outputs))
     html_table = table.drop(columns=["notebook"]).to_html(index=False, escape=True, border=0)
     html = ("<!doctype html><meta charset='utf-8'><title>iml-notebooks: paper vs ours</title>"
             "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 8px;vertical-align:top;border-bottom:1px solid #ddd}"

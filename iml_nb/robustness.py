@@ -3,6 +3,7 @@ seed, and across-world verdicts with multiplicity control and equivalence tests 
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
@@ -161,6 +162,29 @@ def memorisation_check(table: pd.DataFrame, tolerance: float = 0.05) -> pd.DataF
     return mem.reset_index()
 
 
+def tries(batches: list[Path]) -> pd.DataFrame:
+    """Exploratory runs outside the pre-registration: one batch of 01_main_two_stage per try, named `<prefix>__<try>`, all in one
+    world. One row per (try, outcome): mean over the Stage-1 seeds and their 95 % t-interval (one world: seeds are the unit),
+    with the parameters the try fixed. Incomplete runs are left out (a batch still running shows what it has)."""
+    runs = []
+    for batch in batches:
+        meta = json.loads((Path(batch) / "batch.json").read_text())
+        fixed = meta["fixed"]
+        for r in meta["runs"]:
+            folder = Path(batch) / r["folder"]
+            if is_complete(folder):
+                runs.append({"arm": Path(batch).name.split("__", 1)[-1], "people_seed": fixed.get("people_seed", 0),
+                             "stage0_seed": fixed.get("stage0_seed", 0), "folder": str(folder), "fixed": fixed})
+    if not runs:
+        return pd.DataFrame(columns=["try", "outcome", "mean", "ci_low", "ci_high", "n_seeds", "fixed"])
+    runs = pd.DataFrame(runs)
+    per_seed = outcomes(runs)
+    columns = [c for c in per_seed if c not in ("arm", "world", "seed")]
+    fixed_of = dict(zip(runs["arm"], runs["fixed"]))
+    return pd.DataFrame([{"try": arm, "outcome": name, **stats.mean_ci(frame[name].dropna()), "fixed": fixed_of[arm]}
+                         for arm, frame in per_seed.groupby("arm", sort=False) for name in columns])
+
+
 def as_metrics(per_seed: pd.DataFrame, stage2_epochs: int) -> pd.DataFrame:
     """The per-seed outcomes as the package's tidy metrics frame (subset = arm, metric = outcome, at the end of Stage 2; the world
     in an extra column), so the run folder holds them like any run's metrics."""
@@ -172,4 +196,4 @@ def as_metrics(per_seed: pd.DataFrame, stage2_epochs: int) -> pd.DataFrame:
 
 
 __all__ = ["ALPHA", "ARMS", "MEMORISED", "OUTCOMES", "PRIMARY", "check_design", "memorisation_check", "outcomes", "plan", "run",
-           "stage2_composition", "summarise", "verdict", "as_metrics"]
+           "stage2_composition", "summarise", "tries", "verdict", "as_metrics"]

@@ -60,3 +60,44 @@ def test_design_is_checked_before_any_run():
     assert design.loc[2, "params"] == {"n_people": 100, "tie_embeddings": False, "people_seed": 1, "stage0_seed": 2}
     with pytest.raises(ConfigError, match="`n_people`"):
         robustness.plan(["default"], [[1, 2], [3, 4]], {"n_people": 3})
+
+
+def _try_batch(root, name: str, fixed: dict, d1: float, complete=(True, True)):
+    """A batch folder as `python -m iml_nb batch` leaves it: batch.json and one run folder of 01 (two Stage-1 seeds)."""
+    import json
+
+    from iml_nb import results
+    from iml_nb.experiment import metric_rows, metrics_frame
+
+    batch = root / name
+    rows = []
+    for seed, jitter in ((0, -0.01), (1, 0.01)):
+        rows += metric_rows({"qd1consis": {"em": 0.5}, "qd2incons": {"em": 0.3}}, seed, 0, 1, 15)
+        rows += metric_rows({"d1consis": {"em": d1 + jitter}, "d2consis": {"em": 0.13}, "no_qd_baseline": {"em": 0.125},
+                             "ent_assoc_d1consis": {"em": 0.1}, "ent_assoc_d2consis": {"em": 0.1},
+                             "train_defs_d1consis": {"em": 1.0}, "train_defs_d2consis": {"em": 1.0}}, seed, 0, 2, 10)
+    for i, done in enumerate(complete):
+        folder = batch / f"seed={i}"
+        if done:
+            results.finalize_run(folder, {}, metrics_frame(rows), {})
+        else:
+            results.write_run(folder, {}, metrics_frame(rows))
+    runs = [{"folder": f"seed={i}", "status": "complete" if done else "failed"} for i, done in enumerate(complete)]
+    (batch / "batch.json").write_text(json.dumps({"fixed": {"n_seeds": 2, "people_seed": 0, "stage0_seed": 0, **fixed}, "runs": runs}))
+    return batch
+
+
+def test_tries_pool_seeds_per_try_and_leave_incomplete_runs_out(tmp_path):
+    from iml_nb import report
+
+    diag = tmp_path / "diagnostics"
+    untied = _try_batch(diag, "tie_tries__untied", {"tie_embeddings": False}, d1=0.13, complete=(True, False))
+    pieces = _try_batch(diag, "tie_tries__untied_alias_tokens_3", {"tie_embeddings": False, "alias_tokens": 3}, d1=0.33)
+    table = robustness.tries([untied, pieces]).set_index(["try", "outcome"])
+    assert np.isclose(table.loc[("untied_alias_tokens_3", "internalized_d1"), "mean"], 0.205)
+    assert table.loc[("untied_alias_tokens_3", "qa_gap"), "n_seeds"] == 4  # two complete runs of two seeds
+    assert table.loc[("untied", "qa_gap"), "n_seeds"] == 2  # the incomplete run is left out
+    md = report.tries_section(tmp_path)
+    assert "| untied_alias_tokens_3 | tie_embeddings false, alias_tokens 3 | +0.205 [" in md
+    assert "--name tie_tries__untied -p n_seeds 2 -p people_seed 0 -p stage0_seed 0 -p tie_embeddings false`" in md
+    assert report.tries_section(tmp_path / "nothing") == ""
