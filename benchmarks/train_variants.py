@@ -1,4 +1,4 @@
-"""Training-speed variants of the default model against a baseline in the same process (issue 9; none won, so none is kept).
+"""Training-speed variants of the default model against a baseline in the same process (none won, so none is kept).
 
     python benchmarks/train_variants.py [base fused foreach compile compile_loss ...]   # 1 thread, one epoch each after a warm-up
 

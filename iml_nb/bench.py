@@ -1,4 +1,4 @@
-"""`python -m iml_nb bench` (issue 9): speed figures, each a ratio measured in the same process so machine noise cancels.
+"""`python -m iml_nb bench`: speed figures, each a ratio measured in the same process so machine noise cancels.
 
 1. utilisation: training model-FLOP/s ÷ this machine's fp32 matmul peak, measured just before, per model size;
 2. the usual pipeline: the same main experiment through a Hugging Face Trainer with greedy-generation evaluation every epoch
@@ -180,7 +180,7 @@ def trainer_stage(model, data: Encoded, cfg: TrainConfig, epochs: int, seed: int
 
 def reference_eval(suite: EvalSuite, model, tokenizer, mode: str = "generate", batch_size: int = 512, max_new_tokens: int = 8) -> dict:
     """EvalSuite.run's contract the reference's way: every test set generated on its own, greedily, in left-padded batches
-    (reference-impl §5.2; an item in several sets is decoded once per set), EM and F1 from the text.
+    (an item in several sets is decoded once per set), EM and F1 from the text.
 
     transformers' text-generation pipeline, which the reference wrapped around generate, is not used: its return_full_text=False
     cuts the prompt off by the length of the *decoded* prompt, which for our word-level tokenizer is not the prompt's length,

@@ -10,12 +10,12 @@ from typing import Any
 
 WORD_ORDERS = ("tve", "tev", "vte", "vet", "etv", "evt")
 STAGE_PLANS = {
-    # name -> the define-experiment stages trained after the optional Stage 0 (reference-impl §1.6)
+    # name -> the define-experiment stages trained after the optional Stage 0 (docs/background.md)
     "one_stage": ("full",),
     "two_stage": ("stage1", "stage2"),
     "three_stage": ("stage1_only_defns", "stage1_only_qa", "stage2"),
 }
-# Entity fractions, in the split order of the reference (reference-impl §1.3).
+# Entity fractions, in the split order of the reference (docs/background.md).
 X1_SUBSETS = ("q_no_replacement_baseline", "qd1consis", "qd1incons", "qd2consis", "qd2incons", "qd4consis", "q")
 X2_SUBSETS = ("d1consis", "d2consis", "d3consis", "no_qd_baseline")
 FRACTION_NAMES = X1_SUBSETS + X2_SUBSETS
@@ -159,7 +159,7 @@ class ModelConfig:
     """Which network: a named from-scratch Pythia-style size, or a pretrained causal LM (HF id or local folder)."""
 
     name: str = "pythia-small"
-    tie_embeddings: bool = True  # from scratch only: the key ingredient of out-of-context alias resolution (cpu-feasibility B)
+    tie_embeddings: bool = True  # from scratch only: the key ingredient of out-of-context alias resolution (docs/background.md)
     gguf_file: str = ""  # pretrained only: a GGUF file inside `name` (a folder), loaded through transformers + gguf
 
     def __post_init__(self) -> None:
@@ -185,7 +185,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How every stage is optimised; one loop serves all stages (paper §2.6; reference-impl §4.4)."""
+    """How every stage is optimised; one loop serves all stages (paper §2.6)."""
 
     stage0_epochs: int = 30
     stage_epochs: tuple[int, ...] = (15, 10)  # one entry per define stage of the stage plan

@@ -197,7 +197,7 @@ def make_define_data(people: Sequence[Person], cfg: DataConfig, seed: int, seed_
                 else:
                     qa_test[s].append(ex)
 
-    # Entity-association tests (reference-impl §1.8): every aliased subset except the baselines; for X1 subsets with ea_train only the
+    # Entity-association tests (docs/background.md): every aliased subset except the baselines; for X1 subsets with ea_train only the
     # aliases whose EA question was held out. The *_swapped sets score against the entity the inconsistent definition named.
     for s in X1_SUBSETS + X2_SUBSETS:
         if s in ("q_no_replacement_baseline", "no_qd_baseline") or not subsets[s]:
@@ -225,7 +225,7 @@ def make_define_data(people: Sequence[Person], cfg: DataConfig, seed: int, seed_
 
 
 def _stage_contents(stage: str, qa_train: dict, defs: dict, rng: random.Random) -> tuple[Example, ...]:
-    """Which examples each stage trains on (reference-impl §1.6)."""
+    """Which examples each stage trains on (docs/background.md)."""
     qa = [ex for s in X1_SUBSETS for ex in qa_train[s]]
     x1_defs = [d for s in DEFINED_X1 for d in defs[s]]
     x2_defs = [d for s in DEFINED_X2 for d in defs[s]]

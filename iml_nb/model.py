@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GPTNeoXConfig, GPT
 # name -> (hidden size, layers, heads). "pythia-70m"/"pythia-160m" are the real Pythia shapes, trained from scratch here.
 SCRATCH_SIZES = {
     "pythia-tiny": (64, 2, 4),
-    "pythia-small": (128, 2, 4),  # CPU default (cpu-feasibility experiment B)
+    "pythia-small": (128, 2, 4),  # CPU default (docs/background.md, tied embeddings)
     "pythia-base": (256, 4, 4),
     "pythia-70m": (512, 6, 8),
     "pythia-160m": (768, 12, 12),

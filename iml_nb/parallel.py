@@ -49,7 +49,7 @@ def map_seeds(fn: Callable[..., R], seeds: list[int], n_jobs: int, bar: tqdm) ->
     jobs = min(n_jobs, len(seeds))
     if jobs <= 1:
         return [fn(s, report=tick) for s in seeds]
-    # One thread per process: two 1-thread jobs beat one 2-thread job ~2x on these tiny models (cpu-feasibility §0).
+    # One thread per process: two 1-thread jobs beat one 2-thread job ~2x on these tiny models (docs/background.md).
     threads = max(1, (os.cpu_count() or 1) // jobs)
     ctx = mp.get_context("spawn")
     q = ctx.Queue()  # handed to the workers when they start (no Manager process, which a killed parent would leak)

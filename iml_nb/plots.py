@@ -13,7 +13,7 @@ import pandas as pd
 from iml_nb.results import atomic_write_bytes
 from iml_nb.stats import curves, gap, paired_differences
 
-# Paper notation (reference-impl.md, notation table) and the reference plot's fixed colours (matplotlib "tab:" palette).
+# Paper notation and the reference plot's fixed colours (matplotlib "tab:" palette).
 # The paper marks the reliable tag with a dot (Define-dot) and the unreliable one with a bar (Define-bar); the labels
 # spell that out because vl-convert's fonts misplace combining overlines and tildes (D̄ drew its bar over the digit).
 _BASE_STYLE = {

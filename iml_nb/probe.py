@@ -1,4 +1,4 @@
-"""Linear probes on the residual stream after Stage 1 (paper §9.2, issue 6): can the tag that defined an alias be read off the
+"""Linear probes on the residual stream after Stage 1 (paper §9.2): can the tag that defined an alias be read off the
 model's activations on a question about that alias, whose context holds no definition?
 
 Inputs are one question per alias ("Q: What is the name of <alias>?\\nA:"), classes balanced; features are transformers' hidden

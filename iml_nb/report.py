@@ -1,4 +1,4 @@
-"""`python -m iml_nb report`: every claim of the paper the package tests, paper value vs ours, rebuilt from outputs/ (issue 3)."""
+"""`python -m iml_nb report`: every claim of the paper the package tests, paper value vs ours, rebuilt from outputs/."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ RUNNER_ONLY = ("output_dir",)
 class Claim:
     notebook: str  # the notebook whose run folders hold the evidence
     claim: str
-    paper: str  # the paper's value (shared/paper.md), in words where its numbers were not retrievable
+    paper: str  # the paper's value, in words where its numbers were not retrievable
     judge: Callable[[dict], tuple[str, str]]  # summary.json -> (our value, verdict: agrees / disagrees / inconclusive)
 
 

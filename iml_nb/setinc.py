@@ -28,7 +28,7 @@ class SetIncConfig:
     n_nums: int = 8  # numbers per question
     n_train_qs: int = 12  # training questions per Stage-1 variable, half true and half false
     n_test_qs: int = 12  # held-out questions per variable, half true and half false
-    resample: bool = True  # ours: fresh training questions every epoch (fixed questions were memorised on CPU, cpu-feasibility A)
+    resample: bool = True  # ours: fresh training questions every epoch (fixed questions were memorised on CPU; docs/background.md)
     var_len: int = 3  # letters per variable name; one token each
     fractions: tuple[tuple[str, float], ...] = tuple(DEFAULT_FRACTIONS.items())
 

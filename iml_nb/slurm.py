@@ -1,4 +1,4 @@
-"""SLURM backend of the batch runner (issue 7): every run of a batch becomes one task of a submitit job array, executing the
+"""SLURM backend of the batch runner: every run of a batch becomes one task of a submitit job array, executing the
 notebook with papermill into the same run folder a local batch writes, so `report` and resume work unchanged.
 
 Job ids are written to batch.json as soon as SLURM accepts the array; a batch resubmitted after its controller died re-attaches to

@@ -1,4 +1,4 @@
-"""The one training loop, used by every stage of every experiment (paper §2.6; reference-impl §4.4-4.5)."""
+"""The one training loop, used by every stage of every experiment (paper §2.6)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .encode import Encoded, target_logits
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adamw":
-        # beta2 0.98: faster-adapting second moments suit the few thousand steps of a CPU run (cpu-feasibility recipe)
+        # beta2 0.98: faster-adapting second moments suit the few thousand steps of a CPU run
         return torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adafactor":  # the paper's optimiser, without relative steps or parameter scaling
         return torch.optim.Adafactor(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

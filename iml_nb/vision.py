@@ -1,5 +1,5 @@
 """The MNIST version of the experiment (paper §8, rebuilt from the poster): variables are 3×3 grids of digit classes, drawn with
-real handwriting; entities are 3×3 grids of binary labels; a define tag is a pixel pattern along the top border (issue 5).
+real handwriting; entities are 3×3 grids of binary labels; a define tag is a pixel pattern along the top border.
 
 Examples are kept as small integer specs (variable, kind, cell, which handwriting samples) and rendered to pixels per batch, so
 every epoch can draw fresh handwriting without storing images.

@@ -1,4 +1,4 @@
-"""Runs the MNIST variant (paper §8) with the package's seeds, training loop, metrics frame, statistics and plots (issue 5).
+"""Runs the MNIST variant (paper §8) with the package's seeds, training loop, metrics frame, statistics and plots.
 
 Per Stage-1 seed: optional digit pretraining of the cell trunk (the vision stand-in for a pretrained model, stage 0), Stage 1
 (X1 definitions + QA on the cells not held out, fresh handwriting every epoch), Stage 2 (X2 definitions only). After every epoch,

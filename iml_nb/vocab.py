@@ -22,7 +22,7 @@ def build_word_tokenizer(texts: Iterable[str], atoms: Iterable[str]) -> PreTrain
     """Every `atom` (alias, tag, person name, answer value) becomes ONE token; other text splits into words and punctuation.
 
     Single-token names and aliases are what let a tiny model tie an alias to a person through one embedding
-    (cpu-feasibility experiment B); a deviation from the paper, whose pretrained BPE splits them into pieces.
+    (docs/background.md, tied embeddings); a deviation from the paper, whose pretrained BPE splits them into pieces.
     """
     atoms = sorted(set(atoms))
     probe = Tokenizer(WordLevel({UNK: 0}, unk_token=UNK))

@@ -1,4 +1,4 @@
-"""A real single-node SLURM for the tests (issue 7): munged, MariaDB + slurmdbd (sacct, which submitit reads job states from),
+"""A real single-node SLURM for the tests: munged, MariaDB + slurmdbd (sacct, which submitit reads job states from),
 slurmctld and slurmd on localhost, all from Debian's packages, with every config, socket, log and state file in one folder.
 
 `.ci/run` installs the packages; `Cluster.start()` raises `Unavailable` with the reason when something cannot be started.

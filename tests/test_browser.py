@@ -1,4 +1,4 @@
-"""The explorer in a real browser (issue 8): JupyterLab on localhost with temporary config, data and runtime folders; Debian's
+"""The explorer in a real browser: JupyterLab on localhost with temporary config, data and runtime folders; Debian's
 Chromium driven by Playwright (no browser download); every cell run from the Run menu; then a chart and a working widget are checked
 on the page (the stage dropdown changes, the chart changes) and a screenshot is saved to outputs/explorer.png.
 

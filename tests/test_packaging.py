@@ -123,3 +123,17 @@ def test_torch_kernels_are_pinned_to_avx2_on_x86():
         pytest.skip("the pin is for x86")
     # AVX2 unless the caller chose other kernels (ATEN_CPU_CAPABILITY=default is how the notebook tests are run a second time)
     assert torch.backends.cpu.get_cpu_capability() == os.environ["ATEN_CPU_CAPABILITY"].upper()
+
+
+def test_nothing_points_outside_the_repository_or_to_issue_numbers():
+    """Code, notebooks and docs stand on their own: no pointers to documents that are not in the repository, and no issue numbers
+    in code (what a reader needs from elsewhere is in docs/background.md)."""
+    outside = re.compile("|".join(["cpu-" + "feasibility", "reference-" + "impl", "shared/" + "paper", r"paper\.md"]), re.IGNORECASE)
+    issue = re.compile(r"\bissues? \d+\b", re.IGNORECASE)
+    files = [p for p in ROOT.rglob("*") if p.is_file() and p.suffix in (".py", ".ipynb", ".md", ".yaml", ".yml", ".cfg", ".toml")
+             and not any(part in (".venv", "outputs", ".git", "node_modules") for part in p.relative_to(ROOT).parts)]
+    assert files
+    found = [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in files for m in outside.finditer(p.read_text(errors="ignore"))]
+    found += [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in files if p.suffix in (".py", ".ipynb")
+              for m in issue.finditer(p.read_text(errors="ignore"))]
+    assert not found, found

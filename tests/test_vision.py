@@ -1,4 +1,4 @@
-"""MNIST-IML data invariants (issue 5): tag only on definitions, a box on exactly one cell of QA items, labels as designed."""
+"""MNIST-IML data invariants: tag only on definitions, a box on exactly one cell of QA items, labels as designed."""
 
 import numpy as np
 import pytest
