@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="rebuild outputs/report.md and .html: every claim of the paper we test, "
                                                 "paper vs ours, from the newest complete run of each notebook")
     report.add_argument("--outputs", default="outputs", help="root of the run folders (default: %(default)s)")
+    report.add_argument("--readme", default="README.md",
+                        help="also regenerate this file's results table (default: %(default)s; '' to skip)")
     report.set_defaults(handler=_report)
     return parser
 
@@ -169,9 +171,12 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from iml_nb.report import write
+    from iml_nb.env import project_path
+    from iml_nb.report import update_readme, write
 
     md, html, table = write(args.outputs)
+    if args.readme:
+        print(update_readme(table, project_path(args.readme)))
     print(table[["notebook", "ours (95% CI)", "verdict"]].to_string(index=False))
     print(md)
     print(html)

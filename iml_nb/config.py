@@ -1,4 +1,4 @@
-"""Frozen, validated configuration for every experiment (paper §2.6 hyperparameters; our CPU defaults in README)."""
+"""Frozen, validated configuration for every experiment (paper §2.6 hyperparameters; our CPU defaults in docs/background.md)."""
 
 from __future__ import annotations
 

@@ -147,7 +147,7 @@ def base_model(cfg: ExperimentConfig, people: tuple[Person, ...]):
 
     From scratch, the vocabulary is built once from everything the run can read, the alias/tag pool included, as a pretrained
     vocabulary exists before fine-tuning: Stage 0 then trains alias rows only as never-predicted outputs (tied embeddings).
-    Adding them after Stage 0 instead (resized, mean or small init) gave no IML in our measurements (README, issue notes).
+    Adding them after Stage 0 instead (resized, mean or small init) gave no IML in our measurements (docs/results.md, main experiment).
     """
     if not cfg.model.from_scratch:
         return models.load_pretrained(cfg.model.name, cfg.model.gguf_file)

@@ -192,7 +192,7 @@ class SetIncExperimentConfig:
 
 
 # Flat parameter names of the set-inclusion notebook. Defaults: the CPU configuration with the clearest Stage-1 effect we measured
-# (README, "Set inclusion"): 20 numbers, 4 per question, tied embeddings, questions redrawn every epoch. The dataclass defaults
+# (docs/results.md, "Set inclusion"): 20 numbers, 4 per question, tied embeddings, questions redrawn every epoch. The dataclass defaults
 # above stay at the paper's 100 numbers, 8 per question.
 _DATA_NAMES = tuple(f.name for f in dataclasses.fields(SetIncConfig) if f.name != "fractions")
 _MODEL_NAMES = ("model", "tie_embeddings")

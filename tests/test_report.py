@@ -75,3 +75,35 @@ def test_report_writes_markdown_and_html(tmp_path):
     md, html, table = report.write(tmp_path)
     assert (table["verdict"] == "not run").all()
     assert md.read_text().count("\n| ") == len(report.CLAIMS) + 1 and "<table" in html.read_text()
+
+
+def test_readme_table_is_generated_from_the_committed_run_folders(tmp_path):
+    """The README's results table is what `report` builds from the run folders git tracks (not from local, uncommitted runs)."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    tracked = subprocess.run(["git", "ls-files", "outputs"], cwd=root, capture_output=True, text=True, check=True).stdout.split()
+    for name in tracked:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, tmp_path / name)
+    table = report.build(tmp_path / "outputs")
+    readme = (root / "README.md").read_text()
+    assert report.README_START + "\n" + report.readme_block(table) + "\n" + report.README_END in readme, \
+        "README's results table is stale: run `python -m iml_nb report` and commit README.md"
+
+
+def test_update_readme_replaces_only_the_block(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.README_START}\nSTALE-ROW\n{report.README_END}\nrest\n")
+    table = report.build(tmp_path / "outputs")
+    report.update_readme(table, readme)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith(f"{report.README_END}\nrest\n") and "STALE-ROW" not in text
+    assert text.count("\n| ") == len(report.CLAIMS) + 1
+    readme.write_text("no block\n")
+    import pytest
+
+    with pytest.raises(ValueError, match="block"):
+        report.update_readme(table, readme)
