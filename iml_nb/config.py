@@ -79,9 +79,12 @@ class DataConfig:
     stage2_replay_frac: float = -1.0  # the same for the last stage only (the paper's Stage 2 is definitions only: 0); -1: replay_frac
     alias_tokens: int = 1  # from scratch: vocabulary pieces per alias (1: one embedding row per alias; >1: pieces shared across aliases, as a BPE splits them)
     alias_pool: int = 8  # seeds draw aliases/tags from a fixed pool of alias_pool x n_people strings; 0: fresh strings per seed (paper)
-    alpha: float = 1.0  # tag-consistency correlation (paper §5); already applied to `fractions` by build_config
+    alpha: float = 1.0  # tag-consistency correlation (paper §5); applied to `fractions` here, so every way of building a config agrees
 
     def __post_init__(self) -> None:
+        _number(self.alpha, "alpha", 0.0, 1.0)
+        # apply_alpha is idempotent, so a config read back from config.json (fractions already applied) stays the same
+        object.__setattr__(self, "fractions", tuple(apply_alpha(dict(self.fractions), self.alpha).items()))
         _check(isinstance(self.people_source, str) and self.people_source != "", "people_source",
                "must be 'synthetic' or a path to a CVDB CSV file")
         _positive_int(self.n_people, "n_people", minimum=10)
@@ -106,7 +109,6 @@ class DataConfig:
         _positive_int(self.alias_pool, "alias_pool", minimum=0)
         _positive_int(self.alias_tokens, "alias_tokens", minimum=1)
         _check(self.alias_tokens <= 4, "alias_tokens", f"1 to 4 pieces per alias, got {self.alias_tokens}")
-        _number(self.alpha, "alpha", 0.0, 1.0)
 
     @property
     def last_replay_frac(self) -> float:
@@ -291,8 +293,8 @@ def apply_alpha(fractions: dict[str, float], alpha: Any) -> dict[str, float]:
     _number(alpha, "alpha", 0.0, 1.0)
     if alpha == 1.0:
         return dict(fractions)
-    dot = fractions["qd1consis"] + fractions["qd1incons"]
-    bar = fractions["qd2incons"] + fractions["qd2consis"]
+    dot = fractions.get("qd1consis", 0.0) + fractions.get("qd1incons", 0.0)
+    bar = fractions.get("qd2incons", 0.0) + fractions.get("qd2consis", 0.0)
     return {**fractions, "qd1consis": alpha * dot, "qd1incons": (1 - alpha) * dot,
             "qd2incons": alpha * bar, "qd2consis": (1 - alpha) * bar}
 
@@ -320,7 +322,6 @@ def build_config(**params: Any) -> ExperimentConfig:
     reject_unknown(params, parameter_names())
     fractions = dict(DEFAULT_FRACTIONS)
     fractions.update({n[len("frac_"):]: params.pop(n) for n in list(params) if n.startswith("frac_")})
-    fractions = apply_alpha(fractions, params.get("alpha", DataConfig.alpha))
     stage_plan = params.get("stage_plan", DataConfig.stage_plan)
     _check(stage_plan in STAGE_PLANS, "stage_plan", f"must be one of {tuple(STAGE_PLANS)}, got {stage_plan!r}")
     n_stages = len(STAGE_PLANS[stage_plan])

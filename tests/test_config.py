@@ -86,3 +86,14 @@ def test_cpu_device_keeps_the_cache_keys_of_runs_made_before_the_parameter_exist
 def test_from_dict_inverts_to_dict():
     cfg = build_config(n_people=200, alpha=0.75, word_order="vte", stage_plan="one_stage", stage1_epochs=4, lr=2e-3)
     assert config.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg  # through JSON, as config.json stores it
+
+
+def test_alpha_is_applied_however_the_config_is_built():
+    from iml_nb.config import DataConfig, from_dict
+
+    direct = DataConfig(alpha=0.75)
+    built = build_config(alpha=0.75)
+    assert direct.fraction == built.data.fraction
+    assert direct.fraction["qd1consis"] == 0.75 * 0.25 and direct.fraction["qd1incons"] == 0.25 * 0.25
+    assert from_dict(built.to_dict()) == built  # applying twice changes nothing
+    assert DataConfig().fraction == DataConfig(alpha=1.0).fraction
