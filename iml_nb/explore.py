@@ -22,10 +22,6 @@ from .stats import METRIC_COLUMNS
 
 SKIPPED_FOLDERS = {"nbval", "batches", "diagnostics", ".cache", "00_explore"}  # not experiments' own run folders
 CURVE_METRICS = ("em", "acc")  # a run with one of these per subset and epoch has curves to show
-GAPS = (("d1consis", "d2consis", "IML gap (D5 − D6, QA)"), ("ent_assoc_d1consis", "ent_assoc_d2consis", "IML gap (D5 − D6, entity)"),
-        ("qd1consis", "qd2incons", "Stage-1 gap (D1QA1 − D2QA2)"))
-
-
 def list_runs(outputs: str = "outputs") -> pd.DataFrame:
     """Every complete run folder with curves under outputs/<notebook>/<run id>/, newest first.
 
@@ -133,11 +129,10 @@ def gap_table(run: StoredRun, seeds=(), point=None) -> pd.DataFrame:
     m = select(run, seeds, "all", point)
     present = set(m[m["metric"] == run.metric]["subset"])
     rows = []
-    for a, b, label in GAPS:
-        if {a, b} <= present:
-            stage = 1 if a.startswith("qd") else None
-            g = stats.gap(m, a, b, run.metric, stage=stage)
-            rows.append({"gap": label, "value": stats.format_ci(g), "stage": g["stage"], "epoch": g["epoch"]})
+    for gap in stats.GAPS:
+        if {gap.a, gap.b} <= present:
+            g = stats.gap(m, gap.a, gap.b, run.metric, stage=gap.stage)
+            rows.append({"gap": gap.label, "value": stats.format_ci(g), "stage": g["stage"], "epoch": g["epoch"]})
     return pd.DataFrame(rows, columns=["gap", "value", "stage", "epoch"])
 
 

@@ -11,7 +11,7 @@ import altair as alt
 import pandas as pd
 
 from iml_nb.results import atomic_write_bytes
-from iml_nb.stats import curves, gap, paired_differences
+from iml_nb.stats import GAPS, curves, gap, paired_differences
 
 # Paper notation and the reference plot's fixed colours (matplotlib "tab:" palette).
 # The paper marks the reliable tag with a dot (Define-dot) and the unreliable one with a bar (Define-bar); the labels
@@ -140,11 +140,7 @@ def em_curves(metrics: pd.DataFrame, subsets: list[str] | None = None, metric: s
     return alt.layer(_stage_rules(data), bars, lines, points).properties(title=title, width=520, height=320)
 
 
-DEFAULT_GAPS = (  # (a, b, stage or None for the last stage both appear in, label)
-    ("d1consis", "d2consis", None, "D5 − D6, QA (IML gap)"),
-    ("ent_assoc_d1consis", "ent_assoc_d2consis", None, "D5 − D6, entity (IML gap)"),
-    ("qd1consis", "qd2incons", 1, "D1QA1 − D2QA2, Stage 1"),
-)
+DEFAULT_GAPS = tuple((g.a, g.b, g.stage, g.label) for g in GAPS)  # (a, b, stage or None for the last stage both appear in, label)
 
 
 def gap_chart(metrics: pd.DataFrame, gaps=DEFAULT_GAPS, metric: str = "em", confidence: float = 0.95) -> alt.LayerChart:

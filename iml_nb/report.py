@@ -27,18 +27,13 @@ class Claim:
 
 
 def _ci(g: dict | None) -> str:
-    if not g or g.get("mean") is None:
-        return "n/a"
-    low, high = g.get("ci_low"), g.get("ci_high")
-    ci = f" [{low:+.3f}, {high:+.3f}]" if low is not None and high is not None else ""
-    return f"{g['mean']:+.3f}{ci}"
+    return stats.format_ci(g, full=False) if g and g.get("mean") is not None else "n/a"
 
 
 def _positive(g: dict | None) -> str:
     """A gap predicted to be > 0: agrees if its 95% CI is above zero, disagrees if below, else inconclusive."""
-    if not g or g.get("ci_low") is None:
-        return "inconclusive"
-    return "agrees" if g["ci_low"] > 0 else "disagrees" if g["ci_high"] < 0 else "inconclusive"
+    sign = stats.ci_sign(g.get("ci_low"), g.get("ci_high")) if g else 0
+    return {1: "agrees", -1: "disagrees", 0: "inconclusive"}[sign]
 
 
 def _gap_claim(key: str) -> Callable[[dict], tuple[str, str]]:

@@ -1,9 +1,10 @@
-"""Per-seed means, t intervals and IML gaps from the tidy metrics frame (paper Fig. 3 numbers; reference §5.4, §10.10)."""
+"""Per-seed means, t intervals and IML gaps from the tidy metrics frame (paper Fig. 3 numbers)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,26 @@ from scipy import stats as st
 
 METRIC_COLUMNS = ["seed", "seed_stage2", "stage", "epoch", "subset", "metric", "value"]
 _CELL = ["stage", "epoch", "subset", "metric"]  # one point of a curve, before seeds
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A difference between two subsets, per Stage-1 seed: the package's one definition of each gap it reports."""
+
+    name: str  # "qa", "entity", "stage1"
+    a: str
+    b: str
+    stage: int | None  # None: the last stage both subsets appear in
+    label: str
+    summary_key: str  # its key in summary.json
+
+
+GAPS = (
+    Gap("qa", "d1consis", "d2consis", None, "D5 − D6, QA (IML gap)", "iml_gap_qa"),
+    Gap("entity", "ent_assoc_d1consis", "ent_assoc_d2consis", None, "D5 − D6, entity (IML gap)", "iml_gap_entity"),
+    Gap("stage1", "qd1consis", "qd2incons", 1, "D1QA1 − D2QA2, Stage 1", "stage1_gap_qa"),
+)
+IML_GAPS = GAPS[:2]  # the two read-outs of implicit meta-learning after the last stage
 
 
 def mean_ci(values: Iterable[float], confidence: float = 0.95) -> dict:
@@ -27,6 +48,13 @@ def mean_ci(values: Iterable[float], confidence: float = 0.95) -> dict:
     sd = float(x.std(ddof=1))
     half = float(st.t.ppf((1 + confidence) / 2, df=x.size - 1)) * sd / math.sqrt(x.size)
     return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n_seeds": int(x.size), "sd": sd}
+
+
+def ci_sign(ci_low, ci_high) -> int:
+    """Which side of zero a confidence interval lies on: 1 above, -1 below, 0 when it contains zero or is undefined."""
+    if ci_low is None or ci_high is None or math.isnan(ci_low) or math.isnan(ci_high):
+        return 0
+    return 1 if ci_low > 0 else -1 if ci_high < 0 else 0
 
 
 def format_ci(g: dict, spec: str = "+.3f", full: bool = True) -> str:
@@ -201,9 +229,7 @@ def summary(metrics: pd.DataFrame, metric: str = "em") -> dict:
     final = _final_cells(seeds[seeds["metric"] == metric])
     out = {
         "metric": metric,
-        "iml_gap_qa": maybe_gap("d1consis", "d2consis"),
-        "iml_gap_entity": maybe_gap("ent_assoc_d1consis", "ent_assoc_d2consis"),
-        "stage1_gap_qa": maybe_gap("qd1consis", "qd2incons", stage=1),
+        **{g.summary_key: maybe_gap(g.a, g.b, stage=g.stage) for g in GAPS},
         f"final_{metric}": {subset: {**mean_ci(g["value"]), "stage": int(g["stage"].iloc[0]), "epoch": int(g["epoch"].iloc[0])}
                             for subset, g in final.groupby("subset")},
         "n_seeds": int(metrics["seed"].nunique()),

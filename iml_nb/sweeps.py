@@ -11,9 +11,6 @@ import pandas as pd
 from . import stats
 from .results import is_complete, read_metrics
 
-GAPS = {"qa": ("d1consis", "d2consis"), "entity": ("ent_assoc_d1consis", "ent_assoc_d2consis")}
-
-
 def collect(batch_json: str | os.PathLike) -> pd.DataFrame:
     """Every complete run's metrics, with the batch's grid values as extra columns (incomplete runs are left out)."""
     batch_json = Path(batch_json)
@@ -33,7 +30,8 @@ def gap_table(metrics: pd.DataFrame, axis: str, metric: str = "em") -> pd.DataFr
     rows = []
     for value, frame in metrics.groupby(axis, sort=True):
         frame = frame.drop(columns=[axis])
-        for kind, (a, b) in GAPS.items():
+        for gap in stats.IML_GAPS:
+            kind, a, b = gap.name, gap.a, gap.b
             if {a, b} <= set(frame["subset"]):
                 diffs = stats.paired_differences(frame, a, b, metric)  # once: stats.gap would compute it again
                 g = stats.mean_ci(diffs["diff"])
@@ -45,9 +43,7 @@ def gap_table(metrics: pd.DataFrame, axis: str, metric: str = "em") -> pd.DataFr
 
 def verdict(ci_low: float, ci_high: float) -> str:
     """What a 95% CI says about a gap: 'IML' (above zero), 'reversed' (below) or 'n.s.' (contains zero, or undefined)."""
-    if ci_low is None or ci_high is None or pd.isna(ci_low) or pd.isna(ci_high):
-        return "n.s."
-    return "IML" if ci_low > 0 else "reversed" if ci_high < 0 else "n.s."
+    return {1: "IML", -1: "reversed", 0: "n.s."}[stats.ci_sign(ci_low, ci_high)]
 
 
 def validate(fixed: dict, axis: str, values: list) -> None:

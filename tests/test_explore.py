@@ -68,7 +68,7 @@ def test_widget_changes_redraw_from_stored_metrics(outputs):
     stages = {row["stage"] for rows in only2.values() for row in rows if "stage" in row}
     assert stages == {2}
     gaps = explore.gap_table(ui.current).set_index("gap")["value"]
-    assert gaps["IML gap (D5 − D6, QA)"].startswith("+0.150  95% CI [+0.150, +0.150]")  # stored: d1 = d2 - 0.05 + 0.2
+    assert gaps["D5 − D6, QA (IML gap)"].startswith("+0.150  95% CI [+0.150, +0.150]")  # stored: d1 = d2 - 0.05 + 0.2
     assert ui.alias_subset.value == "d1consis" and ui.alias_seed.value == 0 and ui.alias.value == ui.alias.options[0]
     ui.alias_subset.value = "d2consis"
     assert ui.alias.value in explore.aliases_of(ui.current, 0, "d2consis")
