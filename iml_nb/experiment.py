@@ -6,9 +6,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,6 +21,7 @@ from .define import EA_TEMPLATE, DefineData, Example, make_define_data, replay_s
 from .encode import encode
 from .evaluate import EvalSuite
 from .people import QUESTION_TYPES, Person, load_cvdb, synthetic_people
+from .results import atomic_write_folder
 from .stats import METRIC_COLUMNS
 from .env import project_path, quiet_transformers
 from .parallel import map_seeds
@@ -106,17 +104,6 @@ def stage0_probe(facts: tuple[Example, ...], cfg: ExperimentConfig) -> tuple[Exa
     return replay_sample(facts, min(1.0, STAGE0_SAMPLE / len(facts)), cfg.run.stage0_seed)
 
 
-def _save_atomically(folder: Path, write: Callable[[Path], None]) -> None:
-    """Write into a temporary sibling, then rename: a killed run never leaves a folder that looks complete."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
-    write(tmp)
-    try:
-        os.replace(tmp, folder)
-    except OSError:  # another process finished the same checkpoint first; keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def metrics_frame(rows: list[dict]) -> pd.DataFrame:
     """Tidy rows as the metrics frame every experiment returns: METRIC_COLUMNS, nullable integer seeds."""
     return pd.DataFrame(rows, columns=METRIC_COLUMNS).astype({"seed": "Int64", "seed_stage2": "Int64"})
@@ -187,7 +174,7 @@ def run_stage0(cfg: ExperimentConfig, people: tuple[Person, ...], progress: bool
             models.save(model, tokenizer, tmp)
             pd.DataFrame(rows, columns=METRIC_COLUMNS).to_csv(tmp / "metrics.csv", index=False)
 
-        _save_atomically(folder, write)
+        atomic_write_folder(folder, write)
     return folder, pd.read_csv(folder / "metrics.csv")
 
 
@@ -269,7 +256,7 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
             torch.save(model.state_dict(), tmp / "weights.pt")
             pd.DataFrame(rows, columns=METRIC_COLUMNS).to_csv(tmp / "rows.csv", index=False)
 
-        _save_atomically(cached, write)
+        atomic_write_folder(cached, write)
     after_shared = {k: v.clone() for k, v in model.state_dict().items()}
 
     examples = []

@@ -23,7 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 from . import model as models
 from .config import ExperimentConfig, _check, _number, _positive_int, build_config
-from .stats import json_safe, mean_ci
+from .stats import mean_ci
 from .define import EA_TEMPLATE, DefineData, make_define_data
 from .experiment import load_people, metrics_frame, run_seed, run_stage0, shared_stages_dir
 from .parallel import map_seeds
@@ -196,8 +196,8 @@ def probe_summary(frame: pd.DataFrame) -> dict:
         last_layer = g["layer"].max()
         at_last = g[(g["layer"] == last_layer) & (g["position"] == g["position"].max())]["accuracy"]
         per_seed_after = g[(g["layer"] == last_layer) & g["after_alias"]].groupby("seed")["accuracy"].mean()
-        out[f"{order}/{probe}"] = json_safe({"last_token_last_layer": mean_ci(at_last), "after_alias_last_layer": mean_ci(per_seed_after),
-                                             "aliases_per_class": int(g["n"].min()), "layers": int(last_layer)})
+        out[f"{order}/{probe}"] = {"last_token_last_layer": mean_ci(at_last), "after_alias_last_layer": mean_ci(per_seed_after),
+                                   "aliases_per_class": int(g["n"].min()), "layers": int(last_layer)}
     return out
 
 

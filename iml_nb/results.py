@@ -8,6 +8,7 @@ import math
 import os
 import platform
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Atomic UTF-8 text write (see atomic_write_bytes); newlines are written as given."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_folder(folder: str | os.PathLike, write) -> None:
+    """Call write(tmp) on a temporary sibling folder, then rename it to `folder`: a killed writer never leaves a folder that looks
+    complete. If another process finished the same folder first, theirs is kept."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
+    write(tmp)
+    try:
+        os.replace(tmp, folder)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def to_jsonable(obj):

@@ -205,19 +205,8 @@ def _final_cells(seeds: pd.DataFrame) -> pd.DataFrame:
     return seeds[seeds["epoch"] == last_epoch]
 
 
-def json_safe(obj):
-    """NaN/inf -> None and numpy scalars -> Python, so the summary dumps as strict JSON."""
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
-
-
 def summary(metrics: pd.DataFrame, metric: str = "em") -> dict:
-    """Headline numbers of a run: IML gaps (QA, entity), the Stage-1 gap and final EM per subset; JSON-safe.
+    """Headline numbers of a run: IML gaps (QA, entity), the Stage-1 gap and final EM per subset (results.atomic_write_json makes it strict JSON).
 
     A gap whose subsets are absent (e.g. a Stage-1-only run) is None rather than an error.
     """
@@ -235,15 +224,15 @@ def summary(metrics: pd.DataFrame, metric: str = "em") -> dict:
         "n_seeds": int(metrics["seed"].nunique()),
         "n_seeds_stage2": int(metrics["seed_stage2"].nunique()),
     }
-    return json_safe(out)
+    return out
 
 
 def summary_with_stage2_checks(metrics: pd.DataFrame, metric: str = "em") -> dict:
     """summary plus two checks on the IML gap: d1 − d2 before the last stage (noise only: those aliases are still undefined) and the
     gain gap (what the last stage added); used by the set-inclusion and MNIST experiments."""
     out = summary(metrics, metric)
-    out["iml_gap_before_stage2"] = json_safe(gap(metrics, "d1consis", "d2consis", metric, stage=1))
-    out["iml_gain_gap"] = json_safe(gain_gap(metrics, "d1consis", "d2consis", metric))
+    out["iml_gap_before_stage2"] = gap(metrics, "d1consis", "d2consis", metric, stage=1)
+    out["iml_gain_gap"] = gain_gap(metrics, "d1consis", "d2consis", metric)
     return out
 
 

@@ -144,12 +144,15 @@ def test_summary_keys_values_and_json():
     json.dumps(s, allow_nan=False)  # raises on NaN
 
 
-def test_summary_turns_nan_into_none():
+def test_summary_of_one_seed_is_written_as_strict_json_with_null_intervals(tmp_path):
+    from iml_nb.results import atomic_write_json
+
     one_seed = two_stage()
     one_seed = one_seed[one_seed["seed"].isna() | (one_seed["seed"] == 0)]
     s = stats.summary(one_seed)
-    assert s["iml_gap_qa"]["n_seeds"] == 1 and s["iml_gap_qa"]["ci_low"] is None
-    json.dumps(s, allow_nan=False)
+    assert s["iml_gap_qa"]["n_seeds"] == 1 and math.isnan(s["iml_gap_qa"]["ci_low"])
+    stored = json.loads(atomic_write_json(tmp_path / "summary.json", s).read_text())
+    assert stored["iml_gap_qa"]["ci_low"] is None
 
 
 def test_summary_table_is_rounded_and_one_row_per_subset_stage():
