@@ -18,6 +18,9 @@ STAGE_PLANS = {
 # Entity fractions, in the split order of the reference (docs/background.md).
 X1_SUBSETS = ("q_no_replacement_baseline", "qd1consis", "qd1incons", "qd2consis", "qd2incons", "qd4consis", "q")
 X2_SUBSETS = ("d1consis", "d2consis", "d3consis", "no_qd_baseline")
+# The tag that defines each defined subset: 1 = Define-dot (reliable), 2 = Define-bar (unreliable), 3 = never seen in Stage 1.
+# Every experiment (text, set inclusion, MNIST) reads its tags from here; index a tuple of tags with TAG_OF_SUBSET[s] - 1.
+TAG_OF_SUBSET = {"qd1consis": 1, "qd1incons": 1, "d1consis": 1, "qd2consis": 2, "qd2incons": 2, "d2consis": 2, "d3consis": 3}
 FRACTION_NAMES = X1_SUBSETS + X2_SUBSETS
 # Paper defaults for the main CVDB run, except d3consis: our CPU default drops the third tag and gives its share to d1/d2/no_qd
 # (as in the paper's model-size, word-order and batch-size configs), because more Stage-2 aliases mean tighter CIs.
@@ -33,14 +36,14 @@ OPTIMIZERS = ("adamw", "adafactor", "sgd")
 
 def check_device(device: Any) -> None:
     """`device` names a device this machine has; asked before any compute, so a GPU parameter file fails fast on a CPU."""
-    _check(isinstance(device, str) and (device in ("auto", "cpu") or device.split(":")[0] == "cuda"), "device",
+    require(isinstance(device, str) and (device in ("auto", "cpu") or device.split(":")[0] == "cuda"), "device",
            f"must be auto, cpu, cuda or cuda:N, got {device!r}")
     if device.startswith("cuda"):
         import torch  # only here: configs are built in notebooks' first cell, which should stay light
 
-        _check(torch.cuda.is_available(), "device", f"{device!r} asked for, but this machine has no CUDA device (use auto or cpu)")
+        require(torch.cuda.is_available(), "device", f"{device!r} asked for, but this machine has no CUDA device (use auto or cpu)")
         index = device.partition(":")[2]
-        _check(not index or (index.isdigit() and int(index) < torch.cuda.device_count()), "device",
+        require(not index or (index.isdigit() and int(index) < torch.cuda.device_count()), "device",
                f"{device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
@@ -48,20 +51,20 @@ class ConfigError(ValueError):
     """A parameter has an invalid value; the message names the parameter."""
 
 
-def _check(ok: bool, name: str, message: str) -> None:
+def require(ok: bool, name: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"parameter `{name}`: {message}")
 
 
-def _positive_int(value: Any, name: str, minimum: int = 1) -> None:
-    _check(isinstance(value, int) and not isinstance(value, bool) and value >= minimum, name,
+def require_int(value: Any, name: str, minimum: int = 1) -> None:
+    require(isinstance(value, int) and not isinstance(value, bool) and value >= minimum, name,
            f"must be an integer >= {minimum}, got {value!r}")
 
 
-def _number(value: Any, name: str, low: float, high: float, low_open: bool = False) -> None:
+def require_number(value: Any, name: str, low: float, high: float, low_open: bool = False) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (value > low if low_open else value >= low) and value <= high
-    _check(ok, name, f"must be a number in {'(' if low_open else '['}{low}, {high}], got {value!r}")
+    require(ok, name, f"must be a number in {'(' if low_open else '['}{low}, {high}], got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -82,33 +85,33 @@ class DataConfig:
     alpha: float = 1.0  # tag-consistency correlation (paper §5); applied to `fractions` here, so every way of building a config agrees
 
     def __post_init__(self) -> None:
-        _number(self.alpha, "alpha", 0.0, 1.0)
+        require_number(self.alpha, "alpha", 0.0, 1.0)
         # apply_alpha is idempotent, so a config read back from config.json (fractions already applied) stays the same
         object.__setattr__(self, "fractions", tuple(apply_alpha(dict(self.fractions), self.alpha).items()))
-        _check(isinstance(self.people_source, str) and self.people_source != "", "people_source",
+        require(isinstance(self.people_source, str) and self.people_source != "", "people_source",
                "must be 'synthetic' or a path to a CVDB CSV file")
-        _positive_int(self.n_people, "n_people", minimum=10)
-        _positive_int(self.people_seed, "people_seed", minimum=0)
+        require_int(self.n_people, "n_people", minimum=10)
+        require_int(self.people_seed, "people_seed", minimum=0)
         fr = dict(self.fractions)
         unknown = set(fr) - set(FRACTION_NAMES)
-        _check(not unknown, "fractions", f"unknown subset(s) {sorted(unknown)}; known: {list(FRACTION_NAMES)}")
+        require(not unknown, "fractions", f"unknown subset(s) {sorted(unknown)}; known: {list(FRACTION_NAMES)}")
         for name in FRACTION_NAMES:
-            _number(fr.get(name, 0.0), f"frac_{name}", 0.0, 1.0)
+            require_number(fr.get(name, 0.0), f"frac_{name}", 0.0, 1.0)
         total = sum(fr.values())
-        _check(abs(total - 1.0) < 1e-6, "frac_*", f"the eleven subset fractions must sum to 1, they sum to {total:.6g}")
+        require(abs(total - 1.0) < 1e-6, "frac_*", f"the eleven subset fractions must sum to 1, they sum to {total:.6g}")
         for name in ("qd1incons", "qd2incons"):
             # A derangement of one entity does not exist (the reference loops forever there).
-            _check(round(self.n_people * fr.get(name, 0.0)) != 1, f"frac_{name}",
+            require(round(self.n_people * fr.get(name, 0.0)) != 1, f"frac_{name}",
                    "gives exactly one entity; an inconsistent subset needs 0 or at least 2 entities")
-        _check(self.word_order in WORD_ORDERS, "word_order", f"must be one of {WORD_ORDERS}, got {self.word_order!r}")
-        _check(self.stage_plan in STAGE_PLANS, "stage_plan", f"must be one of {tuple(STAGE_PLANS)}, got {self.stage_plan!r}")
-        _check(isinstance(self.ea_train, bool), "ea_train", f"must be true or false, got {self.ea_train!r}")
-        _number(self.replay_frac, "replay_frac", 0.0, 1.0)
+        require(self.word_order in WORD_ORDERS, "word_order", f"must be one of {WORD_ORDERS}, got {self.word_order!r}")
+        require(self.stage_plan in STAGE_PLANS, "stage_plan", f"must be one of {tuple(STAGE_PLANS)}, got {self.stage_plan!r}")
+        require(isinstance(self.ea_train, bool), "ea_train", f"must be true or false, got {self.ea_train!r}")
+        require_number(self.replay_frac, "replay_frac", 0.0, 1.0)
         if self.stage2_replay_frac != -1.0:
-            _number(self.stage2_replay_frac, "stage2_replay_frac", 0.0, 1.0)
-        _positive_int(self.alias_pool, "alias_pool", minimum=0)
-        _positive_int(self.alias_tokens, "alias_tokens", minimum=1)
-        _check(self.alias_tokens <= 4, "alias_tokens", f"1 to 4 pieces per alias, got {self.alias_tokens}")
+            require_number(self.stage2_replay_frac, "stage2_replay_frac", 0.0, 1.0)
+        require_int(self.alias_pool, "alias_pool", minimum=0)
+        require_int(self.alias_tokens, "alias_tokens", minimum=1)
+        require(self.alias_tokens <= 4, "alias_tokens", f"1 to 4 pieces per alias, got {self.alias_tokens}")
 
     @property
     def last_replay_frac(self) -> float:
@@ -127,20 +130,20 @@ def check_pretrained_source(name: str, gguf_file: str, sizes: list[str], shipped
     """
     import os
 
-    _check(isinstance(gguf_file, str), "gguf_file", f"must be a file name, got {gguf_file!r}")
+    require(isinstance(gguf_file, str), "gguf_file", f"must be a file name, got {gguf_file!r}")
     what = (f"named sizes: {sizes}; shipped: {shipped}; or a local folder holding save_pretrained's files (config.json, the "
             "weights and the tokenizer), or a folder holding a GGUF file that `gguf_file` names")
     path = Path(name).expanduser()
     if path.is_file():
-        _check(False, "model", f"{name!r} is a file; give its folder as `model` and the file name as `gguf_file` ({what})")
+        require(False, "model", f"{name!r} is a file; give its folder as `model` and the file name as `gguf_file` ({what})")
     if path.is_dir():
         if gguf_file:
-            _check((path / gguf_file).is_file(), "gguf_file", f"no file {gguf_file!r} in {name!r}")
+            require((path / gguf_file).is_file(), "gguf_file", f"no file {gguf_file!r} in {name!r}")
         else:
-            _check((path / "config.json").is_file(), "model",
+            require((path / "config.json").is_file(), "model",
                    f"the folder {name!r} has no config.json (for a GGUF file inside it, set `gguf_file`; {what})")
         return
-    _check(not gguf_file or "/" in name, "model", f"{name!r} is not a folder here ({what})")
+    require(not gguf_file or "/" in name, "model", f"{name!r} is not a folder here ({what})")
     if os.environ.get("HF_HUB_OFFLINE", "1") == "0":
         return  # the hub is reachable: the id is checked when it is downloaded
     from huggingface_hub import try_to_load_from_cache
@@ -150,7 +153,7 @@ def check_pretrained_source(name: str, gguf_file: str, sizes: list[str], shipped
         cached = try_to_load_from_cache(name, gguf_file or "config.json")
     except HFValidationError:
         cached = None
-    _check(isinstance(cached, str), "model",
+    require(isinstance(cached, str), "model",
            f"{name!r} is not a named size, a shipped model, a local folder or a Hugging Face model in the local cache "
            f"(HF_HUB_OFFLINE=1: nothing is downloaded; export HF_HUB_OFFLINE=0 where the hub is reachable). "
            f"{what[0].upper()}{what[1:]}")
@@ -167,13 +170,13 @@ class ModelConfig:
     def __post_init__(self) -> None:
         from .model import SCRATCH_SIZES, SHIPPED, shipped_location  # local import: model.py imports torch, keep config import light
 
-        _check(isinstance(self.name, str) and self.name != "", "model", "must be a named size or a Hugging Face id / local folder")
-        _check(isinstance(self.tie_embeddings, bool), "tie_embeddings", "must be true or false")
+        require(isinstance(self.name, str) and self.name != "", "model", "must be a named size or a Hugging Face id / local folder")
+        require(isinstance(self.tie_embeddings, bool), "tie_embeddings", "must be true or false")
         if self.name.startswith("pythia-") and "/" not in self.name:
-            _check(self.name in SCRATCH_SIZES, "model",
+            require(self.name in SCRATCH_SIZES, "model",
                    f"unknown named size {self.name!r}; named sizes: {list(SCRATCH_SIZES)} (or give a Hugging Face id / local folder)")
         if self.name in SHIPPED:
-            _check(not self.gguf_file, "gguf_file", f"{self.name!r} names its own file ({SHIPPED[self.name][1]}); leave gguf_file empty")
+            require(not self.gguf_file, "gguf_file", f"{self.name!r} names its own file ({SHIPPED[self.name][1]}); leave gguf_file empty")
             shipped_location(self.name)  # installed? (a ValueError naming `model` otherwise)
         elif self.name not in SCRATCH_SIZES:
             check_pretrained_source(self.name, self.gguf_file, list(SCRATCH_SIZES), list(SHIPPED))
@@ -202,18 +205,18 @@ class TrainConfig:
     loss_on: str = "answer"  # "answer": loss on answer tokens + EOS; "all": every non-pad token (the reference's choice)
 
     def __post_init__(self) -> None:
-        _positive_int(self.stage0_epochs, "stage0_epochs", minimum=0)
+        require_int(self.stage0_epochs, "stage0_epochs", minimum=0)
         for i, e in enumerate(self.stage_epochs):
-            _positive_int(e, f"stage{i + 1}_epochs", minimum=1)
-        _positive_int(self.batch_size, "batch_size")
-        _positive_int(self.stage0_batch_size, "stage0_batch_size")
-        _number(self.lr, "lr", 0.0, 10.0, low_open=True)
-        _check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        _check(self.schedule in SCHEDULES, "schedule", f"must be one of {SCHEDULES}, got {self.schedule!r}")
-        _positive_int(self.warmup_steps, "warmup_steps", minimum=0)
-        _number(self.weight_decay, "weight_decay", 0.0, 10.0)
-        _number(self.grad_clip, "grad_clip", 0.0, 1e6)
-        _check(self.loss_on in LOSS_ON, "loss_on", f"must be one of {LOSS_ON}, got {self.loss_on!r}")
+            require_int(e, f"stage{i + 1}_epochs", minimum=1)
+        require_int(self.batch_size, "batch_size")
+        require_int(self.stage0_batch_size, "stage0_batch_size")
+        require_number(self.lr, "lr", 0.0, 10.0, low_open=True)
+        require(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        require(self.schedule in SCHEDULES, "schedule", f"must be one of {SCHEDULES}, got {self.schedule!r}")
+        require_int(self.warmup_steps, "warmup_steps", minimum=0)
+        require_number(self.weight_decay, "weight_decay", 0.0, 10.0)
+        require_number(self.grad_clip, "grad_clip", 0.0, 1e6)
+        require(self.loss_on in LOSS_ON, "loss_on", f"must be one of {LOSS_ON}, got {self.loss_on!r}")
 
 
 @dataclass(frozen=True)
@@ -234,16 +237,16 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_device(self.device)
-        _positive_int(self.seed, "seed", minimum=0)
-        _positive_int(self.n_seeds, "n_seeds")
-        _positive_int(self.n_seeds_stage2, "n_seeds_stage2")
-        _positive_int(self.stage0_seed, "stage0_seed", minimum=0)
-        _positive_int(self.n_jobs, "n_jobs")
-        _check(self.eval_mode in EVAL_MODES, "eval_mode", f"must be one of {EVAL_MODES}, got {self.eval_mode!r}")
-        _positive_int(self.eval_batch_size, "eval_batch_size")
-        _positive_int(self.max_new_tokens, "max_new_tokens")
-        _check(isinstance(self.output_dir, str), "output_dir", "must be a string path")
-        _check(isinstance(self.cache_dir, str) and self.cache_dir != "", "cache_dir", "must be a non-empty string path")
+        require_int(self.seed, "seed", minimum=0)
+        require_int(self.n_seeds, "n_seeds")
+        require_int(self.n_seeds_stage2, "n_seeds_stage2")
+        require_int(self.stage0_seed, "stage0_seed", minimum=0)
+        require_int(self.n_jobs, "n_jobs")
+        require(self.eval_mode in EVAL_MODES, "eval_mode", f"must be one of {EVAL_MODES}, got {self.eval_mode!r}")
+        require_int(self.eval_batch_size, "eval_batch_size")
+        require_int(self.max_new_tokens, "max_new_tokens")
+        require(isinstance(self.output_dir, str), "output_dir", "must be a string path")
+        require(isinstance(self.cache_dir, str) and self.cache_dir != "", "cache_dir", "must be a non-empty string path")
 
 
 @dataclass(frozen=True)
@@ -255,7 +258,7 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         n_stages = len(STAGE_PLANS[self.data.stage_plan])
-        _check(len(self.train.stage_epochs) == n_stages, "stage_epochs",
+        require(len(self.train.stage_epochs) == n_stages, "stage_epochs",
                f"stage plan {self.data.stage_plan!r} has {n_stages} stage(s), got epochs {self.train.stage_epochs}")
 
     @property
@@ -290,7 +293,7 @@ def apply_alpha(fractions: dict[str, float], alpha: Any) -> dict[str, float]:
 
     alpha = 1 leaves the main experiment unchanged (all Define-dot definitions consistent, all Define-bar ones not).
     """
-    _number(alpha, "alpha", 0.0, 1.0)
+    require_number(alpha, "alpha", 0.0, 1.0)
     if alpha == 1.0:
         return dict(fractions)
     dot = fractions.get("qd1consis", 0.0) + fractions.get("qd1incons", 0.0)
@@ -323,7 +326,7 @@ def build_config(**params: Any) -> ExperimentConfig:
     fractions = dict(DEFAULT_FRACTIONS)
     fractions.update({n[len("frac_"):]: params.pop(n) for n in list(params) if n.startswith("frac_")})
     stage_plan = params.get("stage_plan", DataConfig.stage_plan)
-    _check(stage_plan in STAGE_PLANS, "stage_plan", f"must be one of {tuple(STAGE_PLANS)}, got {stage_plan!r}")
+    require(stage_plan in STAGE_PLANS, "stage_plan", f"must be one of {tuple(STAGE_PLANS)}, got {stage_plan!r}")
     n_stages = len(STAGE_PLANS[stage_plan])
     # Paper epochs per plan: 20 then 10 (two-stage), 20/20/10 (three-stage), 20 (one-stage). Our CPU default trains Stage 1 for 15:
     # Stage-1 QA had plateaued by then (qd1consis EM .507 at 15 vs .491 at 20, 2 seeds), and it keeps the main run under 15 minutes.
@@ -333,7 +336,7 @@ def build_config(**params: Any) -> ExperimentConfig:
         params.pop(f"stage{i}_epochs", None)
 
     source = params.get("people_source", DataConfig.people_source)
-    _check(source == "synthetic" or not isinstance(source, str) or Path(source).is_file(), "people_source",
+    require(source == "synthetic" or not isinstance(source, str) or Path(source).is_file(), "people_source",
            f"is neither 'synthetic' nor an existing file: {source!r} (the CVDB CSV of Laouenan et al. 2022, from its data release)")
     data = take(DataConfig, params, fractions=tuple(fractions.items()))
     model = take(ModelConfig, params, rename={"model": "name"})

@@ -7,13 +7,12 @@ import string
 from dataclasses import dataclass
 from typing import Sequence
 
-from .config import STAGE_PLANS, X1_SUBSETS, X2_SUBSETS, DataConfig
+from .config import STAGE_PLANS, TAG_OF_SUBSET, X1_SUBSETS, X2_SUBSETS, DataConfig
 from .people import Person, qa_pairs
 
 EA_TEMPLATE = "What is the name of {}?"  # the entity-association question the paper's poster plots
 ALIAS_LEN, TAG_LEN = 5, 6
 PIECE_LEN = 2  # letters per alias piece when alias_tokens > 1: 676 pieces, each shared by many aliases
-TAG_OF_SUBSET = {"qd1consis": 1, "qd1incons": 1, "d1consis": 1, "qd2consis": 2, "qd2incons": 2, "d2consis": 2, "d3consis": 3}
 INCONSISTENT = ("qd1incons", "qd2incons")
 DEFINED_X1 = ("qd1consis", "qd1incons", "qd2consis", "qd2incons", "qd4consis")
 DEFINED_X2 = ("d1consis", "d2consis", "d3consis")

@@ -108,7 +108,7 @@ def present_subsets(run: StoredRun, seeds=(), stage="all", point=None) -> list[s
     """Subsets with curve values in the selection (Stage-1 test sets, say, are not evaluated in Stage 2)."""
     m = select(run, seeds, stage, point)
     m = m[(m["metric"] == run.metric) & (m["stage"] != 0)]
-    return plots._ordered(set(m["subset"]) - {"train", "stage0_facts"})
+    return plots.ordered(set(m["subset"]) - {"train", "stage0_facts"})
 
 
 def curve_chart(run: StoredRun, subsets, seeds=(), stage="all", point=None):
@@ -213,7 +213,7 @@ class Explorer:
     def _load(self) -> None:
         run = self.current
         self._busy = True  # setting options fires observers: draw once, at the end
-        present = plots._ordered(set(run.metrics[run.metrics["metric"] == run.metric]["subset"]) - {"train", "stage0_facts"})
+        present = plots.ordered(set(run.metrics[run.metrics["metric"] == run.metric]["subset"]) - {"train", "stage0_facts"})
         default = [s for s in plots.QA_SUBSETS if s in present] or present[:6]
         self.subsets.options, self.subsets.value = present, tuple(default)
         seeds = sorted(int(s) for s in run.metrics["seed"].dropna().unique())

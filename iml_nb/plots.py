@@ -56,7 +56,7 @@ def style_for(subset: str) -> tuple[str, str] | None:
     return None
 
 
-def _ordered(subsets) -> list[str]:
+def ordered(subsets) -> list[str]:
     return sorted(set(subsets), key=lambda s: (_ORDER.index(s) if s in _ORDER else len(_ORDER), s))
 
 
@@ -113,7 +113,7 @@ def em_curves(metrics: pd.DataFrame, subsets: list[str] | None = None, metric: s
     missing = sorted(set(subsets) - present)
     if missing:
         raise ValueError(f"subsets {missing} are absent for metric {metric!r}; present: {sorted(present)}")
-    subsets = _ordered(subsets)
+    subsets = ordered(subsets)
     data = data[data["subset"].isin(subsets)].copy()
     styles = _styles(subsets)
     data["label"] = data["subset"].map(lambda s: styles[s][0])

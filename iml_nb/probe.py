@@ -22,7 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from . import model as models
-from .config import ExperimentConfig, _check, _number, _positive_int, build_config
+from .config import ExperimentConfig, require, require_number, require_int, build_config
 from .stats import mean_ci
 from .define import EA_TEMPLATE, DefineData, make_define_data
 from .experiment import load_people, metrics_frame, run_seed, run_stage0, shared_stages_dir
@@ -136,11 +136,11 @@ def _probe_seed(cfg: ExperimentConfig, probes, C: float, n_folds: int, seed: int
 
 def probe_configs(params: dict, word_orders, probes, C: float, n_folds: int) -> list[ExperimentConfig]:
     """One experiment config per word order, and the probe settings checked: every bad value named before any compute."""
-    _check(isinstance(word_orders, (list, tuple)) and len(word_orders) > 0, "word_orders", f"must be a non-empty list, got {word_orders!r}")
-    _check(isinstance(probes, (list, tuple)) and len(probes) > 0 and set(probes) <= set(PROBES), "probes",
+    require(isinstance(word_orders, (list, tuple)) and len(word_orders) > 0, "word_orders", f"must be a non-empty list, got {word_orders!r}")
+    require(isinstance(probes, (list, tuple)) and len(probes) > 0 and set(probes) <= set(PROBES), "probes",
            f"must be a non-empty list of {sorted(PROBES)}, got {probes!r}")
-    _number(C, "probe_C", 0.0, 1e6, low_open=True)
-    _positive_int(n_folds, "n_folds", minimum=2)
+    require_number(C, "probe_C", 0.0, 1e6, low_open=True)
+    require_int(n_folds, "n_folds", minimum=2)
     return [build_config(**{**params, "word_order": order}) for order in word_orders]
 
 

@@ -8,14 +8,13 @@ import string
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from .config import ModelConfig, RunConfig, TrainConfig, _check, _positive_int, reject_unknown, take
+from .config import TAG_OF_SUBSET, X1_SUBSETS, X2_SUBSETS, ModelConfig, RunConfig, TrainConfig, require, require_int, reject_unknown, take
 from .define import Example, _split
 
 TAGS = ("define1", "define2", "define3")  # fixed tokens, as in the reference (not random strings)
 SUBSETS = ("qd1consis", "qd2incons", "q", "d1consis", "d2consis", "d3consis")
-X1 = ("qd1consis", "qd2incons", "q")
-X2 = ("d1consis", "d2consis", "d3consis")
-TAG_OF = {"qd1consis": 0, "qd2incons": 1, "d1consis": 0, "d2consis": 1, "d3consis": 2}
+X1 = tuple(s for s in X1_SUBSETS if s in SUBSETS)  # in the text experiment's split order
+X2 = tuple(s for s in X2_SUBSETS if s in SUBSETS)
 DEFAULT_FRACTIONS = {"qd1consis": 0.4, "qd2incons": 0.4, "q": 0.0, "d1consis": 0.1, "d2consis": 0.1, "d3consis": 0.0}
 
 
@@ -33,22 +32,22 @@ class SetIncConfig:
     fractions: tuple[tuple[str, float], ...] = tuple(DEFAULT_FRACTIONS.items())
 
     def __post_init__(self) -> None:
-        _positive_int(self.n_vars, "n_vars", minimum=10)
-        _positive_int(self.n_nums, "n_nums", minimum=1)
-        _positive_int(self.max_x, "max_x", minimum=self.n_nums + 1)  # a false question needs n_nums numbers other than x
+        require_int(self.n_vars, "n_vars", minimum=10)
+        require_int(self.n_nums, "n_nums", minimum=1)
+        require_int(self.max_x, "max_x", minimum=self.n_nums + 1)  # a false question needs n_nums numbers other than x
         for name in ("n_train_qs", "n_test_qs"):
-            _positive_int(getattr(self, name), name, minimum=2)
-            _check(getattr(self, name) % 2 == 0, name, f"must be even (half true, half false), got {getattr(self, name)}")
-        _check(isinstance(self.resample, bool), "resample", f"must be true or false, got {self.resample!r}")
-        _positive_int(self.var_len, "var_len", minimum=1)
-        _check(26 ** self.var_len >= self.n_vars, "var_len", f"{self.var_len} letters give fewer than n_vars={self.n_vars} names")
+            require_int(getattr(self, name), name, minimum=2)
+            require(getattr(self, name) % 2 == 0, name, f"must be even (half true, half false), got {getattr(self, name)}")
+        require(isinstance(self.resample, bool), "resample", f"must be true or false, got {self.resample!r}")
+        require_int(self.var_len, "var_len", minimum=1)
+        require(26 ** self.var_len >= self.n_vars, "var_len", f"{self.var_len} letters give fewer than n_vars={self.n_vars} names")
         fr = dict(self.fractions)
         unknown = set(fr) - set(SUBSETS)
-        _check(not unknown, "fractions", f"unknown subset(s) {sorted(unknown)}; known: {list(SUBSETS)}")
+        require(not unknown, "fractions", f"unknown subset(s) {sorted(unknown)}; known: {list(SUBSETS)}")
         for name, value in fr.items():
-            _check(isinstance(value, (int, float)) and 0 <= value <= 1, f"frac_{name}", f"must be in [0, 1], got {value!r}")
+            require(isinstance(value, (int, float)) and 0 <= value <= 1, f"frac_{name}", f"must be in [0, 1], got {value!r}")
         total = sum(fr.values())
-        _check(abs(total - 1) < 1e-6, "frac_*", f"the subset fractions must sum to 1, they sum to {total:.6g}")
+        require(abs(total - 1) < 1e-6, "frac_*", f"the subset fractions must sum to 1, they sum to {total:.6g}")
 
     @property
     def fraction(self) -> dict[str, float]:
@@ -134,7 +133,7 @@ def make_setinc_data(cfg: SetIncConfig, seed: int, seed_stage2: int) -> SetIncDa
         x = rng.randrange(cfg.max_x)
         x_false = rng.choice([n for n in range(cfg.max_x) if n != x])
         variables.append(Variable(name, x, x_false, subset_of[name]))
-    definitions = {s: tuple(Example(f"{TAGS[TAG_OF[s]]} {v.name} %", str(v.x_false if s == "qd2incons" else v.x), "definition", s,
+    definitions = {s: tuple(Example(f"{TAGS[TAG_OF_SUBSET[s] - 1]} {v.name} %", str(v.x_false if s == "qd2incons" else v.x), "definition", s,
                                     v.name, str(v.x)) for v in variables if v.subset == s) for s in SUBSETS if s != "q"}
     train_qa: dict[str, list] = {s: [] for s in X1}
     eval_sets: dict[str, list] = {s: [] for s in SUBSETS}
@@ -183,8 +182,8 @@ class SetIncExperimentConfig:
     run: RunConfig = field(default_factory=lambda: RunConfig(n_seeds=2))
 
     def __post_init__(self) -> None:
-        _check(len(self.train.stage_epochs) == 2, "stage_epochs", "set inclusion has two stages")
-        _check(self.model.from_scratch, "model", "set inclusion trains from scratch (its vocabulary is numbers and 3-letter "
+        require(len(self.train.stage_epochs) == 2, "stage_epochs", "set inclusion has two stages")
+        require(self.model.from_scratch, "model", "set inclusion trains from scratch (its vocabulary is numbers and 3-letter "
                                                  "variables); give a named size")
 
     def to_dict(self) -> dict:

@@ -14,12 +14,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import _check, _positive_int
+from .config import TAG_OF_SUBSET, X1_SUBSETS, X2_SUBSETS, require, require_int
 
 SUBSETS = ("qd1consis", "qd2incons", "d1consis", "d2consis")
-X1 = ("qd1consis", "qd2incons")
-X2 = ("d1consis", "d2consis")
-TAG_OF = {"qd1consis": 0, "qd2incons": 1, "d1consis": 0, "d2consis": 1}
+X1 = tuple(s for s in X1_SUBSETS if s in SUBSETS)  # in the text experiment's split order
+X2 = tuple(s for s in X2_SUBSETS if s in SUBSETS)
 DEFAULT_FRACTIONS = {"qd1consis": 0.4, "qd2incons": 0.4, "d1consis": 0.1, "d2consis": 0.1}
 CELL = 28  # one MNIST digit per cell
 GRID = 3
@@ -35,17 +34,17 @@ class VisionConfig:
     fractions: tuple[tuple[str, float], ...] = tuple(DEFAULT_FRACTIONS.items())
 
     def __post_init__(self) -> None:
-        _positive_int(self.n_vars, "n_vars", minimum=10)
-        _positive_int(self.tag_bits, "tag_bits", minimum=2)
-        _check(isinstance(self.holdout_cells, int) and 0 <= self.holdout_cells < GRID * GRID, "holdout_cells",
+        require_int(self.n_vars, "n_vars", minimum=10)
+        require_int(self.tag_bits, "tag_bits", minimum=2)
+        require(isinstance(self.holdout_cells, int) and 0 <= self.holdout_cells < GRID * GRID, "holdout_cells",
                f"must be an integer in [0, {GRID * GRID - 1}], got {self.holdout_cells!r}")
-        _check(WIDTH % self.tag_bits == 0, "tag_bits", f"must divide the image width {WIDTH}, got {self.tag_bits}")
+        require(WIDTH % self.tag_bits == 0, "tag_bits", f"must divide the image width {WIDTH}, got {self.tag_bits}")
         fr = dict(self.fractions)
-        _check(set(fr) <= set(SUBSETS), "fractions", f"unknown subset(s) {sorted(set(fr) - set(SUBSETS))}; known: {list(SUBSETS)}")
-        _check(abs(sum(fr.values()) - 1) < 1e-6, "frac_*", f"the subset fractions must sum to 1, they sum to {sum(fr.values()):.6g}")
+        require(set(fr) <= set(SUBSETS), "fractions", f"unknown subset(s) {sorted(set(fr) - set(SUBSETS))}; known: {list(SUBSETS)}")
+        require(abs(sum(fr.values()) - 1) < 1e-6, "frac_*", f"the subset fractions must sum to 1, they sum to {sum(fr.values()):.6g}")
         for name, value in fr.items():
-            _check(0 <= value <= 1, f"frac_{name}", f"must be in [0, 1], got {value!r}")
-        _check(self.n_vars * fr.get("qd2incons", 0) >= 2 or fr.get("qd2incons", 0) == 0, "frac_qd2incons",
+            require(0 <= value <= 1, f"frac_{name}", f"must be in [0, 1], got {value!r}")
+        require(self.n_vars * fr.get("qd2incons", 0) >= 2 or fr.get("qd2incons", 0) == 0, "frac_qd2incons",
                "needs at least 2 variables: their wrong entities are a derangement of theirs")
 
 
@@ -123,7 +122,7 @@ def render(data: VisionData, var_ids, kinds, cells, pool: tuple[np.ndarray, np.n
             sample = images[by_digit[d][rng.integers(len(by_digit[d]))]]
             out[i, TAG_ROWS + r * CELL:TAG_ROWS + (r + 1) * CELL, col * CELL:(col + 1) * CELL] = sample
         if kind == "definition":
-            bits = data.tags[TAG_OF[v.subset]]
+            bits = data.tags[TAG_OF_SUBSET[v.subset] - 1]
             width = WIDTH // len(bits)
             for b, on in enumerate(bits):
                 out[i, :TAG_ROWS, b * width:(b + 1) * width] = 255 * on

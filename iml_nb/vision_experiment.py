@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import stats
-from .config import RunConfig, TrainConfig, _check, _positive_int, reject_unknown, take
+from .config import RunConfig, TrainConfig, require, require_int, reject_unknown, take
 from .digits import load_mnist
 from .experiment import derived_seed, metric_rows, metrics_frame, train_rows
 from .model import resolve_device
@@ -38,10 +38,10 @@ class NetConfig:
     hidden: int = 512
 
     def __post_init__(self) -> None:
-        _check(self.arch in ARCHS, "arch", f"must be one of {list(ARCHS)}, got {self.arch!r}")
-        _positive_int(self.width, "width", minimum=2)
-        _check(self.width % 2 == 0, "width", f"must be even, got {self.width}")
-        _positive_int(self.hidden, "hidden")
+        require(self.arch in ARCHS, "arch", f"must be one of {list(ARCHS)}, got {self.arch!r}")
+        require_int(self.width, "width", minimum=2)
+        require(self.width % 2 == 0, "width", f"must be even, got {self.width}")
+        require_int(self.hidden, "hidden")
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,8 @@ class VisionExperimentConfig:
     run: RunConfig = field(default_factory=lambda: RunConfig(n_seeds=4, eval_batch_size=1024))
 
     def __post_init__(self) -> None:
-        _check(len(self.train.stage_epochs) == 2, "stage_epochs", "the MNIST experiment has two stages")
-        _check(self.train.stage0_epochs == 0 or self.net.arch == "cells", "pretrain_epochs",
+        require(len(self.train.stage_epochs) == 2, "stage_epochs", "the MNIST experiment has two stages")
+        require(self.train.stage0_epochs == 0 or self.net.arch == "cells", "pretrain_epochs",
                f"digit pretraining needs arch 'cells' (a trunk that reads one digit), got arch {self.net.arch!r}; set pretrain_epochs 0")
 
     def to_dict(self) -> dict:
