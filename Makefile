@@ -17,8 +17,16 @@ install: $(VENV)/.installed
 main: install  ## the main experiment at its default parameters -> outputs/01_main_two_stage/<run-id>/
 	$(PY) -m iml_nb run 01_main_two_stage
 
-test: install  ## unit + integration tests and nbval on every notebook (test-size parameters)
+test: install  ## lint, then unit + integration tests and nbval on every notebook (test-size parameters)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
+
+test-fast: install  ## the inner loop: lint and the unit and integration tests, without notebooks, SLURM or the browser (a few minutes)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q tests -m "not slurm and not browser"
+
+lint: install  ## ruff (settings in pyproject.toml)
+	$(VENV)/bin/ruff check .
 
 lab: install  ## JupyterLab on the explorer (notebooks/00_explore.ipynb): stored results, and a short run to try
 	$(VENV)/bin/jupyter lab notebooks/00_explore.ipynb
@@ -29,4 +37,4 @@ notebooks: install  ## re-execute every notebook in place with its test-size par
 	  $(PY) -m papermill --cwd . -f tests/params/$$stem.yaml $$nb $$nb || exit 1; \
 	done
 
-.PHONY: install main test lab notebooks
+.PHONY: install main test test-fast lint lab notebooks

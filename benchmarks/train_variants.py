@@ -12,8 +12,10 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from iml_nb import env  # noqa: F401  (the AVX2 pin, as every run has it)
-from iml_nb import train
+from iml_nb import (
+    env,  # noqa: F401  (the AVX2 pin, as every run has it)
+    train,
+)
 from iml_nb.bench import matmul_peak, model_flops, stage1_training, timed_epochs
 from iml_nb.encode import IGNORE, target_logits
 

@@ -129,7 +129,8 @@ class _SameBatches(torch.utils.data.Sampler):
             yield order[start:start + self.batch_size].tolist()
 
 
-def trainer_stage(model, data: Encoded, cfg: TrainConfig, epochs: int, seed: int, on_epoch_end=lambda epoch, loss, steps: None) -> list[float]:
+def trainer_stage(model, data: Encoded, cfg: TrainConfig, epochs: int, seed: int,
+                  on_epoch_end=lambda epoch, loss, steps: None) -> list[float]:
     """train_stage's contract through transformers' Trainer: the same optimiser, schedule, clipping and batches; the loss is the
     model's own (logits at every position, labels masked), as the reference computes it."""
     from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
@@ -316,7 +317,8 @@ def run_all(sizes=("pythia-tiny", "pythia-small", "pythia-base"), scale: dict | 
             u = utilisation(name, threads)
             out["utilisation"].append(u)
             report(f"[1] {name:13s} {threads} thread(s): {u['tokens_per_s']:8.0f} tok/s, {u['model_gflops']:6.1f} model GFLOP/s of a "
-                   f"{u['peak_gflops']:6.1f} GFLOP/s matmul peak = utilisation {u['utilisation']:.2f} (6N·tokens only: {u['utilisation_6N']:.2f})")
+                   f"{u['peak_gflops']:6.1f} GFLOP/s matmul peak = utilisation {u['utilisation']:.2f} "
+                   f"(6N·tokens only: {u['utilisation_6N']:.2f})")
     torch.set_num_threads(os.cpu_count() or 1)
     cfg = build_config(**scale)
     p = pipeline_comparison(cfg)
@@ -330,7 +332,8 @@ def run_all(sizes=("pythia-tiny", "pythia-small", "pythia-base"), scale: dict | 
     out["fast_em"] = f
     report(f"[3] fast EM vs generation on a trained model ({f['items']} items in {f['sets']} test sets): identical EM in "
            f"{f['sets_identical']} sets vs our batched generation, {f['sets_identical_pipeline']} vs per-set generation as the reference; "
-           f"{f['fast_s']:.2f} s vs {f['generate_s']:.2f} s ({f['speedup']:.1f}x) and {f['pipeline_s']:.2f} s ({f['speedup_pipeline']:.1f}x)"
+           f"{f['fast_s']:.2f} s vs {f['generate_s']:.2f} s ({f['speedup']:.1f}x) "
+           f"and {f['pipeline_s']:.2f} s ({f['speedup_pipeline']:.1f}x)"
            + ("" if math.isnan(f["untrained_speedup"]) else f"; on the untrained network (never stops) {f['untrained_fast_s']:.2f} s vs "
               f"{f['untrained_generate_s']:.2f} s ({f['untrained_speedup']:.1f}x)"))
     m = peak_memory(memory_params if memory_params is not None else {k: v for k, v in scale.items() if k != "n_jobs"})

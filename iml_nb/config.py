@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 WORD_ORDERS = ("tve", "tev", "vte", "vet", "etv", "evt")
@@ -80,7 +80,7 @@ class DataConfig:
     ea_train: bool = True  # teach the entity-association template on Stage-1 aliases (a from-scratch model has never seen it)
     replay_frac: float = 0.5  # fraction of Stage-0 facts mixed into every later stage (stand-in for not forgetting pretraining)
     stage2_replay_frac: float = -1.0  # the same for the last stage only (the paper's Stage 2 is definitions only: 0); -1: replay_frac
-    alias_tokens: int = 1  # from scratch: vocabulary pieces per alias (1: one embedding row per alias; >1: pieces shared across aliases, as a BPE splits them)
+    alias_tokens: int = 1  # from scratch: vocabulary pieces per alias (1: one row per alias; >1: pieces shared across aliases, as BPE)
     alias_pool: int = 8  # seeds draw aliases/tags from a fixed pool of alias_pool x n_people strings; 0: fresh strings per seed (paper)
     alpha: float = 1.0  # tag-consistency correlation (paper §5); applied to `fractions` here, so every way of building a config agrees
 
@@ -278,7 +278,8 @@ def from_dict(d: dict) -> ExperimentConfig:
 
 
 _FLAT_NAMES = (
-    "people_source", "n_people", "people_seed", "word_order", "stage_plan", "ea_train", "replay_frac", "stage2_replay_frac", "alias_tokens", "alias_pool",
+    "people_source", "n_people", "people_seed", "word_order", "stage_plan", "ea_train", "replay_frac", "stage2_replay_frac", "alias_tokens",
+    "alias_pool",
     "alpha",
     "model", "tie_embeddings", "gguf_file",
     "stage0_epochs", "stage1_epochs", "stage2_epochs", "stage3_epochs", "batch_size", "stage0_batch_size", "lr", "optimizer", "schedule",

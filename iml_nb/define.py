@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from .config import STAGE_PLANS, TAG_OF_SUBSET, X1_SUBSETS, X2_SUBSETS, DataConfig
 from .people import Person, qa_pairs

@@ -6,9 +6,9 @@ import dataclasses
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -19,12 +19,12 @@ from . import model as models
 from .config import X2_SUBSETS, ExperimentConfig
 from .define import EA_TEMPLATE, DefineData, Example, make_define_data, replay_sample, stage0_examples, string_pools
 from .encode import encode
+from .env import project_path, quiet_transformers
 from .evaluate import EvalSuite
+from .parallel import map_seeds
 from .people import QUESTION_TYPES, Person, load_cvdb, synthetic_people
 from .results import atomic_write_folder
 from .stats import METRIC_COLUMNS
-from .env import project_path, quiet_transformers
-from .parallel import map_seeds
 from .train import train_stage
 from .vocab import build_word_tokenizer
 

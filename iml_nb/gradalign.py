@@ -10,7 +10,6 @@ expectation) so large models need not keep full gradients.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections import defaultdict
 
@@ -20,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from . import model as models
-from .config import ExperimentConfig, require, require_int, build_config
+from .config import ExperimentConfig, build_config, require, require_int
 from .define import DefineData, Example, make_define_data, replay_sample, stage0_examples
 from .encode import encode, target_logits
 from .evaluate import EvalSuite
@@ -122,7 +121,8 @@ def run_seed(cfg: ExperimentConfig, measure_epochs: tuple[int, ...], project_dim
 
 def gradalign_configs(params: dict, batch_sizes, measure_every: int, project_dim: int) -> list[ExperimentConfig]:
     """One one-stage config per batch size, every setting checked (and named) before any compute."""
-    require(isinstance(batch_sizes, (list, tuple)) and len(batch_sizes) > 0, "batch_sizes", f"must be a non-empty list, got {batch_sizes!r}")
+    require(isinstance(batch_sizes, (list, tuple)) and len(batch_sizes) > 0, "batch_sizes",
+            f"must be a non-empty list, got {batch_sizes!r}")
     require_int(measure_every, "measure_every")
     require_int(project_dim, "project_dim", minimum=0)
     require(params.get("stage_plan", "one_stage") == "one_stage", "stage_plan", "gradient alignment is measured in one-stage training")

@@ -8,7 +8,8 @@ import multiprocessing.connection
 import os
 import queue as queue_mod
 import threading
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 from tqdm.auto import tqdm

@@ -22,11 +22,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from . import model as models
-from .config import ExperimentConfig, require, require_number, require_int, build_config
-from .stats import mean_ci
+from .config import ExperimentConfig, build_config, require, require_int, require_number
 from .define import EA_TEMPLATE, DefineData, make_define_data
 from .experiment import load_people, metrics_frame, run_seed, run_stage0, shared_stages_dir
 from .parallel import map_seeds
+from .stats import mean_ci
 
 PROBES = {  # name -> (class-0 subsets, class-1 subsets)
     "tag": (("qd1consis",), ("qd2incons",)),  # which tag defined the alias (the paper's probe)
@@ -136,7 +136,8 @@ def _probe_seed(cfg: ExperimentConfig, probes, C: float, n_folds: int, seed: int
 
 def probe_configs(params: dict, word_orders, probes, C: float, n_folds: int) -> list[ExperimentConfig]:
     """One experiment config per word order, and the probe settings checked: every bad value named before any compute."""
-    require(isinstance(word_orders, (list, tuple)) and len(word_orders) > 0, "word_orders", f"must be a non-empty list, got {word_orders!r}")
+    require(isinstance(word_orders, (list, tuple)) and len(word_orders) > 0, "word_orders",
+            f"must be a non-empty list, got {word_orders!r}")
     require(isinstance(probes, (list, tuple)) and len(probes) > 0 and set(probes) <= set(PROBES), "probes",
            f"must be a non-empty list of {sorted(PROBES)}, got {probes!r}")
     require_number(C, "probe_C", 0.0, 1e6, low_open=True)
@@ -201,5 +202,6 @@ def probe_summary(frame: pd.DataFrame) -> dict:
     return out
 
 
-__all__ = ["PROBES", "as_metrics", "grouped_folds", "hidden_states", "probe_configs", "probe_curves", "probe_grid", "probe_inputs", "probe_summary", "preview", "run_probe_experiment",
+__all__ = ["PROBES", "as_metrics", "grouped_folds", "hidden_states", "probe_configs", "probe_curves", "probe_grid", "probe_inputs",
+           "probe_summary", "preview", "run_probe_experiment",
            "run_probes", "stage1_model"]

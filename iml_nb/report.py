@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -255,8 +255,9 @@ def tries_section(outputs: str | os.PathLike = "outputs") -> str:
     from .robustness import tries
 
     root = project_path(outputs) / "diagnostics"
-    batches = sorted(root.glob(f"{TRIES_PREFIX}__*"), key=lambda b: (b / "batch.json").stat().st_mtime if (b / "batch.json").exists() else 0)
-    table = tries([b for b in batches if (b / "batch.json").is_file()])
+    batches = sorted((b for b in root.glob(f"{TRIES_PREFIX}__*") if (b / "batch.json").is_file()),
+                     key=lambda b: (b / "batch.json").stat().st_mtime)  # the order they finished in
+    table = tries(batches)
     if table.empty:
         return ""
     cols = ["try", "changes", *TRY_COLUMNS.values(), "seeds", "command"]

@@ -13,16 +13,16 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .env import PROJECT_ROOT, project_path
-
 from iml_nb.stats import METRIC_COLUMNS
+
+from .env import PROJECT_ROOT, project_path
 
 COMPLETE_MARKER = "summary.json"  # written last (mark_complete): a run folder is complete iff it exists
 _DTYPES = {"seed": "Int64", "seed_stage2": "Int64", "stage": "int64", "epoch": "int64",
@@ -161,14 +161,14 @@ def environment_record() -> dict:
         # Untracked, non-ignored files count as dirty: a new module can change a result as much as an edit.
         "git_dirty": None if status is None else bool(status),
         **_torch_record(),
-        "timestamp_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timestamp_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
 def new_run_id() -> str:
     """<UTC YYYYmmdd-HHMMSS>-<4 hex>: sorts by time; the hex tells apart runs started in the same second."""
     # Not an experimental random draw, so it is deliberately not seeded.
-    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
 def new_run_dir(root: str | os.PathLike, name: str) -> Path:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import dataclasses
 import random
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
-from .config import TAG_OF_SUBSET, X1_SUBSETS, X2_SUBSETS, ModelConfig, RunConfig, TrainConfig, require, require_int, reject_unknown, take
+import pandas as pd
+
+from .config import TAG_OF_SUBSET, X1_SUBSETS, X2_SUBSETS, ModelConfig, RunConfig, TrainConfig, reject_unknown, require, require_int, take
 from .define import Example, _split
 
 TAGS = ("define1", "define2", "define3")  # fixed tokens, as in the reference (not random strings)
@@ -133,7 +136,8 @@ def make_setinc_data(cfg: SetIncConfig, seed: int, seed_stage2: int) -> SetIncDa
         x = rng.randrange(cfg.max_x)
         x_false = rng.choice([n for n in range(cfg.max_x) if n != x])
         variables.append(Variable(name, x, x_false, subset_of[name]))
-    definitions = {s: tuple(Example(f"{TAGS[TAG_OF_SUBSET[s] - 1]} {v.name} %", str(v.x_false if s == "qd2incons" else v.x), "definition", s,
+    definitions = {s: tuple(Example(f"{TAGS[TAG_OF_SUBSET[s] - 1]} {v.name} %", str(v.x_false if s == "qd2incons" else v.x),
+                                    "definition", s,
                                     v.name, str(v.x)) for v in variables if v.subset == s) for s in SUBSETS if s != "q"}
     train_qa: dict[str, list] = {s: [] for s in X1}
     eval_sets: dict[str, list] = {s: [] for s in SUBSETS}
@@ -158,9 +162,8 @@ def stage_examples(data: SetIncData, cfg: SetIncConfig, stage: str, epoch_seed: 
     raise ValueError(f"unknown set-inclusion stage {stage!r}; known: stage1, stage2")
 
 
-def preview(data: SetIncData, cfg: SetIncConfig, epoch_seed: int = 0) -> "pd.DataFrame":
+def preview(data: SetIncData, cfg: SetIncConfig, epoch_seed: int = 0) -> pd.DataFrame:
     """One example and the count of each (what, subset, kind): Stage-1 and Stage-2 training data and the test sets."""
-    import pandas as pd
 
     rows = []
     groups = {"stage 1 train": stage_examples(data, cfg, "stage1", epoch_seed), "stage 2 train": stage_examples(data, cfg, "stage2", 0),

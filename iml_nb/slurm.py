@@ -187,5 +187,6 @@ def wait(jobs: dict, on_done, poll_s: float) -> None:
             time.sleep(poll_s)
 
 
-__all__ = ["SlurmOptions", "TERMINAL", "check_available", "options_from", "finished", "is_active", "job_for", "log_path", "outcome", "refresh",
+__all__ = ["SlurmOptions", "TERMINAL", "check_available", "options_from", "finished", "is_active", "job_for", "log_path", "outcome",
+           "refresh",
            "state", "submit", "wait"]

@@ -206,7 +206,8 @@ def _final_cells(seeds: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary(metrics: pd.DataFrame, metric: str = "em") -> dict:
-    """Headline numbers of a run: IML gaps (QA, entity), the Stage-1 gap and final EM per subset (results.atomic_write_json makes it strict JSON).
+    """Headline numbers of a run: IML gaps (QA, entity), the Stage-1 gap and final EM per subset (strict JSON once written by
+    results.atomic_write_json).
 
     A gap whose subsets are absent (e.g. a Stage-1-only run) is None rather than an error.
     """

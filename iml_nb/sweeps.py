@@ -11,6 +11,7 @@ import pandas as pd
 from . import stats
 from .results import is_complete, read_metrics
 
+
 def collect(batch_json: str | os.PathLike) -> pd.DataFrame:
     """Every complete run's metrics, with the batch's grid values as extra columns (incomplete runs are left out)."""
     batch_json = Path(batch_json)

@@ -295,7 +295,7 @@ class ImageSet:
     targets: torch.Tensor  # long [n, 9], -100 where unsupervised
 
     @classmethod
-    def of(cls, batch: Batch) -> "ImageSet":
+    def of(cls, batch: Batch) -> ImageSet:
         return cls(torch.from_numpy(batch.images), torch.from_numpy(batch.targets))
 
     def __len__(self) -> int:

@@ -19,14 +19,29 @@ import torch
 from tqdm.auto import tqdm
 
 from . import stats
-from .config import RunConfig, TrainConfig, require, require_int, reject_unknown, take
+from .config import RunConfig, TrainConfig, reject_unknown, require, require_int, take
 from .digits import load_mnist
 from .experiment import derived_seed, metric_rows, metrics_frame, train_rows
 from .model import resolve_device
 from .parallel import map_seeds
 from .train import train_stage
-from .vision import (ARCHS, DEFAULT_FRACTIONS, SUBSETS, ImageSet, VisionConfig, VisionData, accuracy, build_net,
-                     digit_accuracy, digit_loss, eval_specs, image_loss, make_vision_data, render, stage_specs)
+from .vision import (
+    ARCHS,
+    DEFAULT_FRACTIONS,
+    SUBSETS,
+    ImageSet,
+    VisionConfig,
+    VisionData,
+    accuracy,
+    build_net,
+    digit_accuracy,
+    digit_loss,
+    eval_specs,
+    image_loss,
+    make_vision_data,
+    render,
+    stage_specs,
+)
 
 METRIC = "acc"
 

@@ -1,7 +1,8 @@
 """Test-session set-up: configure the offline environment before any test module imports transformers or datasets."""
 
-import iml_nb  # noqa: F401  (sets HF_HUB_OFFLINE and friends, and keeps caches inside the project)
 import os
+
+import iml_nb  # noqa: F401  (sets HF_HUB_OFFLINE and friends, and keeps caches inside the project)
 
 
 def pytest_configure(config):

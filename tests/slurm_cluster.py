@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 PACKAGES = "slurm-wlm slurmdbd munge mariadb-server"  # what .ci/run installs (Debian names)
-DAEMONS = ("munged", "munge", "unmunge", "slurmctld", "slurmd", "slurmdbd", "sacctmgr", "sinfo", "mariadbd", "mariadb-install-db", "mariadb")
+DAEMONS = ("munged", "munge", "unmunge", "slurmctld", "slurmd", "slurmdbd", "sacctmgr", "sinfo", "mariadbd", "mariadb-install-db",
+           "mariadb")
 CLUSTER = "imlnb"
 
 
@@ -100,7 +101,7 @@ class Cluster:
     def _ok(self, argv: list[str]) -> bool:
         return subprocess.run(argv, env=self.env, capture_output=True, timeout=30).returncode == 0
 
-    def start(self) -> "Cluster":
+    def start(self) -> Cluster:
         missing = [d for d in DAEMONS if _path(d) is None]
         if missing:
             raise Unavailable(f"SLURM is not installed here (missing {missing}); "

@@ -7,10 +7,10 @@ from unittest.mock import MagicMock
 
 import nbformat
 import pytest
+from test_runner import venv_kernel  # noqa: F401  (the session fixture that makes kernel "python3" this venv's Python)
 
 from iml_nb import __main__ as cli
 from iml_nb import batch
-from test_runner import venv_kernel  # noqa: F401  (the session fixture that makes kernel "python3" this venv's Python)
 
 
 def tiny_notebook(folder: Path, seed: bool = True) -> Path:

@@ -1,11 +1,11 @@
 """Invalid parameters fail at config construction with a message naming the parameter."""
 
+import dataclasses
 import json
 
 import pytest
 
 from iml_nb import config
-
 from iml_nb.config import ConfigError, build_config
 
 
@@ -49,7 +49,7 @@ def test_unknown_parameter_is_listed():
 
 def test_config_is_frozen():
     cfg = build_config()
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.data.n_people = 5  # type: ignore[misc]
 
 

@@ -174,4 +174,5 @@ def test_multi_piece_aliases_share_their_pieces_and_tokenize_into_them():
     tokenizer = build_word_tokenizer([example.prompt], d.atoms())
     assert [t for t in tokenizer.tokenize(example.prompt) if t.startswith("<|")] == example.alias.split()
     # one piece per alias is the default and keeps the default draw unchanged
-    assert make_define_data(PEOPLE, DataConfig(n_people=200, alias_tokens=1), 0, 0) == make_define_data(PEOPLE, DataConfig(n_people=200), 0, 0)
+    one_piece = make_define_data(PEOPLE, DataConfig(n_people=200, alias_tokens=1), 0, 0)
+    assert one_piece == make_define_data(PEOPLE, DataConfig(n_people=200), 0, 0)

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
 
 from iml_nb import model as models_mod
@@ -99,7 +99,8 @@ def test_answer_only_logits_match_full_forward(trained):
     assert torch.allclose(logits, full, atol=1e-5)
     # answer targets: the answer token(s) then EOS, nothing from the prompt
     row = tgt[0][tgt[0] != -100].tolist()
-    assert row[-1] == tokenizer.eos_token_id and len(row) == len(tokenizer(" " + FACTS[0].answer, add_special_tokens=False)["input_ids"]) + 1
+    answer_ids = tokenizer(" " + FACTS[0].answer, add_special_tokens=False)["input_ids"]
+    assert row[-1] == tokenizer.eos_token_id and len(row) == len(answer_ids) + 1
 
 
 def test_loss_on_all_targets_every_next_token():

@@ -18,7 +18,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))  # the one list of note
 
 
 def _pins(lines):
-    return {l.strip() for l in lines if l.strip() and not l.strip().startswith("#")}
+    return {line.strip() for line in lines if line.strip() and not line.strip().startswith("#")}
 
 
 def test_requirements_pin_everything_and_match_environment_yml():
@@ -59,8 +59,9 @@ def test_notebook_house_rules(path):
             assert re.search(r"\S\s+#\s+\S", line), f"parameter without a trailing comment: {line}"
     for cell in nb.cells:
         if cell.cell_type == "code":
-            tree = ast.parse("\n".join(l for l in cell.source.splitlines() if not l.startswith(("%", "!"))))
-            assert not any(isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda)) for n in ast.walk(tree)), "no definitions in notebooks"
+            tree = ast.parse("\n".join(line for line in cell.source.splitlines() if not line.startswith(("%", "!"))))
+            definitions = (ast.FunctionDef, ast.ClassDef, ast.Lambda)
+            assert not any(isinstance(n, definitions) for n in ast.walk(tree)), "no definitions in notebooks"
             assert "sys.path" not in cell.source and "%pip" not in cell.source
     assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), "committed with its small-default outputs"
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")

@@ -9,9 +9,8 @@ import sys
 import pandas as pd
 import pytest
 
-from iml_nb.people import (QUESTION_TYPES, Person, convert_year, load_cvdb, people_frame, qa_pairs,
-                           synthetic_people)
 from iml_nb import people as people_mod
+from iml_nb.people import QUESTION_TYPES, Person, convert_year, load_cvdb, people_frame, qa_pairs, synthetic_people
 
 N = 400
 

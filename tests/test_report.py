@@ -49,8 +49,9 @@ def test_report_reads_runs_and_judges_claims(tmp_path):
     _sweep(tmp_path, "07_batch_size", "batch_size", [(16, 0.01), (64, 0.05)])  # grows with batch size: the paper says shrinks
     _sweep(tmp_path, "08_model_size", "model", [("pythia-base", 0.08), ("pythia-small", 0.05), ("pythia-tiny", 0.02)],
            values=["pythia-tiny", "pythia-small", "pythia-base"])
-    design = [{"arm": a, "people_seed": p, "stage0_seed": p + 1, "params": {"seed": 7000, "n_seeds": 4, "people_seed": p,
-                                                                            "stage0_seed": p + 1}} for a in ("default", "untied") for p in (1, 3)]
+    design = [{"arm": a, "people_seed": p, "stage0_seed": p + 1,
+               "params": {"seed": 7000, "n_seeds": 4, "people_seed": p, "stage0_seed": p + 1}}
+              for a in ("default", "untied") for p in (1, 3)]
     table10 = [{"arm": "default", "outcome": "qa_gap", "n_worlds": 2, "verdict": "IML", **_gap(0.06)},
                {"arm": "untied", "outcome": "qa_gap", "n_worlds": 2, "verdict": "no effect", **_gap(0.0, 0.01)}]
     results.finalize_run(tmp_path / "10_robustness" / "20260101-000000-abcd", {"design": design}, EMPTY,

@@ -3,7 +3,7 @@
 import pytest
 
 from iml_nb.config import ConfigError
-from iml_nb.setinc import SetIncConfig, X1, make_setinc_data, stage_examples, train_questions
+from iml_nb.setinc import X1, SetIncConfig, make_setinc_data, stage_examples, train_questions
 
 CFG = SetIncConfig(n_vars=200)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from iml_nb.config import ConfigError
-from iml_nb.vision import (CELL, GRID, TAG_ROWS, VisionConfig, eval_specs, make_vision_data, render, stage_specs)
+from iml_nb.vision import CELL, GRID, TAG_ROWS, VisionConfig, eval_specs, make_vision_data, render, stage_specs
 
 CFG = VisionConfig(n_vars=60)
 
