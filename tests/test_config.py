@@ -97,3 +97,13 @@ def test_alpha_is_applied_however_the_config_is_built():
     assert direct.fraction["qd1consis"] == 0.75 * 0.25 and direct.fraction["qd1incons"] == 0.25 * 0.25
     assert from_dict(built.to_dict()) == built  # applying twice changes nothing
     assert DataConfig().fraction == DataConfig(alpha=1.0).fraction
+
+
+def test_building_a_config_imports_neither_torch_nor_transformers():
+    import subprocess
+    import sys
+
+    code = ("import sys; from iml_nb.config import build_config; build_config(model='pythia-base', alpha=0.75); "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
