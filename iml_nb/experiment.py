@@ -8,6 +8,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import IntEnum
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,15 @@ def load_people(cfg: ExperimentConfig) -> tuple[Person, ...]:
     if src == "synthetic":
         return synthetic_people(cfg.data.n_people, cfg.data.people_seed)
     return load_cvdb(src, cfg.data.n_people)
+
+
+class Stream(IntEnum):
+    """Random streams that are not a stage: derived_seed(seed, Stream.X, ...) names what a draw is for. Stage numbers (1, 2, 3)
+    name the stages' own streams; these values stay clear of them, and never change (they would change every result)."""
+
+    INIT = 0  # network initialisation (set inclusion, MNIST)
+    SKETCH = 7  # the random projection of gradient alignment
+    TEST_IMAGES = 9  # the handwriting drawn for MNIST test questions
 
 
 def derived_seed(*parts: int) -> int:

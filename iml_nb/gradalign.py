@@ -23,7 +23,7 @@ from .config import ExperimentConfig, build_config, require, require_int
 from .define import DefineData, Example, make_define_data, replay_sample, stage0_examples
 from .encode import encode, target_logits
 from .evaluate import EvalSuite
-from .experiment import derived_seed, last_stage_seed, load_people, metric_rows, metrics_frame, replay_seed, run_stage0, train_rows
+from .experiment import Stream, derived_seed, last_stage_seed, load_people, metric_rows, metrics_frame, replay_seed, run_stage0, train_rows
 from .parallel import map_seeds
 from .stats import mean_ci
 from .train import train_stage
@@ -101,7 +101,7 @@ def run_seed(cfg: ExperimentConfig, measure_epochs: tuple[int, ...], project_dim
     stage = cfg.stages[-1]
     pairs = pairs_by_alias(data, stage)
     replay = replay_sample(stage0_examples(people), cfg.data.replay_frac, replay_seed(seed, 1, 0))  # as experiment.run_seed
-    sketch = Sketch(model, project_dim, derived_seed(seed, 7))
+    sketch = Sketch(model, project_dim, derived_seed(seed, Stream.SKETCH))
     suite = EvalSuite({s: data.eval_sets[s] for s in SUBSETS})
     rows: list[dict] = []
 

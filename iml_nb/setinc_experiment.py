@@ -11,7 +11,7 @@ from . import model as models
 from . import stats
 from .encode import encode
 from .evaluate import EvalSuite
-from .experiment import derived_seed, metric_rows, metrics_frame, train_rows
+from .experiment import Stream, derived_seed, metric_rows, metrics_frame, train_rows
 from .parallel import map_seeds
 from .setinc import X1, X2, SetIncData, SetIncExperimentConfig, make_setinc_data, stage_examples
 from .train import train_stage
@@ -29,7 +29,7 @@ def run_seed(cfg: SetIncExperimentConfig, seed: int, report=lambda msg: None) ->
     draws = {s2: make_setinc_data(cfg.data, seed, s2) for s2 in range(cfg.run.n_seeds_stage2)}
     first = draws[0]
     tokenizer = tokenizer_for(cfg, first)
-    model = models.build_scratch_model(cfg.model.name, tokenizer, cfg.model.tie_embeddings, derived_seed(seed, 0))
+    model = models.build_scratch_model(cfg.model.name, tokenizer, cfg.model.tie_embeddings, derived_seed(seed, Stream.INIT))
     model.to(models.resolve_device(cfg.run.device))
     rows: list[dict] = []
 

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from . import stats
 from .config import RunConfig, TrainConfig, reject_unknown, require, require_int, take
 from .digits import load_mnist
-from .experiment import derived_seed, metric_rows, metrics_frame, train_rows
+from .experiment import Stream, derived_seed, metric_rows, metrics_frame, train_rows
 from .model import resolve_device
 from .parallel import map_seeds
 from .train import train_stage
@@ -132,7 +132,7 @@ def preview(data: VisionData) -> pd.DataFrame:
 
 def eval_sets(data: VisionData, pool, seed: int) -> dict[str, ImageSet]:
     """Items drawn once per seed with test-split handwriting, so every epoch is scored on the same images."""
-    rng = np.random.default_rng(derived_seed(seed, 9))
+    rng = np.random.default_rng(derived_seed(seed, Stream.TEST_IMAGES))
     sets = {}
     for subset in SUBSETS:
         for name, which in ((subset, "test"), (f"trained_qa_{subset}", "trained"), (f"train_defs_{subset}", "definitions")):
@@ -149,7 +149,7 @@ def stage_data(data: VisionData, stage: str, pool, seed: int):
 
 
 def run_seed(cfg: VisionExperimentConfig, seed: int, report=lambda msg: None) -> list[dict]:
-    torch.manual_seed(derived_seed(seed, 0))
+    torch.manual_seed(derived_seed(seed, Stream.INIT))
     data = make_vision_data(cfg.data, seed)
     train_pool, test_pool = load_mnist("train"), load_mnist("test")
     net = build_net(cfg.net.arch, cfg.net.width, cfg.net.hidden).to(resolve_device(cfg.run.device))
@@ -164,7 +164,8 @@ def run_seed(cfg: VisionExperimentConfig, seed: int, report=lambda msg: None) ->
             report(f"seed {seed} digits epoch {epoch}")
 
         pretrain = dataclasses.replace(cfg.train, batch_size=cfg.train.stage0_batch_size)
-        train_stage(net, digits, pretrain, cfg.train.stage0_epochs, derived_seed(seed, 0, 1), after_pretrain_epoch, loss_fn=digit_loss)
+        train_stage(net, digits, pretrain, cfg.train.stage0_epochs, derived_seed(seed, Stream.INIT, 1), after_pretrain_epoch,
+                    loss_fn=digit_loss)
 
     sets = eval_sets(data, test_pool, seed)
     for stage, name in ((1, "stage1"), (2, "stage2")):
