@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -55,3 +56,57 @@ def validate(fixed: dict, axis: str, values: list) -> None:
         raise ValueError(f"parameter `{axis}`: give at least one value")
     for value in values:
         build_config(**fixed, **{axis: value})
+
+
+@dataclass
+class Sweep:
+    """One sweep notebook's plan: 01_main_two_stage with `axis` over `values`, everything else `fixed`, one resumable batch.
+
+    Building it checks every grid point's config, the backend and the run folder, before any run starts."""
+
+    notebook: str  # the sweep notebook (its run folder: outputs/<notebook>/<run id>/, unless output_dir names one)
+    axis: str
+    values: list
+    fixed: dict
+    batch_name: str  # outputs/batches/<batch_name>/, reused to resume
+    output_dir: str = ""
+    jobs: int = 1
+    backend: str = "local"
+    slurm_options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from . import results, slurm
+
+        validate(self.fixed, self.axis, self.values)
+        self.cluster = slurm.options_from(self.backend, self.slurm_options)  # None for the local backend
+        self.run_dir = results.run_dir_for(self.output_dir, self.notebook)
+
+    def describe(self) -> str:
+        return f"{len(self.values)} values of {self.axis} x {self.fixed.get('n_seeds')} seeds; fixed: {self.fixed}"
+
+    def run(self) -> pd.DataFrame:
+        """Every grid point as a run of 01_main_two_stage (complete ones are skipped); the batch's status table."""
+        from .batch import run_batch
+        from .env import project_path
+
+        return run_batch("01_main_two_stage", grid={self.axis: self.values}, fixed=self.fixed, jobs=self.jobs,
+                         out=project_path("outputs/batches"), name=self.batch_name, backend=self.backend, slurm=self.cluster)
+
+    def collect(self, table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(metrics of every complete run with the axis as a column, the gap table per grid value)."""
+        metrics = collect(table.attrs["batch_json"])
+        return metrics, gap_table(metrics, self.axis)
+
+    def write(self, table: pd.DataFrame, metrics: pd.DataFrame, gaps: pd.DataFrame, expectation: str) -> dict:
+        """Config and metrics into the run folder; returns the summary for results.mark_complete (the notebook's last cell)."""
+        from . import results
+
+        results.write_run(self.run_dir, {"axis": self.axis, "values": self.values, "fixed": self.fixed,
+                                         "batch_name": self.batch_name}, metrics)
+        return {"axis": self.axis, "values": self.values, "gaps": gaps.to_dict("records"), "batch": table.attrs["batch_json"],
+                "paper_expectation": expectation}
+
+    def qa_line(self, gaps: pd.DataFrame) -> str:
+        """The QA gap at every grid value with its verdict, on one line."""
+        qa = gaps[gaps["gap"] == "qa"].set_index(self.axis)
+        return f"QA gap by {self.axis}: " + ", ".join(f"{v}: {m:+.2f} ({x})" for v, m, x in zip(qa.index, qa["mean"], qa["verdict"]))
