@@ -138,3 +138,21 @@ def test_nothing_points_outside_the_repository_or_to_issue_numbers():
     found += [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in files if p.suffix in (".py", ".ipynb")
               for m in issue.finditer(p.read_text(errors="ignore"))]
     assert not found, found
+
+
+def test_every_link_in_readme_and_docs_points_to_a_file_in_the_repository():
+    """Figures are linked from their run folders (never copied, so they cannot drift) and every relative link resolves."""
+    import subprocess
+
+    tracked = set(subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split())
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" in target:
+                continue
+            path = (page.parent / target).resolve()
+            rel = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+            if rel not in tracked and not any(t.startswith(rel.rstrip("/") + "/") for t in tracked):
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not broken, broken
