@@ -22,7 +22,7 @@ from .define import EA_TEMPLATE, DefineData, Example, make_define_data, replay_s
 from .encode import encode
 from .env import project_path, quiet_transformers
 from .evaluate import EvalSuite
-from .parallel import map_seeds
+from .parallel import run_seeds
 from .people import QUESTION_TYPES, Person, load_cvdb, synthetic_people
 from .results import atomic_write_folder
 from .stats import METRIC_COLUMNS
@@ -291,11 +291,9 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> tuple[pd.Dat
     """Stage 0 once, then every seed (in `n_jobs` processes). Returns (metrics, example predictions)."""
     people = load_people(cfg)
     stage0_dir, stage0_rows = run_stage0(cfg, people, progress)
-    seeds = [cfg.run.seed + i for i in range(cfg.run.n_seeds)]
-    n_epochs = len(seeds) * (sum(cfg.train.stage_epochs[:-1]) + cfg.run.n_seeds_stage2 * cfg.train.stage_epochs[-1])
-    bar = tqdm(total=n_epochs, desc=f"Stages 1-{len(cfg.stages)} ({len(seeds)} seeds)", disable=not progress)
-    results = map_seeds(functools.partial(run_seed, cfg, stage0_dir=str(stage0_dir)), seeds, cfg.run.n_jobs, bar)
-    bar.close()
+    epochs_per_seed = sum(cfg.train.stage_epochs[:-1]) + cfg.run.n_seeds_stage2 * cfg.train.stage_epochs[-1]
+    results = run_seeds(functools.partial(run_seed, cfg, stage0_dir=str(stage0_dir)), cfg.run, epochs_per_seed,
+                        f"Stages 1-{len(cfg.stages)}", progress)
     frame = pd.concat([stage0_rows, metrics_frame([r for res in results for r in res.rows])], ignore_index=True)
     for col in ("seed", "seed_stage2"):  # stage0_rows come from a CSV, where an all-missing column reads as float
         frame[col] = frame[col].astype("Int64")

@@ -24,7 +24,7 @@ from .define import DefineData, Example, make_define_data, replay_sample, stage0
 from .encode import encode, target_logits
 from .evaluate import EvalSuite
 from .experiment import Stream, derived_seed, last_stage_seed, load_people, metric_rows, metrics_frame, replay_seed, run_stage0, train_rows
-from .parallel import map_seeds
+from .parallel import run_seeds
 from .stats import mean_ci
 from .train import train_stage
 
@@ -140,16 +140,12 @@ def measure_epochs_of(cfg: ExperimentConfig, every: int) -> tuple[int, ...]:
 
 def run_gradalign(configs: list[ExperimentConfig], measure_every: int = 5, project_dim: int = 0, progress: bool = True) -> pd.DataFrame:
     """Every batch size (config) × seed; tidy metrics with a batch_size column (metrics grad_cos, em, loss)."""
-    from tqdm.auto import tqdm
-
     frames = []
     for cfg in configs:
         stage0_dir, _ = run_stage0(cfg, load_people(cfg), progress)
-        seeds = [cfg.run.seed + i for i in range(cfg.run.n_seeds)]
-        bar = tqdm(total=len(seeds) * cfg.train.stage_epochs[-1], desc=f"One stage, batch {cfg.train.batch_size}", disable=not progress)
         fn = functools.partial(run_seed, cfg, measure_epochs_of(cfg, measure_every), project_dim, str(stage0_dir))
-        frames += [metrics_frame(rows).assign(batch_size=cfg.train.batch_size) for rows in map_seeds(fn, seeds, cfg.run.n_jobs, bar)]
-        bar.close()
+        per_seed = run_seeds(fn, cfg.run, cfg.train.stage_epochs[-1], f"One stage, batch {cfg.train.batch_size}", progress)
+        frames += [metrics_frame(rows).assign(batch_size=cfg.train.batch_size) for rows in per_seed]
     return pd.concat(frames, ignore_index=True)
 
 

@@ -69,3 +69,14 @@ def map_seeds(fn: Callable[..., R], seeds: list[int], n_jobs: int, bar: tqdm) ->
             except queue_mod.Empty:
                 break
         return [f.result() for f in futures]
+
+
+def run_seeds(fn: Callable[..., R], run, steps_per_seed: int, desc: str, progress: bool = True) -> list[R]:
+    """The one seed runner: [fn(seed, report=...) for seeds run.seed ... run.seed + run.n_seeds - 1] in run.n_jobs processes
+    (`run`: a config.RunConfig), with a progress bar of steps_per_seed ticks per seed (each fn's report call is one tick)."""
+    seeds = list(range(run.seed, run.seed + run.n_seeds))
+    bar = tqdm(total=len(seeds) * steps_per_seed, desc=f"{desc} ({len(seeds)} seeds)", disable=not progress)
+    try:
+        return map_seeds(fn, seeds, run.n_jobs, bar)
+    finally:
+        bar.close()

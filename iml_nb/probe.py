@@ -25,7 +25,7 @@ from . import model as models
 from .config import ExperimentConfig, build_config, require, require_int, require_number
 from .define import EA_TEMPLATE, DefineData, make_define_data
 from .experiment import load_people, metrics_frame, run_seed, run_stage0, shared_stages_dir
-from .parallel import map_seeds
+from .parallel import run_seeds
 from .stats import mean_ci
 
 PROBES = {  # name -> (class-0 subsets, class-1 subsets)
@@ -148,15 +148,11 @@ def probe_configs(params: dict, word_orders, probes, C: float, n_folds: int) -> 
 def run_probe_experiment(configs: list[ExperimentConfig], probes=("tag", "defined"), C: float = 0.01, n_folds: int = 5,
                          progress: bool = True) -> pd.DataFrame:
     """run_probes for every config (word order) and Stage-1 seed (seeds in `n_jobs` processes; Stage 0 first, shared)."""
-    from tqdm.auto import tqdm
-
     frames = []
     for cfg in configs:
         run_stage0(cfg, load_people(cfg), progress)
-        seeds = [cfg.run.seed + i for i in range(cfg.run.n_seeds)]
-        bar = tqdm(total=len(seeds), desc=f"Stage 1 + probes, order {cfg.data.word_order}", disable=not progress)
-        frames += map_seeds(functools.partial(_probe_seed, cfg, tuple(probes), C, n_folds), seeds, cfg.run.n_jobs, bar)
-        bar.close()
+        fn = functools.partial(_probe_seed, cfg, tuple(probes), C, n_folds)
+        frames += run_seeds(fn, cfg.run, 1, f"Stage 1 + probes, order {cfg.data.word_order}", progress)
     return pd.concat(frames, ignore_index=True)
 
 

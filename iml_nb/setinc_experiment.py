@@ -5,14 +5,13 @@ from __future__ import annotations
 import functools
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from . import model as models
 from . import stats
 from .encode import encode
 from .evaluate import EvalSuite
 from .experiment import Stream, derived_seed, metric_rows, metrics_frame, train_rows
-from .parallel import map_seeds
+from .parallel import run_seeds
 from .setinc import X1, X2, SetIncData, SetIncExperimentConfig, make_setinc_data, stage_examples
 from .train import train_stage
 from .vocab import build_word_tokenizer
@@ -76,12 +75,8 @@ def run_seed(cfg: SetIncExperimentConfig, seed: int, report=lambda msg: None) ->
 
 def run_experiment(cfg: SetIncExperimentConfig, progress: bool = True) -> pd.DataFrame:
     """Every Stage-1 seed (in `n_jobs` processes); the tidy metrics frame (metric "em" is accuracy on true/false)."""
-    seeds = [cfg.run.seed + i for i in range(cfg.run.n_seeds)]
     s1, s2 = cfg.train.stage_epochs
-    bar = tqdm(total=len(seeds) * (s1 + cfg.run.n_seeds_stage2 * s2), desc=f"Set inclusion ({len(seeds)} seeds)",
-               disable=not progress)
-    results = map_seeds(functools.partial(run_seed, cfg), seeds, cfg.run.n_jobs, bar)
-    bar.close()
+    results = run_seeds(functools.partial(run_seed, cfg), cfg.run, s1 + cfg.run.n_seeds_stage2 * s2, "Set inclusion", progress)
     return metrics_frame([r for rows in results for r in rows])
 
 

@@ -16,14 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from . import stats
 from .config import RunConfig, TrainConfig, reject_unknown, require, require_int, take
 from .digits import load_mnist
 from .experiment import Stream, derived_seed, metric_rows, metrics_frame, train_rows
 from .model import resolve_device
-from .parallel import map_seeds
+from .parallel import run_seeds
 from .train import train_stage
 from .vision import (
     ARCHS,
@@ -181,11 +180,8 @@ def run_seed(cfg: VisionExperimentConfig, seed: int, report=lambda msg: None) ->
 
 def run_experiment(cfg: VisionExperimentConfig, progress: bool = True) -> pd.DataFrame:
     """Every seed (in `n_jobs` processes); the tidy metrics frame (metric "acc": fraction of supervised cells right)."""
-    seeds = [cfg.run.seed + i for i in range(cfg.run.n_seeds)]
-    bar = tqdm(total=len(seeds) * (cfg.train.stage0_epochs + sum(cfg.train.stage_epochs)), desc=f"MNIST IML ({len(seeds)} seeds)",
-               disable=not progress)
-    results = map_seeds(functools.partial(run_seed, cfg), seeds, cfg.run.n_jobs, bar)
-    bar.close()
+    results = run_seeds(functools.partial(run_seed, cfg), cfg.run, cfg.train.stage0_epochs + sum(cfg.train.stage_epochs), "MNIST IML",
+                        progress)
     return metrics_frame([r for rows in results for r in rows])
 
 
