@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from . import mechanism
 from . import model as models
 from .config import X2_SUBSETS, ExperimentConfig
 from .define import EA_TEMPLATE, DefineData, Example, make_define_data, replay_sample, stage0_examples, string_pools
@@ -188,6 +189,10 @@ def run_stage0(cfg: ExperimentConfig, people: tuple[Person, ...], progress: bool
     return folder, pd.read_csv(folder / "metrics.csv")
 
 
+ALIGNED_X1 = ("qd1consis", "qd2incons", "q")  # Stage-1 aliases: reliable definition, unreliable (wrong person), none
+ALIGNED_X2 = ("d1consis", "d2consis", "d3consis", "no_qd_baseline")  # Stage-2 aliases: definitions only, or never defined
+
+
 @dataclass(frozen=True)
 class SeedResult:
     seed: int
@@ -243,6 +248,10 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
             mode = "both" if epoch == epochs and cfg.run.eval_mode == "fast" else cfg.run.eval_mode
             res = suite.run(model, tokenizer, mode, cfg.run.eval_batch_size, cfg.run.max_new_tokens)
             rows.extend(to_rows(res, stage_no, epoch) + train_rows(loss, steps, seed, s2, stage_no, epoch))
+            if epoch == epochs and cfg.model.from_scratch:  # where each alias's row points, at the stage's end
+                draw = draws[0 if s2 is pd.NA else s2]
+                subsets = ALIGNED_X1 if stage_no < len(stages) else ALIGNED_X1 + ALIGNED_X2
+                rows.extend(metric_rows(mechanism.alignment(model, tokenizer, draw, subsets), seed, s2, stage_no, epoch))
             report(f"seed {seed} stage {stage_no} epoch {epoch}")
 
         train_stage(model, data, cfg.train, epochs, train_seed, on_epoch_end)

@@ -186,3 +186,21 @@ def test_stage1_is_shared_by_runs_differing_only_in_stage2(tmp_path):
     assert first_epoch(short).equals(first_epoch(long))
     other, _ = run_experiment(build_config(**common, stage2_epochs=1, lr=2e-3), progress=False)
     assert len(list(tmp_path.glob("shared-*"))) == 4  # a Stage-1 setting changed: retrained
+
+
+def test_alias_alignment_reads_where_an_alias_row_points():
+    """An alias whose input row is set to its person's row has cosine 1 with it; other people stay near the chance level."""
+    from iml_nb import mechanism
+    from iml_nb.define import make_define_data
+
+    cfg = build_config(n_people=60, model="pythia-tiny")
+    model, tokenizer = base_model(cfg, PEOPLE)
+    data = make_define_data(PEOPLE, cfg.data, 0, 0)
+    rows = model.get_input_embeddings().weight
+    with torch.no_grad():
+        for entity in data.subsets["d1consis"]:
+            rows[tokenizer.convert_tokens_to_ids(data.alias_of[entity])] = rows[tokenizer.convert_tokens_to_ids(entity)]
+    out = mechanism.alignment(model, tokenizer, data, ("d1consis", "d2consis", "qd2incons"))
+    assert set(out) == {"align_d1consis", "align_d2consis", "align_qd2incons"}
+    assert out["align_d1consis"]["cos"] > 0.99 and abs(out["align_d1consis"]["cos_other"]) < 0.3
+    assert abs(out["align_d2consis"]["cos"]) < 0.3  # untouched random rows
