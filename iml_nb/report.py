@@ -245,7 +245,8 @@ def build(outputs: str | os.PathLike = "outputs") -> pd.DataFrame:
 TRIES_PREFIX = "tie_tries"  # outputs/diagnostics/<prefix>__<try>/: exploratory batches of 01 on the development world
 TRY_COLUMNS = {"internalized_d1": "internalized, Define-dot", "internalized_d2": "internalized, Define-bar", "qa_gap": "QA gap",
                "entity_gap": "entity gap", "stage1_effect": "Stage-1 effect", "memorised_d1consis": "memorised, Define-dot",
-               "memorised_d2consis": "memorised, Define-bar"}
+               "memorised_d2consis": "memorised, Define-bar", "align_d1": "alias → person, Define-dot",
+               "align_d2": "alias → person, Define-bar", "align_none": "alias → person, never defined"}
 _SAME_IN_EVERY_TRY = ("seed", "n_seeds", "n_jobs", "people_seed", "stage0_seed")
 
 
@@ -278,7 +279,9 @@ def tries_section(outputs: str | os.PathLike = "outputs") -> str:
     return ("\n## Exploratory: where does internalization appear without tied embeddings?\n\n"
             "Not pre-registered: batches of `01_main_two_stage` on the development world (people seed 0, Stage-0 seed 0), each "
             "changing the default in the named respects; mean over Stage-1 seeds with their 95 % t-interval (one world, so seeds "
-            "are the unit). *Internalized* = EM(defined alias) − EM(never-defined alias) after Stage 2; IML presupposes it.\n\n"
+            "are the unit). *Internalized* = EM(defined alias) − EM(never-defined alias) after Stage 2; IML presupposes it. "
+            "*Alias → person* = cosine of a Stage-2 alias's input row with its person's row minus that with other people's "
+            "(centred rows, end of Stage 2): how far its definition pulled the alias toward the person.\n\n"
             + "\n".join(lines) + "\n")
 
 

@@ -178,11 +178,34 @@ def tries(batches: list[Path]) -> pd.DataFrame:
     if not runs:
         return pd.DataFrame(columns=["try", "outcome", "mean", "ci_low", "ci_high", "n_seeds", "fixed"])
     runs = pd.DataFrame(runs)
-    per_seed = outcomes(runs)
+    per_seed = pd.concat([outcomes(runs.iloc[[i]]).merge(_alignment(runs.iloc[[i]]), on=["arm", "seed"], how="left")
+                          for i in range(len(runs))], ignore_index=True)  # run by run: two runs may share seed numbers
     columns = [c for c in per_seed if c not in ("arm", "world", "seed")]
     fixed_of = dict(zip(runs["arm"], runs["fixed"]))
     return pd.DataFrame([{"try": arm, "outcome": name, **stats.mean_ci(frame[name].dropna()), "fixed": fixed_of[arm]}
-                         for arm, frame in per_seed.groupby("arm", sort=False) for name in columns])
+                         for arm, frame in per_seed.groupby("arm", sort=False) for name in columns if frame[name].notna().any()])
+
+
+ALIGNED = {"align_d1": "align_d1consis", "align_d2": "align_d2consis", "align_none": "align_no_qd_baseline"}
+
+
+def _alignment(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (arm, seed), at the last stage's last epoch: how much closer each Stage-2 alias's row is to its person's row than to
+    other people's (cosine minus chance cosine; metric `cos` of mechanism.alignment), for Define-dot, Define-bar and never-defined
+    aliases. Runs that did not record it give no rows."""
+    frames = []
+    for r in runs.itertuples():
+        m = stats.per_seed(read_metrics(Path(r.folder) / "metrics.csv"))
+        m = m[m["subset"].isin(ALIGNED.values()) & m["metric"].isin(["cos", "cos_other"])]
+        if m.empty:
+            continue
+        last = m[m["stage"] == m["stage"].max()]
+        last = last[last["epoch"] == last["epoch"].max()]
+        wide = last.pivot_table(index=["seed", "subset"], columns="metric", values="value").reset_index()
+        wide["value"] = wide["cos"] - wide["cos_other"]
+        per = wide.pivot(index="seed", columns="subset", values="value").rename(columns={v: k for k, v in ALIGNED.items()})
+        frames.append(per.reset_index().assign(arm=r.arm))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["arm", "seed", *ALIGNED])
 
 
 def as_metrics(per_seed: pd.DataFrame, stage2_epochs: int) -> pd.DataFrame:

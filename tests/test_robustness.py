@@ -75,7 +75,9 @@ def _try_batch(root, name: str, fixed: dict, d1: float, complete=(True, True)):
         rows += metric_rows({"qd1consis": {"em": 0.5}, "qd2incons": {"em": 0.3}}, seed, 0, 1, 15)
         rows += metric_rows({"d1consis": {"em": d1 + jitter}, "d2consis": {"em": 0.13}, "no_qd_baseline": {"em": 0.125},
                              "ent_assoc_d1consis": {"em": 0.1}, "ent_assoc_d2consis": {"em": 0.1},
-                             "train_defs_d1consis": {"em": 1.0}, "train_defs_d2consis": {"em": 1.0}}, seed, 0, 2, 10)
+                             "train_defs_d1consis": {"em": 1.0}, "train_defs_d2consis": {"em": 1.0},
+                             "align_d1consis": {"cos": 0.4, "cos_other": 0.1}, "align_d2consis": {"cos": 0.3, "cos_other": 0.1},
+                             "align_no_qd_baseline": {"cos": 0.1, "cos_other": 0.1}}, seed, 0, 2, 10)
     for i, done in enumerate(complete):
         folder = batch / f"seed={i}"
         if done:
@@ -97,6 +99,7 @@ def test_tries_pool_seeds_per_try_and_leave_incomplete_runs_out(tmp_path):
     assert np.isclose(table.loc[("untied_alias_tokens_3", "internalized_d1"), "mean"], 0.205)
     assert table.loc[("untied_alias_tokens_3", "qa_gap"), "n_seeds"] == 4  # two complete runs of two seeds
     assert table.loc[("untied", "qa_gap"), "n_seeds"] == 2  # the incomplete run is left out
+    assert np.isclose(table.loc[("untied", "align_d1"), "mean"], 0.3) and np.isclose(table.loc[("untied", "align_none"), "mean"], 0.0)
     md = report.tries_section(tmp_path)
     assert "| untied_alias_tokens_3 | tie_embeddings false, alias_tokens 3 | +0.205 [" in md
     assert "--name tie_tries__untied -p n_seeds 2 -p people_seed 0 -p stage0_seed 0 -p tie_embeddings false`" in md
