@@ -141,6 +141,11 @@ def em_curves(metrics: pd.DataFrame, subsets: list[str] | None = None, metric: s
 
 
 DEFAULT_GAPS = tuple((g.a, g.b, g.stage, g.label) for g in GAPS)  # (a, b, stage or None for the last stage both appear in, label)
+STAGE2_CHECK_GAPS = (  # set inclusion and MNIST: the IML gap next to the same difference before Stage 2 (noise only)
+    ("d1consis", "d2consis", None, "d1 − d2 after Stage 2 (IML gap)"),
+    ("d1consis", "d2consis", 1, "d1 − d2 before Stage 2 (noise)"),
+    ("qd1consis", "qd2incons", 1, "qd1 − qd2, Stage 1"),
+)
 
 
 def gap_chart(metrics: pd.DataFrame, gaps=DEFAULT_GAPS, metric: str = "em", confidence: float = 0.95) -> alt.LayerChart:

@@ -237,6 +237,15 @@ def summary_with_stage2_checks(metrics: pd.DataFrame, metric: str = "em") -> dic
     return out
 
 
+def stage2_checks_lines(summary: dict) -> str:
+    """The four numbers of summary_with_stage2_checks, one line each, with stage and epoch: the Stage-1 effect, d1 − d2 before
+    Stage 2 (noise only), the IML gap and the gain gap."""
+    lines = [("stage1_gap_qa", "Stage-1 effect   qd1consis - qd2incons"), ("iml_gap_before_stage2", "before Stage 2   d1consis - d2consis"),
+             ("iml_gap_qa", "IML gap          d1consis - d2consis"), ("iml_gain_gap", "gain gap         (after - before)")]
+    return "\n".join(f"{label}: {format_ci(summary[key])}  (stage {summary[key]['stage']}, epoch {summary[key]['epoch']})"
+                     for key, label in lines)
+
+
 def summary_table(metrics: pd.DataFrame, metric: str = "em", confidence: float = 0.95) -> pd.DataFrame:
     """Readable table for notebooks: one row per (subset, stage) at that stage's last epoch, rounded to 3 decimals."""
     c = curves(metrics, metric, confidence)
