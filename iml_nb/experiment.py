@@ -155,7 +155,8 @@ def base_model(cfg: ExperimentConfig, people: tuple[Person, ...]):
     return models.build_scratch_model(cfg.model.name, tokenizer, cfg.model.tie_embeddings, cfg.run.stage0_seed), tokenizer
 
 
-def run_stage0(cfg: ExperimentConfig, people: tuple[Person, ...], progress: bool = True) -> tuple[Path, pd.DataFrame]:
+def run_stage0(cfg: ExperimentConfig, people: tuple[Person, ...], progress: bool = True, train=train_stage,
+               score=EvalSuite.run) -> tuple[Path, pd.DataFrame]:
     """Stage 0 (ours): teach every person's facts by real name, once, shared by all seeds like one pretrained model.
 
     Cached under cache_dir by a hash of everything it depends on, so reruns and other notebooks reuse it.
@@ -170,14 +171,14 @@ def run_stage0(cfg: ExperimentConfig, people: tuple[Person, ...], progress: bool
         bar = tqdm(total=cfg.train.stage0_epochs, desc="Stage 0 (facts by name)", disable=not progress)
 
         def on_epoch_end(epoch: int, loss: float, steps: int) -> None:
-            res = sample.run(model, tokenizer, "fast", cfg.run.eval_batch_size)
+            res = score(sample, model, tokenizer, "fast", cfg.run.eval_batch_size)
             rows.extend(metric_rows(res, pd.NA, pd.NA, 0, epoch) + train_rows(loss, steps, pd.NA, pd.NA, 0, epoch))
             bar.set_postfix(loss=f"{loss:.3f}", em=f"{res['stage0_facts']['em']:.3f}")
             bar.update()
 
         if cfg.train.stage0_epochs:
             stage0_train = dataclasses.replace(cfg.train, batch_size=cfg.train.stage0_batch_size)
-            train_stage(model, encode(facts, tokenizer, cfg.train.loss_on), stage0_train, cfg.train.stage0_epochs,
+            train(model, encode(facts, tokenizer, cfg.train.loss_on), stage0_train, cfg.train.stage0_epochs,
                         cfg.run.stage0_seed, on_epoch_end)
         bar.close()
 
@@ -205,7 +206,8 @@ def _depends_on_stage2(name: str) -> bool:
     return name.removeprefix("ent_assoc_").removeprefix("train_defs_") in X2_SUBSETS + ("d2incons",)
 
 
-def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable[[str], None] = lambda msg: None) -> SeedResult:
+def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable[[str], None] = lambda msg: None,
+             train=train_stage, score=EvalSuite.run) -> SeedResult:
     """All define stages for one Stage-1 seed; stages before the last are trained once and reused by every Stage-2 seed."""
     people = load_people(cfg)
     facts = stage0_examples(people)
@@ -246,7 +248,7 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
         def on_epoch_end(epoch: int, loss: float, steps: int) -> None:
             # At each stage's end a fast run also decodes greedily: F1 needs the text, and "em_generate" must equal the fast "em".
             mode = "both" if epoch == epochs and cfg.run.eval_mode == "fast" else cfg.run.eval_mode
-            res = suite.run(model, tokenizer, mode, cfg.run.eval_batch_size, cfg.run.max_new_tokens)
+            res = score(suite, model, tokenizer, mode, cfg.run.eval_batch_size, cfg.run.max_new_tokens)
             rows.extend(to_rows(res, stage_no, epoch) + train_rows(loss, steps, seed, s2, stage_no, epoch))
             if epoch == epochs and cfg.model.from_scratch:  # where each alias's row points, at the stage's end
                 draw = draws[0 if s2 is pd.NA else s2]
@@ -254,7 +256,7 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
                 rows.extend(metric_rows(mechanism.alignment(model, tokenizer, draw, subsets), seed, s2, stage_no, epoch))
             report(f"seed {seed} stage {stage_no} epoch {epoch}")
 
-        train_stage(model, data, cfg.train, epochs, train_seed, on_epoch_end)
+        train(model, data, cfg.train, epochs, train_seed, on_epoch_end)
 
     # Stages before the last are cached like Stage 0: runs differing only in the last stage (its epochs) or killed
     # after them reuse the weights and the metrics rows; a reload gives bit-identical results (tests/test_model_eval.py).
@@ -296,12 +298,16 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
     return SeedResult(seed, rows, examples)
 
 
-def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Stage 0 once, then every seed (in `n_jobs` processes). Returns (metrics, example predictions)."""
+def run_experiment(cfg: ExperimentConfig, progress: bool = True, train=train_stage,
+                   score=EvalSuite.run) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stage 0 once, then every seed (in `n_jobs` processes). Returns (metrics, example predictions).
+
+    `train` (train.train_stage's contract) and `score` (EvalSuite.run's) are the training loop and the evaluation; the benchmark
+    swaps in the usual Trainer + generation pipeline through them. Both must be picklable when n_jobs > 1."""
     people = load_people(cfg)
-    stage0_dir, stage0_rows = run_stage0(cfg, people, progress)
+    stage0_dir, stage0_rows = run_stage0(cfg, people, progress, train, score)
     epochs_per_seed = sum(cfg.train.stage_epochs[:-1]) + cfg.run.n_seeds_stage2 * cfg.train.stage_epochs[-1]
-    results = run_seeds(functools.partial(run_seed, cfg, stage0_dir=str(stage0_dir)), cfg.run, epochs_per_seed,
+    results = run_seeds(functools.partial(run_seed, cfg, stage0_dir=str(stage0_dir), train=train, score=score), cfg.run, epochs_per_seed,
                         f"Stages 1-{len(cfg.stages)}", progress)
     frame = pd.concat([stage0_rows, metrics_frame([r for res in results for r in res.rows])], ignore_index=True)
     for col in ("seed", "seed_stage2"):  # stage0_rows come from a CSV, where an all-missing column reads as float
