@@ -156,3 +156,27 @@ def test_every_link_in_readme_and_docs_points_to_a_file_in_the_repository():
             if rel not in tracked and not any(t.startswith(rel.rstrip("/") + "/") for t in tracked):
                 broken.append(f"{page.relative_to(ROOT)}: {target}")
     assert not broken, broken
+
+
+def _parameter_defaults(stem: str) -> dict:
+    nb = nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    return {s.target.id: ast.literal_eval(s.value) for s in ast.parse(cell.source).body if isinstance(s, ast.AnnAssign)}
+
+
+@pytest.mark.parametrize("stem", ["01_main_two_stage", "04_set_inclusion", "05_mnist"])
+def test_notebook_defaults_are_the_config_defaults(stem):
+    """A notebook's parameters cell repeats its config's defaults (papermill needs them there); they must not drift apart."""
+    from iml_nb import config, setinc, vision_experiment
+
+    pick, build = {"01_main_two_stage": (config.pick, config.build_config),
+                   "04_set_inclusion": (setinc.pick_setinc, setinc.build_setinc_config),
+                   "05_mnist": (vision_experiment.pick_vision, vision_experiment.build_vision_config)}[stem]
+
+    def leaves(d, prefix=""):
+        return {f"{prefix}{k}": v for key, val in d.items()
+                for k, v in (leaves(val, f"{key}.").items() if isinstance(val, dict) else [(key, val)])}
+
+    from_notebook, from_config = leaves(build(**pick(_parameter_defaults(stem))).to_dict()), leaves(build().to_dict())
+    differ = {k: (from_notebook.get(k), from_config.get(k)) for k in from_config if from_notebook.get(k) != from_config.get(k)}
+    assert not differ, f"{stem}: parameters cell vs config defaults (notebook, config): {differ}"
