@@ -367,6 +367,15 @@ def build_config(**params: Any) -> ExperimentConfig:
     return ExperimentConfig(data=data, model=model, train=train, run=run)
 
 
+def grid(params: dict[str, Any], axis: str, values: Any, name: str | None = None) -> list[ExperimentConfig]:
+    """One main-experiment config per value of `axis` (the rest `params`), every one built and checked now, before any compute.
+
+    The one way sweeps, probes and gradient alignment declare their points; `name` is the notebook parameter holding `values`."""
+    name = name or axis
+    require(isinstance(values, (list, tuple)) and len(values) > 0, name, f"must be a non-empty list, got {values!r}")
+    return [build_config(**{**params, axis: value}) for value in values]
+
+
 def take(cls: type, params: dict[str, Any], rename: dict[str, str] | None = None, **extra: Any) -> Any:
     """Build one frozen config class from the flat parameters that name its fields (`rename`: flat name -> field name)."""
     rename = rename or {}

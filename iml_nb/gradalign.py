@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from . import model as models
-from .config import ExperimentConfig, build_config, require, require_int
+from .config import ExperimentConfig, grid, require, require_int
 from .define import DefineData, Example, make_define_data, replay_sample, stage0_examples
 from .encode import encode, target_logits
 from .evaluate import EvalSuite
@@ -123,14 +123,12 @@ def gradalign_configs(params: dict, batch_sizes, measure_every: int, project_dim
     """One one-stage config per batch size, every setting checked (and named) before any compute."""
     require(isinstance(batch_sizes, (list, tuple)) and len(batch_sizes) > 0, "batch_sizes",
             f"must be a non-empty list, got {batch_sizes!r}")
+    for b in batch_sizes:
+        require_int(b, "batch_sizes")
     require_int(measure_every, "measure_every")
     require_int(project_dim, "project_dim", minimum=0)
     require(params.get("stage_plan", "one_stage") == "one_stage", "stage_plan", "gradient alignment is measured in one-stage training")
-    configs = []
-    for b in batch_sizes:
-        require_int(b, "batch_sizes")
-        configs.append(build_config(**{**params, "stage_plan": "one_stage", "batch_size": b}))
-    return configs
+    return grid({**params, "stage_plan": "one_stage"}, "batch_size", batch_sizes, name="batch_sizes")
 
 
 def measure_epochs_of(cfg: ExperimentConfig, every: int) -> tuple[int, ...]:

@@ -22,7 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from . import model as models
-from .config import ExperimentConfig, build_config, require, require_int, require_number
+from .config import ExperimentConfig, grid, require, require_int, require_number
 from .define import EA_TEMPLATE, DefineData, make_define_data
 from .experiment import load_people, metrics_frame, run_seed, run_stage0, shared_stages_dir
 from .parallel import run_seeds
@@ -136,13 +136,12 @@ def _probe_seed(cfg: ExperimentConfig, probes, C: float, n_folds: int, seed: int
 
 def probe_configs(params: dict, word_orders, probes, C: float, n_folds: int) -> list[ExperimentConfig]:
     """One experiment config per word order, and the probe settings checked: every bad value named before any compute."""
-    require(isinstance(word_orders, (list, tuple)) and len(word_orders) > 0, "word_orders",
-            f"must be a non-empty list, got {word_orders!r}")
+    configs = grid(params, "word_order", word_orders, name="word_orders")
     require(isinstance(probes, (list, tuple)) and len(probes) > 0 and set(probes) <= set(PROBES), "probes",
            f"must be a non-empty list of {sorted(PROBES)}, got {probes!r}")
     require_number(C, "probe_C", 0.0, 1e6, low_open=True)
     require_int(n_folds, "n_folds", minimum=2)
-    return [build_config(**{**params, "word_order": order}) for order in word_orders]
+    return configs
 
 
 def run_probe_experiment(configs: list[ExperimentConfig], probes=("tag", "defined"), C: float = 0.01, n_folds: int = 5,

@@ -50,12 +50,9 @@ def verdict(ci_low: float, ci_high: float) -> str:
 
 def validate(fixed: dict, axis: str, values: list) -> None:
     """Build every grid point's config now, so a bad value fails before any run (each run would only fail when it starts)."""
-    from .config import build_config
+    from .config import grid
 
-    if not values:
-        raise ValueError(f"parameter `{axis}`: give at least one value")
-    for value in values:
-        build_config(**fixed, **{axis: value})
+    grid(fixed, axis, values)
 
 
 @dataclass
