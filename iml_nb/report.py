@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import stats
+from . import stats, verdicts
 from .env import project_path
 from .results import atomic_write_text, is_complete
 
@@ -19,25 +19,39 @@ RUNNER_ONLY = ("output_dir",)
 
 
 @dataclass(frozen=True)
+class Judged:
+    """What one claim's run folder says: our value in words, the tests its verdict reads (verdicts.py), the rule in words, and how
+    the tests' verdicts combine (default: the one test's). `verdict` is set where a notebook decided it under rules of its own."""
+
+    value: str
+    tests: tuple = ()
+    rule: str = ""
+    combine: Callable[[list[str]], str] | None = None
+    verdict: str | None = None
+
+
+EXPLORED = "explored (the seeds the design was developed on)"
+CONFIRMED = "confirmed (pre-registered; fresh worlds and seeds)"
+
+
+@dataclass(frozen=True)
 class Claim:
     notebook: str  # the notebook whose run folders hold the evidence
     claim: str
     paper: str  # the paper's value, in words where its numbers were not retrievable
-    judge: Callable[[dict], tuple[str, str]]  # summary.json -> (our value, verdict: agrees / disagrees / inconclusive)
+    judge: Callable[[dict, Path], Judged]  # (summary.json, run folder) -> what it says
+    evidence: str = EXPLORED
 
 
 def _ci(g: dict | None) -> str:
     return stats.format_ci(g, full=False) if g and g.get("mean") is not None else "n/a"
 
 
-def _positive(g: dict | None) -> str:
-    """A gap predicted to be > 0: agrees if its 95% CI is above zero, disagrees if below, else inconclusive."""
-    sign = stats.ci_sign(g.get("ci_low"), g.get("ci_high")) if g else 0
-    return {1: "agrees", -1: "disagrees", 0: "inconclusive"}[sign]
-
-
-def _gap_claim(key: str) -> Callable[[dict], tuple[str, str]]:
-    return lambda s: (_ci(s.get(key)), _positive(s.get(key)))
+def _gap_claim(key: str) -> Callable[[dict, Path], Judged]:
+    def judge(summary: dict, run_dir: Path) -> Judged:
+        g = summary.get(key)
+        return Judged(_ci(g), (verdicts.from_interval(g, "positive"),), verdicts.RULES["positive"])
+    return judge
 
 
 def _qa_points(summary: dict) -> list[dict]:
@@ -49,87 +63,107 @@ def _series(summary: dict) -> str:
     return "; ".join(f"{g[axis]}: {_ci(g)}" for g in _qa_points(summary))
 
 
-def _alpha_half(summary: dict) -> tuple[str, str]:
+def _alpha_half(summary: dict, run_dir: Path) -> Judged:
     half = [g for g in _qa_points(summary) if g["alpha"] == 0.5]
     if not half:
-        return "alpha = 0.5 not run", "inconclusive"
-    g = half[0]
-    return f"QA gap at 0.5: {_ci(g)}", "agrees" if g["ci_low"] <= 0 <= g["ci_high"] else "disagrees"
+        return Judged("alpha = 0.5 not run")
+    rule = verdicts.RULES["none"].format(margin=verdicts.MARGIN_GAP)
+    return Judged(f"QA gap at 0.5: {_ci(half[0])}", (verdicts.from_interval(half[0], "none"),), rule)
 
 
-def _trend(direction: int) -> Callable[[dict], tuple[str, str]]:
-    """The gap's mean moves monotonically along the axis (direction +1: grows, -1: shrinks) and its far end shows IML.
+def _log2_size(model: str) -> float:
+    """A model size as log2 of its non-embedding parameters (12 · layers · width² for the Pythia shapes)."""
+    import math
 
-    Numeric axes are sorted; categorical ones (model names) keep the sweep's order (`values` in summary.json, smallest first).
-    """
-    def judge(summary: dict) -> tuple[str, str]:
-        points = _qa_points(summary)
+    from .config import SCRATCH_SIZES
+
+    d, layers, _ = SCRATCH_SIZES[model]
+    return math.log2(12 * layers * d * d)
+
+
+AXIS_SCALE = {"alpha": ("α", float), "batch_size": ("log2 batch size", lambda b: __import__("math").log2(b)),
+              "model": ("log2 non-embedding parameters", _log2_size)}
+
+
+def per_seed_gaps(run_dir: Path, axis: str) -> pd.DataFrame:
+    """A sweep's per-seed QA gap (d1consis − d2consis, end of the last stage) at every grid value: columns seed, <axis>, gap."""
+    from .results import read_metrics
+
+    metrics = read_metrics(run_dir / "metrics.csv")
+    frames = []
+    for value, frame in metrics.groupby(axis, sort=True):
+        diffs = stats.paired_differences(frame.drop(columns=[axis]), "d1consis", "d2consis")
+        frames.append(pd.DataFrame({"seed": diffs["seed"].astype(int), axis: value, "gap": diffs["diff"]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _trend(direction: int) -> Callable[[dict, Path], Judged]:
+    """The per-seed QA gap's slope along the sweep's axis (grows: direction +1, shrinks: -1), seeds as clusters."""
+    def judge(summary: dict, run_dir: Path) -> Judged:
         axis = summary["axis"]
-        if len(points) < 2:
-            return _series(summary) or "fewer than 2 points", "inconclusive"
-        given = [g[axis] for g in points]
-        numeric = all(isinstance(v, (int, float)) for v in given)
-        values = sorted(given) if numeric else [v for v in summary.get("values", given) if v in given]
-        by_value = {g[axis]: g for g in points}
-        means = [by_value[v]["mean"] for v in values if v in by_value]
-        steps = [direction * (b - a) for a, b in zip(means, means[1:])]
-        end = by_value[values[-1] if direction > 0 else values[0]]
-        if all(s > 0 for s in steps) and end["ci_low"] > 0:
-            verdict = "agrees"
-        elif all(s < 0 for s in steps):
-            verdict = "disagrees"
-        else:
-            verdict = "inconclusive"
-        return _series(summary), verdict
+        name, scale = AXIS_SCALE[axis]
+        gaps = per_seed_gaps(run_dir, axis)
+        gaps["x"] = [scale(v) for v in gaps[axis]]
+        test = verdicts.slope(gaps, "x", "gap", "slope+" if direction > 0 else "slope-")
+        slope = f"slope per {name} {_ci({'mean': test.estimate, 'ci_low': test.ci_low, 'ci_high': test.ci_high}) if test else 'n/a'}"
+        return Judged(f"{slope}; {_series(summary)}", (test,), verdicts.RULES["slope+" if direction > 0 else "slope-"])
     return judge
 
 
-def _entity_last(summary: dict) -> tuple[str, str]:
+def _entity_last(summary: dict, run_dir: Path) -> Judged:
+    """One t-test per word order (each in the family); agrees if exactly the entity-last orders show IML after Holm."""
     points = {g["word_order"]: g for g in _qa_points(summary)}
-    iml = sorted(o for o, g in points.items() if g["ci_low"] > 0)
-    expected = sorted(o for o in points if o.endswith("e"))
-    value = f"IML (CI > 0) in {iml or 'none'} of {sorted(points)}: " + _series(summary)
-    if iml == expected and expected:
-        return value, "agrees"
-    return value, "disagrees" if set(iml) - set(expected) else "inconclusive"
+    orders = sorted(points)
+    tests = tuple(verdicts.from_interval(points[o], "positive", label=o) for o in orders)
+    expected = {o for o in orders if o.endswith("e")}
+
+    def combine(per_order: list[str]) -> str:
+        iml = {o for o, v in zip(orders, per_order) if v == "agrees"}
+        if iml == expected and expected:
+            return "agrees"
+        return "disagrees" if iml - expected else "inconclusive"
+    return Judged(f"{_series(summary)}", tests, "t-test per order vs 0, Holm; IML set = entity-last orders", combine)
 
 
-def _probe(order: str, decodable: bool) -> Callable[[dict], tuple[str, str]]:
-    """The `tag` probe's accuracy after the alias at the last layer (chance 0.5): predicted above chance, or at chance."""
-    def judge(summary: dict) -> tuple[str, str]:
+def _probe(order: str, decodable: bool) -> Callable[[dict, Path], Judged]:
+    """The `tag` probe's accuracy after the alias at the last layer: predicted above chance (0.5), or at chance."""
+    def judge(summary: dict, run_dir: Path) -> Judged:
         g = (summary.get(f"{order}/tag") or {}).get("after_alias_last_layer")
         if not g or g.get("ci_low") is None:
-            return f"{order} not probed", "inconclusive"
+            return Judged(f"{order} not probed")
         value = f"{stats.format_ci(g, '.3f', full=False)} (chance 0.5)"
-        above = g["ci_low"] > 0.5
-        return value, ("agrees" if above else "inconclusive") if decodable else ("disagrees" if above else "agrees")
+        if decodable:
+            return Judged(value, (verdicts.from_interval(g, "positive", null=0.5),), "t-test vs 0.5, Holm")
+        test = verdicts.from_interval(g, "none", null=0.5, margin=verdicts.MARGIN_CHANCE)
+        return Judged(value, (test,), f"TOST 0.5 ± {verdicts.MARGIN_CHANCE}")
     return judge
 
 
-def _alignment_small_batch(summary: dict) -> tuple[str, str]:
+def _alignment_small_batch(summary: dict, run_dir: Path) -> Judged:
     """cos(d1consis) − cos(d2consis) at the smallest batch size: predicted > 0."""
     rows = sorted(summary.get("alignment", []), key=lambda r: r["batch_size"])
     if not rows:
-        return "not measured", "inconclusive"
+        return Judged("not measured")
     r = rows[0]
-    g = {"mean": r["cos_gap"], "ci_low": r["cos_gap_ci_low"], "ci_high": r["cos_gap_ci_high"]}
+    g = {"mean": r["cos_gap"], "ci_low": r["cos_gap_ci_low"], "ci_high": r["cos_gap_ci_high"], "n_seeds": r.get("n_seeds")}
     series = "; ".join(f"bs {x['batch_size']}: {x['cos_gap']:+.4f}" for x in rows)
-    return f"bs {r['batch_size']}: {_ci(g)} ({series})", _positive(g)
+    return Judged(f"bs {r['batch_size']}: {_ci(g)} ({series})", (verdicts.from_interval(g, "positive"),), verdicts.RULES["positive"])
 
 
-def _across_worlds(summary: dict) -> tuple[str, str]:
+def _across_worlds(summary: dict, run_dir: Path) -> Judged:
     """10_robustness: the pre-registered verdict of the default arm's QA gap across worlds, and which arms keep IML."""
     qa = {r["arm"]: r for r in summary.get("table", []) if r["outcome"] == "qa_gap"}
     unequal = {m["arm"] for m in summary.get("memorised", []) if m.get("unequal")}
     if "default" not in qa:
-        return "default arm not run", "inconclusive"
+        return Judged("default arm not run", verdict="inconclusive")
     d = qa["default"]
     kept = [a for a, r in qa.items() if r["verdict"] == "IML" and a not in unequal]
     arms = "; ".join(f"{a}: {_ci(r)} {r['verdict']}" + (" (unequal learning)" if a in unequal else "") for a, r in qa.items())
     value = f"{_ci(d)} across {d['n_worlds']} worlds; IML kept by {', '.join(kept) or 'no arm'} ({arms})"
+    rule = "the notebook's pre-registered rules (Holm over its 10 tests, TOST ±0.02)"
     if d["verdict"] == "IML" and "default" not in unequal:
-        return value, "agrees"
-    return value, "disagrees" if d["verdict"] in ("reversed", "no effect") else "inconclusive"
+        return Judged(value, rule=rule, verdict="agrees")
+    return Judged(value, rule=rule, verdict="disagrees" if d["verdict"] in ("reversed", "no effect") else "inconclusive")
 
 
 CLAIMS = (
@@ -168,7 +202,7 @@ CLAIMS = (
           _trend(+1)),
     Claim("10_robustness", "IML on QA holds across independent worlds and fresh seeds (pre-registered; default arm, across-world "
           "95% CI), and which of the toy's shortcuts it survives removing", "the paper's main result (Fig. 3a), one pretrained model",
-          _across_worlds),
+          _across_worlds, evidence=CONFIRMED),
 )
 
 
@@ -224,22 +258,42 @@ def _scale_of_config(config: dict) -> tuple[str, str]:
     return f"{r['n_seeds']} × {r['n_seeds_stage2']}", f"{m['name']}, {world}, epochs {epochs}, bs {t['batch_size']}"
 
 
+def _p(values: list[float]) -> str:
+    return "; ".join("n/a" if v != v else f"{v:.2g}" if v >= 1e-4 else "<1e-4" for v in values)
+
+
 def build(outputs: str | os.PathLike = "outputs") -> pd.DataFrame:
-    """One row per claim: claim, paper, ours, verdict, seeds, scale, run folder, command; 'not run' where outputs/ has nothing."""
+    """One row per claim: claim, paper, ours, the raw and Holm-adjusted p of the tests its verdict reads, the rule, the verdict,
+    whether it was explored or confirmed, seeds, scale, run folder and command; 'not run' where outputs/ has nothing.
+
+    Holm's correction runs over the family of every test below (verdicts.py), so adding a claim makes the others stricter."""
     outputs = project_path(outputs)
-    rows = []
+    judged = []
     for c in CLAIMS:
         run = latest_complete_run(c.notebook, outputs)
+        judged.append((c, run, c.judge(json.loads((run / "summary.json").read_text()), run) if run is not None else None))
+    family = [t for _, _, j in judged if j for t in j.tests if t is not None]
+    adjusted = dict(zip(map(id, family), verdicts.holm([t.p for t in family])))
+    rows = []
+    for c, run, j in judged:
         row = {"claim": c.claim, "paper": c.paper, "notebook": c.notebook}
-        if run is None:
-            rows.append({**row, "ours (95% CI)": "not run", "verdict": "not run", "seeds": "", "scale": "", "run": "",
-                         "command": f"python -m iml_nb run {c.notebook}"})
+        if j is None:
+            rows.append({**row, "ours (95% CI)": "not run", "p": "", "p (Holm)": "", "rule": "", "verdict": "not run",
+                         "evidence": "", "seeds": "", "scale": "", "run": "", "command": f"python -m iml_nb run {c.notebook}"})
             continue
-        ours, verdict = c.judge(json.loads((run / "summary.json").read_text()))
+        p_adj = [adjusted.get(id(t), float("nan")) for t in j.tests]
+        per_test = [verdicts.verdict(t, p) for t, p in zip(j.tests, p_adj)]
+        verdict = j.verdict or (j.combine(per_test) if j.combine else per_test[0] if per_test else "inconclusive")
+        labels = [f"{t.label} " if t is not None and t.label else "" for t in j.tests]
+        raw = [t.p if t is not None else float("nan") for t in j.tests]
         seeds, scale = scale_of(run)
-        rows.append({**row, "ours (95% CI)": ours, "verdict": verdict, "seeds": seeds, "scale": scale,
-                     "run": str(run.relative_to(outputs.parent)), "command": command_of(run, c.notebook)})
-    return pd.DataFrame(rows)
+        rows.append({**row, "ours (95% CI)": j.value, "p": "; ".join(lab + _p([v]) for lab, v in zip(labels, raw)),
+                     "p (Holm)": "; ".join(lab + _p([v]) for lab, v in zip(labels, p_adj)), "rule": j.rule, "verdict": verdict,
+                     "evidence": c.evidence, "seeds": seeds, "scale": scale, "run": str(run.relative_to(outputs.parent)),
+                     "command": command_of(run, c.notebook)})
+    table = pd.DataFrame(rows)
+    table.attrs["family"] = len(family)
+    return table
 
 
 TRIES_PREFIX = "tie_tries"  # outputs/diagnostics/<prefix>__<try>/: exploratory batches of 01 on the development world
@@ -287,9 +341,14 @@ def tries_section(outputs: str | os.PathLike = "outputs") -> str:
 
 def _markdown(table: pd.DataFrame) -> str:
     head = ("# Paper vs ours\n\nRebuilt by `python -m iml_nb report` from the newest complete run folder of each notebook in "
-            "`outputs/`. Verdicts read the 95% CI across Stage-1 seeds (agrees: the predicted sign, CI excluding zero; "
-            "inconclusive: CI containing zero or a non-monotone trend). CPU scale: see each row's scale and docs/results.md.\n\n")
-    cols = ["claim", "paper", "ours (95% CI)", "verdict", "seeds", "scale", "command"]
+            f"`outputs/`. Intervals are 95 % t-intervals across Stage-1 seeds. Verdicts follow the rules of `iml_nb/verdicts.py`: "
+            f"a claimed effect agrees when its test is significant after Holm's correction over all {table.attrs.get('family', 0)} "
+            "tests of this table, with the predicted sign; a claimed absence of effect agrees only when an equivalence test (TOST, "
+            f"margin ±{verdicts.MARGIN_GAP} EM for gaps, ±{verdicts.MARGIN_CHANCE} for chance levels) shows it; trends are "
+            "per-seed regression slopes with seeds as clusters; everything else is inconclusive. *Evidence* says whether a row "
+            "was explored on the seeds its design was developed on, or confirmed on fresh ones fixed in advance. CPU scale: see "
+            "each row's scale and docs/results.md.\n\n")
+    cols = ["claim", "paper", "ours (95% CI)", "p", "p (Holm)", "rule", "verdict", "evidence", "seeds", "scale", "command"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in table.iterrows():
         cells = [str(r[c]).replace("|", "\\|") for c in cols]
@@ -304,7 +363,7 @@ README_END = "<!-- end of results table -->"
 
 def readme_block(table: pd.DataFrame) -> str:
     """The README's results table: claim, paper, ours, verdict, notebook (the report holds seeds, scale and commands)."""
-    cols = ["claim", "paper", "ours (95% CI)", "verdict"]
+    cols = ["claim", "paper", "ours (95% CI)", "p (Holm)", "verdict"]
     lines = ["| " + " | ".join([*cols, "notebook"]) + " |", "|" + "---|" * (len(cols) + 1)]
     for _, r in table.iterrows():
         lines.append("| " + " | ".join([*(str(r[c]).replace("|", "\\|") for c in cols), f"`{r['notebook']}`"]) + " |")

@@ -15,11 +15,22 @@ def _gap(mean, half=0.02):
     return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n_seeds": 4}
 
 
+JITTER = (-0.015, 0.015, -0.005, 0.005)  # per-seed deviations from a point's gap: mean 0, the same at every point
+
+
 def _sweep(root, stem, axis, points, values=None):
+    """A sweep's run folder: summary.json with each point's gap, and metrics.csv with per-seed d1consis/d2consis EM behind it."""
+    from iml_nb.experiment import metric_rows, metrics_frame
+
     gaps = [{axis: v, "gap": "qa", **_gap(m)} for v, m in points]
     folder = root / stem / "20260101-000000-abcd"
     summary = {"axis": axis, "values": values or [v for v, _ in points], "gaps": gaps}
-    results.finalize_run(folder, {"fixed": {"n_seeds": 4, "n_people": 1000, "n_jobs": 2}}, EMPTY, summary)
+    frames = []
+    for v, m in points:
+        rows = [r for seed, j in enumerate(JITTER)
+                for r in metric_rows({"d1consis": {"em": 0.3 + m + j}, "d2consis": {"em": 0.3}}, seed, 0, 2, 10)]
+        frames.append(metrics_frame(rows).assign(**{axis: v}))
+    results.finalize_run(folder, {"fixed": {"n_seeds": 4, "n_people": 1000, "n_jobs": 2}}, pd.concat(frames), summary)
     return folder
 
 
@@ -43,8 +54,8 @@ def test_report_reads_runs_and_judges_claims(tmp_path):
     results.finalize_run(tmp_path / "06_probing" / "20260101-000000-abcd", configs, EMPTY,
                          {"vte/tag": {"after_alias_last_layer": _gap(0.9)}, "tve/tag": {"after_alias_last_layer": _gap(0.68)}})
     configs = {"configs": [build_config(stage_plan="one_stage", batch_size=b).to_dict() for b in (16, 256)]}
-    alignment = [{"batch_size": 256, "cos_gap": 0.0, "cos_gap_ci_low": -0.01, "cos_gap_ci_high": 0.01},
-                 {"batch_size": 16, "cos_gap": 0.02, "cos_gap_ci_low": 0.01, "cos_gap_ci_high": 0.03}]
+    alignment = [{"batch_size": 256, "cos_gap": 0.0, "cos_gap_ci_low": -0.01, "cos_gap_ci_high": 0.01, "n_seeds": 4},
+                 {"batch_size": 16, "cos_gap": 0.02, "cos_gap_ci_low": 0.01, "cos_gap_ci_high": 0.03, "n_seeds": 4}]
     results.finalize_run(tmp_path / "09_gradient_alignment" / "20260101-000000-abcd", configs, EMPTY, {"alignment": alignment})
     _sweep(tmp_path, "07_batch_size", "batch_size", [(16, 0.01), (64, 0.05)])  # grows with batch size: the paper says shrinks
     _sweep(tmp_path, "08_model_size", "model", [("pythia-base", 0.08), ("pythia-small", 0.05), ("pythia-tiny", 0.02)],
@@ -62,6 +73,11 @@ def test_report_reads_runs_and_judges_claims(tmp_path):
                         "agrees", "agrees", "agrees", "disagrees", "agrees", "disagrees", "agrees", "agrees"]
     assert table.loc[report.CLAIMS[15].claim, "ours (95% CI)"].startswith("+0.060 [+0.040, +0.080] across 2 worlds; IML kept by default")
     assert table.loc[report.CLAIMS[15].claim, "seeds"] == "2 worlds × 4"
+    # the α = 0.5 row agrees through the equivalence test (TOST ±0.03), not through a CI that contains zero
+    assert table.loc[report.CLAIMS[3].claim, "rule"] == "TOST ±0.03" and table.attrs["family"] == 14
+    assert table.loc[report.CLAIMS[4].claim, "ours (95% CI)"].startswith("slope per α +0.140 [")
+    assert table.loc[report.CLAIMS[15].claim, "evidence"].startswith("confirmed")
+    assert table.loc[report.CLAIMS[1].claim, "evidence"].startswith("explored")
     assert table.loc[report.CLAIMS[11].claim, "ours (95% CI)"] == "0.680 [0.660, 0.700] (chance 0.5)"
     assert table.loc[report.CLAIMS[10].claim, "scale"] == "pythia-small, 500 people, epochs 30+15+10, orders tve/vte, loss on all"
     assert table.loc[report.CLAIMS[12].claim, "ours (95% CI)"].startswith("bs 16: +0.020 [+0.010, +0.030] (bs 16: +0.0200")

@@ -1,0 +1,47 @@
+"""The report's verdict rules on constructed data: p from a stored interval equals scipy's t-test on the raw seeds, equivalence
+needs evidence (a wide CI around 0 is not 'no effect'), slopes cluster by seed, Holm keeps NaN out of the family."""
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats as st
+
+from iml_nb import stats, verdicts
+
+
+def _record(values):
+    return stats.mean_ci(values)
+
+
+def test_p_from_a_stored_interval_is_the_t_test_on_the_seeds():
+    seeds = [0.05, 0.08, 0.03, 0.07, 0.06]
+    test = verdicts.from_interval(_record(seeds), "positive")
+    assert math.isclose(test.p, st.ttest_1samp(seeds, 0.0).pvalue, rel_tol=1e-9)
+    assert verdicts.from_interval(_record([0.1]), "positive") is None  # one seed: no interval, no test
+
+
+def test_no_effect_needs_an_equivalence_test_not_a_ci_around_zero():
+    tight = verdicts.from_interval(_record([0.004, -0.003, 0.001, -0.002, 0.0, 0.002]), "none")
+    wide = verdicts.from_interval(_record([0.07, -0.08, 0.05, -0.06]), "none")
+    effect = verdicts.from_interval(_record([0.10, 0.12, 0.11, 0.13]), "none")
+    assert verdicts.verdict(tight, tight.p) == "agrees"  # TOST at ±0.03 rejects
+    assert verdicts.verdict(wide, wide.p) == "inconclusive"  # contains 0, but could hide an effect of 0.05
+    assert verdicts.verdict(effect, effect.p) == "disagrees"
+
+
+def test_holm_adjusts_only_real_p_values_and_can_undo_a_raw_significance():
+    adjusted = verdicts.holm([0.01, float("nan"), 0.04, 0.03])
+    assert math.isnan(adjusted[1]) and adjusted[0] == 0.03 and adjusted[2] == 0.06
+    test = verdicts.from_interval(_record([0.02, 0.05, 0.01, 0.04]), "positive")
+    assert test.p < 0.05 and verdicts.verdict(test, 0.2) == "inconclusive"
+
+
+def test_slope_treats_seeds_as_clusters():
+    rng = np.random.default_rng(0)
+    rows = [{"seed": s, "x": x, "gap": 0.1 * x + offset + rng.normal(0, 0.005)}
+            for s, offset in enumerate([0.02, -0.02, 0.01, -0.01]) for x in (0.5, 0.75, 1.0)]
+    test = verdicts.slope(pd.DataFrame(rows), "x", "gap", "slope+")
+    assert test.n == 4 and test.ci_low < 0.1 < test.ci_high and verdicts.verdict(test, test.p) == "agrees"
+    flat = verdicts.slope(pd.DataFrame(rows).assign(gap=lambda f: f["gap"] - 0.1 * f["x"]), "x", "gap", "slope+")
+    assert verdicts.verdict(flat, flat.p) == "inconclusive"
