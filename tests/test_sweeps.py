@@ -37,7 +37,7 @@ def test_collect_and_gap_table(tmp_path):
 def test_validate_fails_before_any_run():
     with pytest.raises(ValueError, match="`alpha`"):
         sweeps.validate({"n_people": 200}, "alpha", [0.5, 1.5])
-    with pytest.raises(ValueError, match="at least one"):
+    with pytest.raises(ValueError, match="non-empty list"):
         sweeps.validate({}, "alpha", [])
 
 
