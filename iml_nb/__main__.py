@@ -83,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--readme", default="README.md",
                         help="also regenerate this file's results table (default: %(default)s; '' to skip)")
     report.set_defaults(handler=_report)
+
+    data = commands.add_parser("data", help="write the define experiment's data for a configuration (the main experiment's "
+                                            "parameters) as Parquet splits with a dataset card, without training")
+    data.add_argument("out", help="folder to write (datasets.load_dataset(out) reads it back)")
+    data.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                      help="a parameter of 01_main_two_stage; VALUE is read as YAML")
+    data.add_argument("-f", "--parameters-file", action="append", default=[], metavar="YAML",
+                      help="a YAML mapping of parameters (applied before -p)")
+    data.set_defaults(handler=_data)
     return parser
 
 
@@ -167,6 +176,17 @@ def _bench(args: argparse.Namespace) -> int:
     figures = run_all(sizes, scale, memory_params={} if args.memory_defaults else None)
     if args.json:
         atomic_write_json(args.json, figures)
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from iml_nb.config import build_config
+    from iml_nb.export import write
+
+    cfg = build_config(**collect_parameters(args.parameters_file, args.parameter))  # every parameter checked first
+    folder = write(cfg, args.out)
+    print(folder)
+    print((folder / "README.md").read_text().split("| split | rows |")[1].strip())
     return 0
 
 

@@ -201,9 +201,17 @@ class SeedResult:
     examples: list  # a few model answers per Stage-2 subset, for display
 
 
-def _depends_on_stage2(name: str) -> bool:
+def depends_on_stage2(name: str) -> bool:
     """Which aliases a test set holds depends on the Stage-2 draw (X2 subsets and their entity-association sets)."""
     return name.removeprefix("ent_assoc_").removeprefix("train_defs_") in X2_SUBSETS + ("d2incons",)
+
+
+def stage_training_examples(cfg: ExperimentConfig, facts: tuple[Example, ...], draw: DefineData, seed: int, stage_no: int,
+                            s2) -> tuple[Example, ...]:
+    """Exactly what define stage `stage_no` (1-based) trains on: the draw's examples for it, then its replayed Stage-0 facts.
+    Stages before the last are shared by every Stage-2 draw (s2 <NA>, trained on draw 0's examples, which they do not depend on)."""
+    frac = cfg.data.last_replay_frac if stage_no == len(cfg.stages) else cfg.data.replay_frac
+    return draw.train[cfg.stages[stage_no - 1]] + replay_sample(facts, frac, replay_seed(seed, stage_no, s2))
 
 
 def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable[[str], None] = lambda msg: None,
@@ -225,10 +233,10 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
 
     # Stage-2-independent stages: evaluated on X1 sets once, and on X2 sets under every Stage-2 draw.
     first = draws[0]
-    suite_sets = {f"{n}@x": v for n, v in first.eval_sets.items() if not _depends_on_stage2(n)}
+    suite_sets = {f"{n}@x": v for n, v in first.eval_sets.items() if not depends_on_stage2(n)}
     # d2incons is skipped before Stage 2: its aliases are unseen then, so it only repeats d2consis at 20% of the evaluation cost.
     suite_sets.update({f"{n}@{s2}": v for s2, d in draws.items() for n, v in d.eval_sets.items()
-                       if _depends_on_stage2(n) and n != "d2incons"})
+                       if depends_on_stage2(n) and n != "d2incons"})
     suite_sets.update({f"{n}@x": v for n, v in stage0_sample.items()})
 
     def to_rows(res: dict, stage: int, epoch: int) -> list[dict]:
@@ -238,10 +246,8 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
             out += metric_rows({name: metrics}, seed, pd.NA if s2 == "x" else int(s2), stage, epoch)
         return out
 
-    def phase(stage_no: int, examples: tuple[Example, ...], suite: EvalSuite, train_seed: int, s2) -> None:
-        frac = cfg.data.last_replay_frac if stage_no == len(stages) else cfg.data.replay_frac
-        replay = replay_sample(facts, frac, replay_seed(seed, stage_no, s2))
-        data = encode(examples + replay, tokenizer, cfg.train.loss_on)
+    def phase(stage_no: int, draw: DefineData, suite: EvalSuite, train_seed: int, s2) -> None:
+        data = encode(stage_training_examples(cfg, facts, draw, seed, stage_no, s2), tokenizer, cfg.train.loss_on)
 
         epochs = cfg.train.stage_epochs[stage_no - 1]
 
@@ -270,8 +276,8 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
                 report(f"seed {seed} stage {i + 1} epoch {epoch} (cached)")
     elif shared:
         suite = EvalSuite(suite_sets)
-        for i, stage in enumerate(shared, start=1):
-            phase(i, first.train[stage], suite, derived_seed(seed, i), pd.NA)
+        for i in range(1, len(shared) + 1):
+            phase(i, first, suite, derived_seed(seed, i), pd.NA)
 
         def write(tmp: Path) -> None:
             torch.save(model.state_dict(), tmp / "weights.pt")
@@ -284,13 +290,13 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
     last = len(stages)
     for s2, draw in draws.items():
         model.load_state_dict(after_shared)
-        x2_sets = {f"{n}@{s2}": v for n, v in draw.eval_sets.items() if _depends_on_stage2(n)}
+        x2_sets = {f"{n}@{s2}": v for n, v in draw.eval_sets.items() if depends_on_stage2(n)}
         x2_sets.update({f"{n}@{s2}": v for n, v in stage0_sample.items()})  # after Stage 2 this depends on the Stage-2 run
         if not shared:  # one-stage runs learn the X1 sets in this same stage, under each Stage-2 draw
-            x2_sets.update({f"{n}@{s2}": v for n, v in draw.eval_sets.items() if not _depends_on_stage2(n)})
+            x2_sets.update({f"{n}@{s2}": v for n, v in draw.eval_sets.items() if not depends_on_stage2(n)})
         for sub in ("d1consis", "d2consis", "d3consis"):  # are the new definitions themselves learned, and how fast per tag?
             x2_sets[f"train_defs_{sub}@{s2}"] = tuple(ex for ex in draw.train[stages[-1]] if ex.subset == sub and ex.kind == "definition")
-        phase(last, draw.train[stages[-1]], EvalSuite(x2_sets), last_stage_seed(seed, s2, last), s2)
+        phase(last, draw, EvalSuite(x2_sets), last_stage_seed(seed, s2, last), s2)
         if s2 == 0:
             shown = EvalSuite({n: draw.eval_sets[n] for n in ("d1consis", "d2consis") if n in draw.eval_sets})
             for n in shown.sets:

@@ -1,0 +1,47 @@
+"""The data as Hugging Face datasets: what `python -m iml_nb data` writes loads back with `datasets` and equals what the training
+loop trains on (experiment.stage_training_examples) and evaluates on (the draw's test sets)."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from iml_nb import export
+from iml_nb.config import ConfigError, build_config
+from iml_nb.define import make_define_data, stage0_examples
+from iml_nb.experiment import load_people, stage_training_examples
+
+
+def test_written_splits_load_back_and_equal_what_training_sees(tmp_path):
+    from datasets import load_dataset
+
+    cfg = build_config(n_people=60, n_seeds=2, n_seeds_stage2=2, seed=3)
+    folder = export.write(cfg, tmp_path / "data")
+    loaded = load_dataset(str(folder))
+    assert set(loaded) == set(export.frames(cfg)) and {"stage0", "train_stage1", "train_stage2", "test_d1consis"} <= set(loaded)
+    people = load_people(cfg)
+    facts = stage0_examples(people)
+    stage2 = loaded["train_stage2"].to_pandas()
+    for seed in (3, 4):
+        for s2 in (0, 1):
+            draw = make_define_data(people, cfg.data, seed, s2)
+            want = [(ex.prompt, ex.answer) for ex in stage_training_examples(cfg, facts, draw, seed, 2, s2)]
+            got = stage2[(stage2["seed"] == seed) & (stage2["seed_stage2"] == s2)]
+            assert list(zip(got["prompt"], got["answer"])) == want
+            test = loaded["test_d1consis"].to_pandas()
+            test = test[(test["seed"] == seed) & (test["seed_stage2"] == s2)]
+            assert list(test["answer"]) == [ex.answer for ex in draw.eval_sets["d1consis"]]
+    stage1 = loaded["train_stage1"].to_pandas()
+    assert (stage1["seed_stage2"] == export.SHARED).all()
+    assert list(stage1[stage1["seed"] == 3]["prompt"]) == [ex.prompt for ex in stage_training_examples(
+        cfg, facts, make_define_data(people, cfg.data, 3, 0), 3, 1, pd.NA)]
+    assert "test_d1consis" in (folder / "README.md").read_text()
+
+
+def test_data_command_checks_parameters_before_writing(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "iml_nb", "data", str(tmp_path / "d"), "-p", "n_peple", "50"],
+                         capture_output=True, text=True)
+    assert out.returncode != 0 and "n_peple" in out.stderr and not (tmp_path / "d").exists()
+    with pytest.raises(ConfigError, match="n_people"):
+        build_config(n_people=3)
