@@ -358,8 +358,9 @@ def build_config(**params: Any) -> ExperimentConfig:
         params.pop(f"stage{i}_epochs", None)
 
     source = params.get("people_source", DataConfig.people_source)
-    require(source == "synthetic" or not isinstance(source, str) or Path(source).is_file(), "people_source",
-           f"is neither 'synthetic' nor an existing file: {source!r} (the CVDB CSV of Laouenan et al. 2022, from its data release)")
+    require(source == "synthetic" or not isinstance(source, str) or Path(source).is_file() or Path(source).is_dir(), "people_source",
+            f"is neither 'synthetic' nor an existing file or folder: {source!r} (the CVDB CSV of Laouenan et al. 2022, from its data "
+            "release, or a Parquet file / saved `datasets` folder with its columns)")
     data = take(DataConfig, params, fractions=tuple(fractions.items()))
     model = take(ModelConfig, params, rename={"model": "name"})
     train = take(TrainConfig, params, stage_epochs=stage_epochs)

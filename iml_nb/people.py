@@ -7,6 +7,7 @@ import numbers
 import os
 import re
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -181,16 +182,34 @@ _CVDB_COLUMNS = ("name", "birth", "death", "gender", "level3_main_occ", "string_
 _READERS = "wiki_readers_2015_2018"
 
 
-def load_cvdb(path: str | os.PathLike, n: int) -> tuple[Person, ...]:
-    """The n//2 most-read men and n//2 most-read women of the CVDB CSV, filtered as the reference code does."""
-    # n=1 would select nobody (n//2 = 0 per gender), so at least 2.
-    _check_n(n, minimum=2)
-    header = pd.read_csv(path, encoding="ISO-8859-1", nrows=0).columns
+def _read_people_table(path: str | os.PathLike) -> pd.DataFrame:
+    """The CVDB columns of a people table: a CSV (the CVDB release's ISO-8859-1 file), a Parquet file, or a folder saved by
+    `datasets` (Dataset.save_to_disk; a DatasetDict's first split). Parquet and saved datasets are read through `datasets`."""
+    path = Path(path)
+    if path.is_dir() or path.suffix == ".parquet":
+        import datasets
+
+        loaded = datasets.load_from_disk(str(path)) if path.is_dir() else datasets.Dataset.from_parquet(str(path))
+        if isinstance(loaded, datasets.DatasetDict):
+            loaded = loaded[next(iter(loaded))]
+        header = loaded.column_names
+    else:
+        header = pd.read_csv(path, encoding="ISO-8859-1", nrows=0).columns
     missing = [c for c in _CVDB_COLUMNS if c not in header]
     if missing:
         raise ValueError(f"CVDB file {os.fspath(path)!r} lacks required columns: {', '.join(missing)}")
+    if path.is_dir() or path.suffix == ".parquet":
+        return loaded.select_columns(list(_CVDB_COLUMNS)).to_pandas()
     # usecols: the real file has ~2M rows and many more columns; reading only these keeps memory small.
-    df = pd.read_csv(path, encoding="ISO-8859-1", usecols=list(_CVDB_COLUMNS), low_memory=False)
+    return pd.read_csv(path, encoding="ISO-8859-1", usecols=list(_CVDB_COLUMNS), low_memory=False)
+
+
+def load_cvdb(path: str | os.PathLike, n: int) -> tuple[Person, ...]:
+    """The n//2 most-read men and n//2 most-read women of a CVDB table (CSV, Parquet or saved dataset), filtered as the
+    reference code does."""
+    # n=1 would select nobody (n//2 = 0 per gender), so at least 2.
+    _check_n(n, minimum=2)
+    df = _read_people_table(path)
     for col in ("birth", "death", _READERS):
         df[col] = pd.to_numeric(df[col], errors="coerce")  # a stray text value becomes NaN and is dropped below
     df = df.dropna(subset=list(_CVDB_COLUMNS))

@@ -240,3 +240,17 @@ def test_load_cvdb_missing_columns(tmp_path):
     pd.DataFrame(_ROWS, columns=_COLUMNS).drop(columns=["un_region", "gender"]).to_csv(path, index=False)
     with pytest.raises(ValueError, match="gender, un_region"):
         load_cvdb(path, 2)
+
+
+@pytest.mark.parametrize("form", ["parquet", "saved_dataset"])
+def test_load_cvdb_reads_parquet_and_saved_datasets_like_the_csv(cvdb_csv, tmp_path, form):
+    import datasets
+
+    frame = pd.read_csv(cvdb_csv, encoding="ISO-8859-1")
+    if form == "parquet":
+        path = tmp_path / "cvdb.parquet"
+        frame.to_parquet(path, index=False)
+    else:
+        path = tmp_path / "cvdb_dataset"
+        datasets.Dataset.from_pandas(frame, preserve_index=False).save_to_disk(str(path))
+    assert load_cvdb(path, 8) == load_cvdb(cvdb_csv, 8)
