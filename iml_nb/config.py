@@ -72,7 +72,7 @@ def require_number(value: Any, name: str, low: float, high: float, low_open: boo
 class DataConfig:
     """What the define experiment's data looks like (paper §2.2-2.5)."""
 
-    people_source: str = "synthetic"  # "synthetic" or a path to a CVDB CSV
+    people_source: str = "synthetic"  # "synthetic", "wordnet" (real people, Debian's wordnet-base) or a path to a CVDB table
     n_people: int = 1000
     people_seed: int = 0
     fractions: tuple[tuple[str, float], ...] = tuple(DEFAULT_FRACTIONS.items())
@@ -358,7 +358,12 @@ def build_config(**params: Any) -> ExperimentConfig:
         params.pop(f"stage{i}_epochs", None)
 
     source = params.get("people_source", DataConfig.people_source)
-    require(source == "synthetic" or not isinstance(source, str) or Path(source).is_file() or Path(source).is_dir(), "people_source",
+    if source == "wordnet":
+        from .wordnet import _data_file
+
+        _data_file()  # installed? (a ValueError naming `people_source` and the install command otherwise)
+    require(source in ("synthetic", "wordnet") or not isinstance(source, str) or Path(source).is_file() or Path(source).is_dir(),
+            "people_source",
             f"is neither 'synthetic' nor an existing file or folder: {source!r} (the CVDB CSV of Laouenan et al. 2022, from its data "
             "release, or a Parquet file / saved `datasets` folder with its columns)")
     data = take(DataConfig, params, fractions=tuple(fractions.items()))

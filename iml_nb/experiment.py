@@ -41,6 +41,10 @@ def load_people(cfg: ExperimentConfig) -> tuple[Person, ...]:
     src = cfg.data.people_source
     if src == "synthetic":
         return synthetic_people(cfg.data.n_people, cfg.data.people_seed)
+    if src == "wordnet":
+        from .wordnet import wordnet_people
+
+        return wordnet_people(cfg.data.n_people, cfg.data.people_seed)
     return load_cvdb(src, cfg.data.n_people)
 
 
@@ -150,7 +154,7 @@ def base_model(cfg: ExperimentConfig, people: tuple[Person, ...]):
     if not cfg.model.from_scratch:
         return models.load_pretrained(cfg.model.name, cfg.model.gguf_file)
     texts = [ex.prompt for ex in stage0_examples(people)] + [f"Q: {EA_TEMPLATE}\nA:"]
-    atoms = {p.name for p in people} | {p.answer(q) for p in people for q, _ in QUESTION_TYPES} | set(run_atoms(cfg, people))
+    atoms = {p.name for p in people} | {p.answer(q) for p in people for q, _ in QUESTION_TYPES if p.answer(q)} | set(run_atoms(cfg, people))
     tokenizer = build_word_tokenizer(texts, atoms)
     return models.build_scratch_model(cfg.model.name, tokenizer, cfg.model.tie_embeddings, cfg.run.stage0_seed), tokenizer
 

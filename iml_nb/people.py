@@ -51,9 +51,10 @@ def convert_year(year: int) -> str:
 
 
 def qa_pairs(person: Person, subject: str | None = None) -> list[tuple[str, str, str]]:
-    """(qtype, question, answer) for the six question types; `subject` replaces the name (e.g. an alias)."""
+    """(qtype, question, answer) for the question types the person has an answer to (six for CVDB-like people; WordNet people
+    have no gender); `subject` replaces the name (e.g. an alias)."""
     who = person.name if subject is None else subject
-    return [(q, template.format(who), person.answer(q)) for q, template in QUESTION_TYPES]
+    return [(q, template.format(who), person.answer(q)) for q, template in QUESTION_TYPES if person.answer(q)]
 
 
 def people_frame(people: Iterable[Person]) -> pd.DataFrame:
