@@ -204,3 +204,14 @@ def test_alias_alignment_reads_where_an_alias_row_points():
     assert set(out) == {"align_d1consis", "align_d2consis", "align_qd2incons"}
     assert out["align_d1consis"]["cos"] > 0.99 and abs(out["align_d1consis"]["cos_other"]) < 0.3
     assert abs(out["align_d2consis"]["cos"]) < 0.3  # untouched random rows
+
+
+def test_knowledge_check_scores_each_attribute_zero_shot_and_after_a_warmup():
+    """Every attribute scored on the people held out of the warm-up, zero-shot and after it, beside the majority answer's share."""
+    from iml_nb.knowledge import knowledge_check
+
+    cfg = build_config(n_people=60, model="pythia-tiny")
+    model, tokenizer = base_model(cfg, PEOPLE)
+    table = knowledge_check(model, tokenizer, PEOPLE, warmup_people=20, warmup_epochs=2, lr=3e-3, mode="fast")
+    assert set(table["attribute"]) == {"gender", "birth", "death", "region", "occupation", "nationality"}
+    assert (table["people"] == 40).all() and table[["zero_shot", "after_warmup", "majority"]].stack().between(0, 1).all()
