@@ -36,3 +36,15 @@ def project_path(path: str | os.PathLike) -> Path:
     p = Path(path)
     return p if p.is_absolute() else PROJECT_ROOT / p
 
+
+PROGRESS_LOG = "IML_NB_PROGRESS_LOG"  # set by `python -m iml_nb run` for the kernel: a file progress lines are appended to
+
+
+def log_progress(message: str) -> None:
+    """Append one progress line where `python -m iml_nb run` tails it to the terminal (a notebook's own bars live in the kernel,
+    out of the terminal's sight); a no-op anywhere else."""
+    path = os.environ.get(PROGRESS_LOG)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(message.replace("\n", " ") + "\n")
+

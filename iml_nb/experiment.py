@@ -21,7 +21,7 @@ from . import model as models
 from .config import X2_SUBSETS, ExperimentConfig
 from .define import EA_TEMPLATE, DefineData, Example, make_define_data, replay_sample, stage0_examples, string_pools
 from .encode import encode
-from .env import project_path, quiet_transformers
+from .env import log_progress, project_path, quiet_transformers
 from .evaluate import EvalSuite
 from .parallel import run_seeds
 from .people import QUESTION_TYPES, Person, load_cvdb, synthetic_people
@@ -179,6 +179,7 @@ def run_stage0(cfg: ExperimentConfig, people: tuple[Person, ...], progress: bool
             rows.extend(metric_rows(res, pd.NA, pd.NA, 0, epoch) + train_rows(loss, steps, pd.NA, pd.NA, 0, epoch))
             bar.set_postfix(loss=f"{loss:.3f}", em=f"{res['stage0_facts']['em']:.3f}")
             bar.update()
+            log_progress(f"Stage 0: epoch {epoch}/{cfg.train.stage0_epochs} (loss {loss:.3f}, facts EM {res['stage0_facts']['em']:.3f})")
 
         if cfg.train.stage0_epochs:
             stage0_train = dataclasses.replace(cfg.train, batch_size=cfg.train.stage0_batch_size)

@@ -14,6 +14,8 @@ from typing import TypeVar
 import torch
 from tqdm.auto import tqdm
 
+from .env import log_progress
+
 R = TypeVar("R")
 _progress = None  # in a seed worker: the queue its progress messages go to (set by _worker_init)
 
@@ -46,6 +48,7 @@ def map_seeds(fn: Callable[..., R], seeds: list[int], n_jobs: int, bar: tqdm) ->
     def tick(msg: str) -> None:
         bar.set_postfix_str(msg)
         bar.update()
+        log_progress(f"{bar.desc}: {bar.n}/{bar.total} ({msg})")
 
     jobs = min(n_jobs, len(seeds))
     if jobs <= 1:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from iml_nb.env import PROJECT_ROOT
+from iml_nb.env import PROGRESS_LOG, PROJECT_ROOT
 from iml_nb.parameters import reject_unknown
 from iml_nb.results import is_complete, new_run_id
 
@@ -87,17 +87,66 @@ def run_notebook(notebook: str | os.PathLike, parameters: dict | None = None,
     return execute_into(notebook, parameters, run_dir)
 
 
+class ProgressTail:
+    """While a notebook runs, print the progress lines its kernel appends to `path` (env.log_progress) to stderr, at most one
+    every `every` seconds (the newest), so a terminal shows training move, not only papermill's cell counter."""
+
+    def __init__(self, path: Path, every: float = 5.0, stream=None):
+        import sys
+        import threading
+
+        self.path, self.every, self.stream = path, every, stream or sys.stderr
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        offset, shown = 0, ""
+        while not self._stop.wait(self.every):
+            shown = self._show(offset, shown)
+            offset = self.path.stat().st_size if self.path.exists() else 0
+        self._show(offset, shown)
+
+    def _show(self, offset: int, shown: str) -> str:
+        if not self.path.exists():
+            return shown
+        with open(self.path, encoding="utf-8") as f:
+            f.seek(offset)
+            lines = f.read().splitlines()
+        if lines and lines[-1] != shown:
+            print(f"  {lines[-1]}", file=self.stream, flush=True)
+            return lines[-1]
+        return shown
+
+    def __enter__(self):
+        self.path.unlink(missing_ok=True)
+        os.environ[PROGRESS_LOG] = str(self.path)  # the kernel papermill starts inherits it
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.environ.pop(PROGRESS_LOG, None)
+        self._stop.set()
+        self._thread.join()
+        self.path.unlink(missing_ok=True)
+
+
 def execute_into(notebook: Path, parameters: dict, run_dir: Path, progress_bar: bool = True) -> Path:
-    """Execute an already resolved and checked notebook into `run_dir` (run_notebook's last step; batch.py calls it per run)."""
+    """Execute an already resolved and checked notebook into `run_dir` (run_notebook's last step; batch.py calls it per run).
+
+    With progress_bar (an interactive `run`), training progress from the kernel is printed to the terminal as well."""
+    import contextlib
+
     import papermill as pm
 
     if is_complete(run_dir):
         raise FileExistsError(f"{run_dir} already holds a complete run; pick another run_id")
     run_dir.mkdir(parents=True, exist_ok=True)
+    tail = ProgressTail(run_dir / "progress.log") if progress_bar else contextlib.nullcontext()
     try:
-        pm.execute_notebook(str(notebook), str(run_dir / notebook.name),
-                            parameters={**parameters, "output_dir": str(run_dir)},
-                            kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=progress_bar)
+        with tail:
+            pm.execute_notebook(str(notebook), str(run_dir / notebook.name),
+                                parameters={**parameters, "output_dir": str(run_dir)},
+                                kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=progress_bar)
     except pm.PapermillExecutionError as exc:
         raise NotebookRunError(
             f"{notebook.name} failed in cell {exc.exec_count} with {exc.ename}: {exc.evalue}\n"

@@ -154,3 +154,33 @@ def test_cli_reports_unknown_parameter_without_running(tmp_path, no_execution, c
 def test_cli_needs_a_command():
     with pytest.raises(SystemExit):
         cli.main([])
+
+
+def test_training_progress_from_the_kernel_reaches_the_terminal(tmp_path, venv_kernel, capsys):
+    """`run` prints what the kernel reports through env.log_progress (a notebook's own bars stay inside the kernel)."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell('output_dir: str = "."  # where', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import time\nfrom iml_nb.env import log_progress\n"
+                                  "for i in range(3):\n    log_progress(f'seed {i} stage 1 epoch 1')\n    time.sleep(0.3)"),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "progress.ipynb")
+    run_dir = runner.execute_into(tmp_path / "progress.ipynb", {}, tmp_path / "run", progress_bar=True)
+    assert "seed 2 stage 1 epoch 1" in capsys.readouterr().err
+    assert not (run_dir / "progress.log").exists()  # the tail cleans up after itself
+
+
+def test_progress_tail_shows_the_newest_line_at_most_once(tmp_path):
+    import io
+    import time
+
+    log, out = tmp_path / "p.log", io.StringIO()
+    with runner.ProgressTail(log, every=0.05, stream=out):
+        for i in range(3):
+            with open(log, "a") as f:
+                f.write(f"step {i}\n")
+            time.sleep(0.2)
+        time.sleep(0.2)
+    shown = out.getvalue().splitlines()
+    assert shown[-1].strip() == "step 2" and len(shown) == len(set(shown)) <= 3
