@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# What a re-execution changes without changing a result: timings, papermill's bookkeeping, widget state. Outputs stay (nbval
+# compares them).
+STRIP_KEYS := metadata.papermill cell.metadata.papermill cell.metadata.execution metadata.widgets
 
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,5 +39,6 @@ notebooks: install  ## re-execute every notebook in place with its test-size par
 	  stem=$$(basename $$nb .ipynb); \
 	  $(PY) -m papermill --cwd . -f tests/params/$$stem.yaml $$nb $$nb || exit 1; \
 	done
+	$(VENV)/bin/nbstripout --keep-output --keep-count --extra-keys "$(STRIP_KEYS)" notebooks/*.ipynb
 
 .PHONY: install main test test-fast lint lab notebooks

@@ -180,3 +180,11 @@ def test_notebook_defaults_are_the_config_defaults(stem):
     from_notebook, from_config = leaves(build(**pick(_parameter_defaults(stem))).to_dict()), leaves(build().to_dict())
     differ = {k: (from_notebook.get(k), from_config.get(k)) for k in from_config if from_notebook.get(k) != from_config.get(k)}
     assert not differ, f"{stem}: parameters cell vs config defaults (notebook, config): {differ}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebooks_carry_no_timings_or_widget_state(path):
+    """`make notebooks` strips what a re-execution changes without changing a result (nbstripout, keeping outputs for nbval)."""
+    nb = json.loads(path.read_text())
+    assert not {"papermill", "widgets"} & set(nb["metadata"]), "run `make notebooks` (or nbstripout as the Makefile does)"
+    assert not any({"papermill", "execution"} & set(c["metadata"]) for c in nb["cells"])
