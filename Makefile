@@ -31,6 +31,9 @@ test-fast: install  ## the inner loop: lint and the unit and integration tests, 
 lint: install  ## ruff (settings in pyproject.toml)
 	$(VENV)/bin/ruff check .
 
+paper: install  ## every paper section at its defaults, then the report; resumable (complete sections are skipped); ~10 h on 2 cores
+	$(PY) -m iml_nb paper
+
 lab: install  ## JupyterLab on the explorer (notebooks/00_explore.ipynb): stored results, and a short run to try
 	$(VENV)/bin/jupyter lab notebooks/00_explore.ipynb
 
@@ -41,4 +44,4 @@ notebooks: install  ## re-execute every notebook in place with its test-size par
 	done
 	$(VENV)/bin/nbstripout --keep-output --keep-count --extra-keys "$(STRIP_KEYS)" notebooks/*.ipynb
 
-.PHONY: install main test test-fast lint lab notebooks
+.PHONY: install main test test-fast lint paper lab notebooks

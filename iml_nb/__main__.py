@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also regenerate this file's results table (default: %(default)s; '' to skip)")
     report.set_defaults(handler=_report)
 
+    paper = commands.add_parser("paper", help="every paper section at its defaults, one after another (about 10 hours on 2 cores), "
+                                              "then the report; a section with a complete default run is skipped, so a rerun resumes")
+    paper.add_argument("--outputs", default="outputs", help="root of the run folders (default: %(default)s)")
+    paper.set_defaults(handler=_paper)
+
     data = commands.add_parser("data", help="write the define experiment's data for a configuration (the main experiment's "
                                             "parameters) as Parquet splits with a dataset card, without training")
     data.add_argument("out", help="folder to write (datasets.load_dataset(out) reads it back)")
@@ -176,6 +181,26 @@ def _bench(args: argparse.Namespace) -> int:
     figures = run_all(sizes, scale, memory_params={} if args.memory_defaults else None)
     if args.json:
         atomic_write_json(args.json, figures)
+    return 0
+
+
+PAPER = ("01_main_two_stage", "02_alpha_sweep", "03_word_order", "04_set_inclusion", "05_mnist", "06_probing", "07_batch_size",
+         "08_model_size", "09_gradient_alignment", "10_robustness")  # the order `paper` runs them in: cheapest evidence first
+
+
+def _paper(args: argparse.Namespace) -> int:
+    from iml_nb.env import project_path
+    from iml_nb.report import default_run, write
+
+    for notebook in PAPER:
+        done = default_run(notebook, project_path(args.outputs))
+        if done is not None:
+            print(f"{notebook}: complete at its defaults in {done}; skipped")
+            continue
+        print(f"{notebook}: running at its defaults", flush=True)
+        print(run_notebook(notebook, {}, outputs_root=args.outputs))
+    md, _, _ = write(args.outputs)
+    print(md)
     return 0
 
 

@@ -212,6 +212,13 @@ def latest_complete_run(notebook: str, outputs: Path) -> Path | None:
     return runs[-1] if runs else None
 
 
+def default_run(notebook: str, outputs: Path) -> Path | None:
+    """The newest complete run of `notebook` made at its default parameters (nothing passed but the run folder), or None."""
+    runs = sorted(p for p in (outputs / notebook).glob("*") if p.is_dir() and is_complete(p))
+    defaults = [r for r in runs if command_of(r, notebook) == f"python -m iml_nb run {notebook}"]
+    return defaults[-1] if defaults else None
+
+
 def command_of(run_dir: Path, notebook: str) -> str:
     """The `python -m iml_nb run` command that reproduces a run, from the parameters papermill recorded in its notebook."""
     executed = run_dir / f"{notebook}.ipynb"

@@ -184,3 +184,21 @@ def test_progress_tail_shows_the_newest_line_at_most_once(tmp_path):
         time.sleep(0.2)
     shown = out.getvalue().splitlines()
     assert shown[-1].strip() == "step 2" and len(shown) == len(set(shown)) <= 3
+
+
+def test_paper_runs_only_the_sections_without_a_complete_default_run(tmp_path, monkeypatch, capsys):
+    import json
+
+    from iml_nb import results
+
+    for notebook in cli.PAPER[:-1]:  # every section but the last has a complete run at its defaults
+        run = tmp_path / notebook / "20260101-000000-abcd"
+        results.finalize_run(run, {}, results.pd.DataFrame(columns=results.METRIC_COLUMNS), {})
+        (run / f"{notebook}.ipynb").write_text(json.dumps({"cells": [], "metadata": {"papermill": {"parameters": {
+            "output_dir": str(run)}}}}))
+    ran = []
+    monkeypatch.setattr(cli, "run_notebook", lambda nb, params, outputs_root: ran.append((nb, params)) or tmp_path / nb)
+    monkeypatch.setattr("iml_nb.report.write", lambda outputs: (tmp_path / "report.md", None, None))
+    assert cli.main(["paper", "--outputs", str(tmp_path)]) == 0
+    assert ran == [(cli.PAPER[-1], {})]
+    assert f"{cli.PAPER[0]}: complete at its defaults" in capsys.readouterr().out
