@@ -31,7 +31,7 @@ test-fast: install  ## the inner loop: lint and the unit and integration tests, 
 lint: install  ## ruff (settings in pyproject.toml)
 	$(VENV)/bin/ruff check .
 
-paper: install  ## every paper section at its defaults, then the report; resumable (complete sections are skipped); ~10 h on 2 cores
+paper: install  ## every paper section at its defaults, then the report; resumable (complete sections are skipped); roughly 11 h on 2 cores
 	$(PY) -m iml_nb paper
 
 lab: install  ## JupyterLab on the explorer (notebooks/00_explore.ipynb): stored results, and a short run to try

@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also regenerate this file's results table (default: %(default)s; '' to skip)")
     report.set_defaults(handler=_report)
 
-    paper = commands.add_parser("paper", help="every paper section at its defaults, one after another (about 10 hours on 2 cores), "
+    paper = commands.add_parser("paper", help="every paper section at its defaults, one after another (roughly 11 hours on 2 cores), "
                                               "then the report; a section with a complete default run is skipped, so a rerun resumes")
     paper.add_argument("--outputs", default="outputs", help="root of the run folders (default: %(default)s)")
     paper.set_defaults(handler=_paper)
