@@ -138,8 +138,8 @@ def train_rows(loss: float, steps: int, seed, seed_stage2, stage: int, epoch: in
 def run_atoms(cfg: ExperimentConfig, people: tuple[Person, ...]) -> list[str]:
     """Every alias and tag the run can use: the string pools, or (alias_pool 0) those of every seed of this run."""
     pools = string_pools(cfg.data)
-    if pools is not None:
-        return sorted(pools[0] + pools[1])
+    if pools is not None:  # a multi-piece alias is its pieces
+        return sorted({piece for alias in pools[0] for piece in alias.split()} | set(pools[1]))
     seeds = range(cfg.run.seed, cfg.run.seed + cfg.run.n_seeds)
     return sorted({a for s in seeds for a in make_define_data(people, cfg.data, s, 0).atoms()})
 

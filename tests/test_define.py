@@ -176,3 +176,15 @@ def test_multi_piece_aliases_share_their_pieces_and_tokenize_into_them():
     # one piece per alias is the default and keeps the default draw unchanged
     one_piece = make_define_data(PEOPLE, DataConfig(n_people=200, alias_tokens=1), 0, 0)
     assert one_piece == make_define_data(PEOPLE, DataConfig(n_people=200), 0, 0)
+
+
+def test_multi_piece_aliases_are_pieces_of_the_run_vocabulary():
+    from iml_nb.config import build_config
+    from iml_nb.experiment import base_model
+
+    cfg = build_config(n_people=200, alias_tokens=3, model="pythia-tiny")
+    _, tokenizer = base_model(cfg, PEOPLE)
+    d = make_define_data(PEOPLE, cfg.data, 0, 0)
+    alias = next(iter(d.alias_of.values()))
+    assert tokenizer.tokenize(alias) == alias.split()
+    assert tokenizer.unk_token_id not in tokenizer.convert_tokens_to_ids(d.atoms())
