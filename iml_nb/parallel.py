@@ -48,7 +48,8 @@ def map_seeds(fn: Callable[..., R], seeds: list[int], n_jobs: int, bar: tqdm) ->
     def tick(msg: str) -> None:
         bar.set_postfix_str(msg)
         bar.update()
-        log_progress(f"{bar.desc}: {bar.n}/{bar.total} ({msg})")
+        # a disabled bar (progress=False) keeps no description or count
+        log_progress(f"{getattr(bar, 'desc', 'seeds')}: {getattr(bar, 'n', '?')}/{getattr(bar, 'total', '?')} ({msg})")
 
     jobs = min(n_jobs, len(seeds))
     if jobs <= 1:
