@@ -359,9 +359,9 @@ def build_config(**params: Any) -> ExperimentConfig:
 
     source = params.get("people_source", DataConfig.people_source)
     if source == "wordnet":
-        from .wordnet import _data_file
+        from .wordnet import data_file
 
-        _data_file()  # installed? (a ValueError naming `people_source` and the install command otherwise)
+        data_file()  # installed? (a ValueError naming `people_source` and the install command otherwise)
     require(source in ("synthetic", "wordnet") or not isinstance(source, str) or Path(source).is_file() or Path(source).is_dir(),
             "people_source",
             f"is neither 'synthetic' nor an existing file or folder: {source!r} (the CVDB CSV of Laouenan et al. 2022, from its data "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 from collections.abc import Callable
@@ -73,15 +74,13 @@ def _alpha_half(summary: dict, run_dir: Path) -> Judged:
 
 def _log2_size(model: str) -> float:
     """A model size as log2 of its non-embedding parameters (12 · layers · width² for the Pythia shapes)."""
-    import math
-
     from .config import SCRATCH_SIZES
 
     d, layers, _ = SCRATCH_SIZES[model]
     return math.log2(12 * layers * d * d)
 
 
-AXIS_SCALE = {"alpha": ("α", float), "batch_size": ("log2 batch size", lambda b: __import__("math").log2(b)),
+AXIS_SCALE = {"alpha": ("α", float), "batch_size": ("log2 batch size", math.log2),
               "model": ("log2 non-embedding parameters", _log2_size)}
 
 
@@ -206,16 +205,20 @@ CLAIMS = (
 )
 
 
+def complete_runs(notebook: str, outputs: Path) -> list[Path]:
+    """A notebook's complete run folders, oldest first (run ids sort by time)."""
+    return sorted(p for p in (outputs / notebook).glob("*") if p.is_dir() and is_complete(p))
+
+
 def latest_complete_run(notebook: str, outputs: Path) -> Path | None:
-    """The newest complete run folder of a notebook (run ids sort by time)."""
-    runs = sorted(p for p in (outputs / notebook).glob("*") if p.is_dir() and is_complete(p))
+    """The newest complete run folder of a notebook."""
+    runs = complete_runs(notebook, outputs)
     return runs[-1] if runs else None
 
 
 def default_run(notebook: str, outputs: Path) -> Path | None:
     """The newest complete run of `notebook` made at its default parameters (nothing passed but the run folder), or None."""
-    runs = sorted(p for p in (outputs / notebook).glob("*") if p.is_dir() and is_complete(p))
-    defaults = [r for r in runs if command_of(r, notebook) == f"python -m iml_nb run {notebook}"]
+    defaults = [r for r in complete_runs(notebook, outputs) if command_of(r, notebook) == f"python -m iml_nb run {notebook}"]
     return defaults[-1] if defaults else None
 
 
@@ -265,8 +268,8 @@ def _scale_of_config(config: dict) -> tuple[str, str]:
     return f"{r['n_seeds']} × {r['n_seeds_stage2']}", f"{m['name']}, {world}, epochs {epochs}, bs {t['batch_size']}"
 
 
-def _p(values: list[float]) -> str:
-    return "; ".join("n/a" if v != v else f"{v:.2g}" if v >= 1e-4 else "<1e-4" for v in values)
+def _p(v: float) -> str:
+    return "n/a" if v != v else f"{v:.2g}" if v >= 1e-4 else "<1e-4"
 
 
 def build(outputs: str | os.PathLike = "outputs") -> pd.DataFrame:
@@ -294,8 +297,8 @@ def build(outputs: str | os.PathLike = "outputs") -> pd.DataFrame:
         labels = [f"{t.label} " if t is not None and t.label else "" for t in j.tests]
         raw = [t.p if t is not None else float("nan") for t in j.tests]
         seeds, scale = scale_of(run)
-        rows.append({**row, "ours (95% CI)": j.value, "p": "; ".join(lab + _p([v]) for lab, v in zip(labels, raw)),
-                     "p (Holm)": "; ".join(lab + _p([v]) for lab, v in zip(labels, p_adj)), "rule": j.rule, "verdict": verdict,
+        rows.append({**row, "ours (95% CI)": j.value, "p": "; ".join(lab + _p(v) for lab, v in zip(labels, raw)),
+                     "p (Holm)": "; ".join(lab + _p(v) for lab, v in zip(labels, p_adj)), "rule": j.rule, "verdict": verdict,
                      "evidence": c.evidence, "seeds": seeds, "scale": scale, "run": str(run.relative_to(outputs.parent)),
                      "command": command_of(run, c.notebook)})
     table = pd.DataFrame(rows)
@@ -317,8 +320,7 @@ def tries_section(outputs: str | os.PathLike = "outputs") -> str:
     from .robustness import tries
 
     root = project_path(outputs) / "diagnostics"
-    batches = sorted((b for b in root.glob(f"{TRIES_PREFIX}__*") if (b / "batch.json").is_file()),
-                     key=lambda b: (b / "batch.json").stat().st_mtime)  # the order they finished in
+    batches = sorted(b for b in root.glob(f"{TRIES_PREFIX}__*") if (b / "batch.json").is_file())  # by name: the same on any clone
     table = tries(batches)
     if table.empty:
         return ""

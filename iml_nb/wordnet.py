@@ -48,7 +48,7 @@ _BY_LENGTH = sorted(NATIONALITIES, key=len, reverse=True)
 _NAME_OK = re.compile(r"[\w ]+")
 
 
-def _data_file() -> Path:
+def data_file() -> Path:
     path = WORDNET_DIR / "data.noun"
     if not path.is_file():
         raise ConfigError(f"parameter `people_source`: 'wordnet' needs WordNet 3.0 at {WORDNET_DIR} (Debian's wordnet-base: "
@@ -66,7 +66,7 @@ def all_people() -> tuple[Person, ...]:
     """Every WordNet person with a life span, a known nationality and an occupation, in the data file's order; names unique."""
     first_lemma: dict[str, str] = {}
     candidates = []
-    for line in _data_file().read_text(encoding="utf-8").splitlines():
+    for line in data_file().read_text(encoding="utf-8").splitlines():
         if line.startswith(" "):  # the licence header
             continue
         fields, _, gloss = line.partition(" | ")
