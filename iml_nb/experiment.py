@@ -8,10 +8,8 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import IntEnum
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -23,10 +21,9 @@ from .define import EA_TEMPLATE, DefineData, Example, make_define_data, replay_s
 from .encode import encode
 from .env import log_progress, project_path, quiet_transformers
 from .evaluate import EvalSuite
-from .parallel import run_seeds
+from .parallel import derived_seed, run_seeds
 from .people import QUESTION_TYPES, Person, load_cvdb, synthetic_people
-from .results import atomic_write_folder
-from .stats import METRIC_COLUMNS
+from .results import METRIC_COLUMNS, atomic_write_folder, metric_rows, metrics_frame, train_rows
 from .train import train_stage
 from .vocab import build_word_tokenizer
 
@@ -46,20 +43,6 @@ def load_people(cfg: ExperimentConfig) -> tuple[Person, ...]:
 
         return wordnet_people(cfg.data.n_people, cfg.data.people_seed)
     return load_cvdb(src, cfg.data.n_people)
-
-
-class Stream(IntEnum):
-    """Random streams that are not a stage: derived_seed(seed, Stream.X, ...) names what a draw is for. Stage numbers (1, 2, 3)
-    name the stages' own streams; these values stay clear of them, and never change (they would change every result)."""
-
-    INIT = 0  # network initialisation (set inclusion, MNIST)
-    SKETCH = 7  # the random projection of gradient alignment
-    TEST_IMAGES = 9  # the handwriting drawn for MNIST test questions
-
-
-def derived_seed(*parts: int) -> int:
-    """A seed for one (seed, seed_stage2, stage) combination; SeedSequence keeps the streams independent."""
-    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
 
 
 def _key(obj: dict) -> str:
@@ -117,22 +100,6 @@ def last_stage_seed(seed: int, seed_stage2: int, stage_no: int) -> int:
 def stage0_probe(facts: tuple[Example, ...], cfg: ExperimentConfig) -> tuple[Example, ...]:
     """The Stage-0 facts re-scored every epoch to watch for forgetting: the same sample in Stage 0 and every later stage."""
     return replay_sample(facts, min(1.0, STAGE0_SAMPLE / len(facts)), cfg.run.stage0_seed)
-
-
-def metrics_frame(rows: list[dict]) -> pd.DataFrame:
-    """Tidy rows as the metrics frame every experiment returns: METRIC_COLUMNS, nullable integer seeds."""
-    return pd.DataFrame(rows, columns=METRIC_COLUMNS).astype({"seed": "Int64", "seed_stage2": "Int64"})
-
-
-def metric_rows(results: dict, seed, seed_stage2, stage: int, epoch: int) -> list[dict]:
-    """Tidy rows (METRIC_COLUMNS) from {subset: {metric: value}} at one (seed, seed_stage2, stage, epoch)."""
-    return [dict(seed=seed, seed_stage2=seed_stage2, stage=stage, epoch=epoch, subset=name, metric=m, value=v)
-            for name, metrics in results.items() for m, v in metrics.items()]
-
-
-def train_rows(loss: float, steps: int, seed, seed_stage2, stage: int, epoch: int) -> list[dict]:
-    """Subset "train": the epoch's mean training loss and the stage's optimizer steps so far (checks.loss_fell reads both)."""
-    return metric_rows({"train": {"loss": loss, "steps": steps}}, seed, seed_stage2, stage, epoch)
 
 
 def run_atoms(cfg: ExperimentConfig, people: tuple[Person, ...]) -> list[str]:

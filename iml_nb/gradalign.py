@@ -23,8 +23,9 @@ from .config import ExperimentConfig, grid, require, require_int
 from .define import DefineData, Example, make_define_data, replay_sample, stage0_examples
 from .encode import encode, target_logits
 from .evaluate import EvalSuite
-from .experiment import Stream, derived_seed, last_stage_seed, load_people, metric_rows, metrics_frame, replay_seed, run_stage0, train_rows
-from .parallel import run_seeds
+from .experiment import last_stage_seed, load_people, replay_seed, run_stage0
+from .parallel import Stream, derived_seed, run_seeds
+from .results import metric_rows, metrics_frame, train_rows
 from .stats import mean_ci
 from .train import train_stage
 

@@ -9,8 +9,10 @@ import os
 import queue as queue_mod
 import threading
 from collections.abc import Callable
+from enum import IntEnum
 from typing import TypeVar
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -18,6 +20,20 @@ from .env import log_progress
 
 R = TypeVar("R")
 _progress = None  # in a seed worker: the queue its progress messages go to (set by _worker_init)
+
+
+class Stream(IntEnum):
+    """Random streams that are not a stage: derived_seed(seed, Stream.X, ...) names what a draw is for. Stage numbers (1, 2, 3)
+    name the stages' own streams; these values stay clear of them, and never change (they would change every result)."""
+
+    INIT = 0  # network initialisation (set inclusion, MNIST)
+    SKETCH = 7  # the random projection of gradient alignment
+    TEST_IMAGES = 9  # the handwriting drawn for MNIST test questions
+
+
+def derived_seed(*parts: int) -> int:
+    """A seed for one (seed, seed_stage2, stage) combination; SeedSequence keeps the streams independent."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
 
 
 def exit_with_parent() -> None:

@@ -24,8 +24,9 @@ from sklearn.preprocessing import StandardScaler
 from . import model as models
 from .config import ExperimentConfig, grid, require, require_int, require_number
 from .define import EA_TEMPLATE, DefineData, make_define_data
-from .experiment import load_people, metrics_frame, run_seed, run_stage0, shared_stages_dir
+from .experiment import load_people, run_seed, run_stage0, shared_stages_dir
 from .parallel import run_seeds
+from .results import metrics_frame
 from .stats import mean_ci
 
 PROBES = {  # name -> (class-0 subsets, class-1 subsets)

@@ -20,8 +20,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from iml_nb.stats import METRIC_COLUMNS
-
 from .env import PROJECT_ROOT, project_path
 
 COMPLETE_MARKER = "summary.json"  # written last (mark_complete): a run folder is complete iff it exists
@@ -32,6 +30,24 @@ _DTYPES = {"seed": "Int64", "seed_stage2": "Int64", "stage": "int64", "epoch": "
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
+
+METRIC_COLUMNS = ["seed", "seed_stage2", "stage", "epoch", "subset", "metric", "value"]  # the result contract: one tidy row per value
+
+
+def metrics_frame(rows: list[dict]) -> pd.DataFrame:
+    """Tidy rows as the metrics frame every experiment returns: METRIC_COLUMNS, nullable integer seeds."""
+    return pd.DataFrame(rows, columns=METRIC_COLUMNS).astype({"seed": "Int64", "seed_stage2": "Int64"})
+
+
+def metric_rows(results: dict, seed, seed_stage2, stage: int, epoch: int) -> list[dict]:
+    """Tidy rows (METRIC_COLUMNS) from {subset: {metric: value}} at one (seed, seed_stage2, stage, epoch)."""
+    return [dict(seed=seed, seed_stage2=seed_stage2, stage=stage, epoch=epoch, subset=name, metric=m, value=v)
+            for name, metrics in results.items() for m, v in metrics.items()]
+
+
+def train_rows(loss: float, steps: int, seed, seed_stage2, stage: int, epoch: int) -> list[dict]:
+    """Subset "train": the epoch's mean training loss and the stage's optimizer steps so far (checks.loss_fell reads both)."""
+    return metric_rows({"train": {"loss": loss, "steps": steps}}, seed, seed_stage2, stage, epoch)
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write `data` to `path` so a reader sees either the old file or the whole new one, never a part."""

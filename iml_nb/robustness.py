@@ -211,7 +211,7 @@ def _alignment(runs: pd.DataFrame) -> pd.DataFrame:
 def as_metrics(per_seed: pd.DataFrame, stage2_epochs: int) -> pd.DataFrame:
     """The per-seed outcomes as the package's tidy metrics frame (subset = arm, metric = outcome, at the end of Stage 2; the world
     in an extra column), so the run folder holds them like any run's metrics."""
-    from .experiment import metrics_frame
+    from .results import metrics_frame
 
     long = per_seed.melt(id_vars=["arm", "world", "seed"], var_name="metric", value_name="value")
     rows = long.assign(seed_stage2=pd.NA, stage=2, epoch=stage2_epochs, subset=long["arm"])

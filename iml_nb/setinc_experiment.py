@@ -10,8 +10,8 @@ from . import model as models
 from . import stats
 from .encode import encode
 from .evaluate import EvalSuite
-from .experiment import Stream, derived_seed, metric_rows, metrics_frame, train_rows
-from .parallel import run_seeds
+from .parallel import Stream, derived_seed, run_seeds
+from .results import metric_rows, metrics_frame, train_rows
 from .setinc import X1, X2, SetIncData, SetIncExperimentConfig, make_setinc_data, stage_examples
 from .train import train_stage
 from .vocab import build_word_tokenizer

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-METRIC_COLUMNS = ["seed", "seed_stage2", "stage", "epoch", "subset", "metric", "value"]
+from .results import METRIC_COLUMNS
+
 _CELL = ["stage", "epoch", "subset", "metric"]  # one point of a curve, before seeds
 
 

@@ -20,9 +20,9 @@ import torch
 from . import stats
 from .config import RunConfig, TrainConfig, reject_unknown, require, require_int, take
 from .digits import load_mnist
-from .experiment import Stream, derived_seed, metric_rows, metrics_frame, train_rows
 from .model import resolve_device
-from .parallel import run_seeds
+from .parallel import Stream, derived_seed, run_seeds
+from .results import metric_rows, metrics_frame, train_rows
 from .train import train_stage
 from .vision import (
     ARCHS,

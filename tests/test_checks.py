@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from iml_nb import checks
-from iml_nb.experiment import metrics_frame
+from iml_nb.results import metrics_frame
 
 
 def losses(per_run: dict, steps_per_epoch: int | None = 50) -> pd.DataFrame:

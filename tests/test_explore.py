@@ -6,7 +6,7 @@ import pytest
 
 from iml_nb import explore, results
 from iml_nb.config import ConfigError, build_config
-from iml_nb.stats import METRIC_COLUMNS
+from iml_nb.results import METRIC_COLUMNS
 
 SUBSETS = ("qd1consis", "qd2incons", "d1consis", "d2consis")
 

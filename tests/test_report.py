@@ -6,7 +6,7 @@ import pandas as pd
 
 from iml_nb import report, results
 from iml_nb.config import build_config
-from iml_nb.stats import METRIC_COLUMNS
+from iml_nb.results import METRIC_COLUMNS
 
 EMPTY = pd.DataFrame(columns=METRIC_COLUMNS)
 
@@ -20,7 +20,7 @@ JITTER = (-0.015, 0.015, -0.005, 0.005)  # per-seed deviations from a point's ga
 
 def _sweep(root, stem, axis, points, values=None):
     """A sweep's run folder: summary.json with each point's gap, and metrics.csv with per-seed d1consis/d2consis EM behind it."""
-    from iml_nb.experiment import metric_rows, metrics_frame
+    from iml_nb.results import metric_rows, metrics_frame
 
     gaps = [{axis: v, "gap": "qa", **_gap(m)} for v, m in points]
     folder = root / stem / "20260101-000000-abcd"

@@ -67,7 +67,7 @@ def _try_batch(root, name: str, fixed: dict, d1: float, complete=(True, True)):
     import json
 
     from iml_nb import results
-    from iml_nb.experiment import metric_rows, metrics_frame
+    from iml_nb.results import metric_rows, metrics_frame
 
     batch = root / name
     rows = []
