@@ -1,8 +1,8 @@
 """Training-speed variants of the default model against a baseline in the same process (none won, so none is kept).
 
-    python benchmarks/train_variants.py [base fused foreach compile compile_loss ...]   # 1 thread, one epoch each after a warm-up
+    python -m benchmarks.train_variants [base fused foreach compile compile_loss ...]   # 1 thread, one epoch each after a warm-up
 
-Each variant trains a copy of the same fresh network on the default Stage-1 data; utilisation as in `python -m iml_nb bench`.
+Each variant trains a copy of the same fresh network on the default Stage-1 data; utilisation as in `python -m benchmarks.bench`.
 """
 
 import copy
@@ -12,12 +12,10 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from iml_nb import (
-    env,  # noqa: F401  (the AVX2 pin, as every run has it)
-    train,
-)
-from iml_nb.bench import matmul_peak, model_flops, stage1_training, timed_epochs
-from iml_nb.encode import IGNORE, target_logits
+from benchmarks.bench import matmul_peak, model_flops, stage1_training, timed_epochs
+from iml_nb.core import env  # noqa: F401  (the AVX2 pin, as every run has it)
+from iml_nb.lm import train
+from iml_nb.lm.encode import IGNORE, target_logits
 
 VARIANTS = ("base", "fused", "foreach", "compile", "compile_loss")
 

@@ -1,6 +1,6 @@
 """iml_nb: the helper package behind the iml-notebooks (Krasheninnikov et al., ICML 2024, implicit meta-learning)."""
 
-from .env import configure as _configure
+from iml_nb.core.env import configure as _configure
 
 _configure()  # before anything imports transformers or datasets: offline, caches inside the project
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from iml_nb.batch import BACKENDS, load_batch_file, parse_grid_option, run_batch
-from iml_nb.runner import NotebookRunError, parse_value, run_notebook
-from iml_nb.slurm import SlurmOptions
+from iml_nb.runs.batch import BACKENDS, load_batch_file, parse_grid_option, run_batch
+from iml_nb.runs.runner import NotebookRunError, parse_value, run_notebook
+from iml_nb.runs.slurm import SlurmOptions
 
 
 def collect_parameters(files: list[str], pairs: list[list[str]]) -> dict:
@@ -65,17 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
         cluster.add_argument(flag, type=kind, default=None, metavar=metavar,
                              action="append" if flag in ("--sbatch-arg", "--slurm-setup") else "store", help=text)
     batch.set_defaults(handler=_batch)
-
-    bench = commands.add_parser("bench", help="speed figures (utilisation, vs a Trainer+generate pipeline, fast EM vs generation, "
-                                              "peak memory), each a ratio measured in one run")
-    bench.add_argument("--sizes", default="pythia-tiny,pythia-small,pythia-base", help="model sizes for the utilisation figure")
-    bench.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                       help="a main-experiment parameter for figures 2-4, on top of iml_nb.bench.BENCH_SCALE (200 people, "
-                            "10+5+3 epochs, 1 seed)")
-    bench.add_argument("--memory-defaults", action="store_true",
-                       help="figure 4 on the main experiment at its full defaults (~14 min) instead of the bench scale")
-    bench.add_argument("--json", metavar="FILE", help="also write every figure to this JSON file")
-    bench.set_defaults(handler=_bench)
 
     report = commands.add_parser("report", help="rebuild outputs/report.md and .html: every claim of the paper we test, "
                                                 "paper vs ours, from the newest complete run of each notebook")
@@ -166,31 +155,13 @@ def _batch(args: argparse.Namespace) -> int:
     return 1 if len(failed) else 0
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from iml_nb.bench import BENCH_SCALE, run_all
-    from iml_nb.config import build_config
-    from iml_nb.model import SCRATCH_SIZES
-    from iml_nb.results import atomic_write_json
-
-    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
-    unknown = [s for s in sizes if s not in SCRATCH_SIZES]
-    if not sizes or unknown:
-        raise ValueError(f"--sizes: named from-scratch sizes among {list(SCRATCH_SIZES)}, got {args.sizes!r}")
-    scale = {**BENCH_SCALE, **collect_parameters([], args.parameter)}
-    build_config(**scale)  # every parameter checked (and named) before anything is measured
-    figures = run_all(sizes, scale, memory_params={} if args.memory_defaults else None)
-    if args.json:
-        atomic_write_json(args.json, figures)
-    return 0
-
-
 PAPER = ("01_main_two_stage", "02_alpha_sweep", "03_word_order", "04_set_inclusion", "05_mnist", "06_probing", "07_batch_size",
          "08_model_size", "09_gradient_alignment", "10_robustness")  # the order `paper` runs them in: cheapest evidence first
 
 
 def _paper(args: argparse.Namespace) -> int:
-    from iml_nb.env import project_path
-    from iml_nb.report import default_run, write
+    from iml_nb.analysis.report import default_run, write
+    from iml_nb.core.env import project_path
 
     for notebook in PAPER:
         done = default_run(notebook, project_path(args.outputs))
@@ -205,8 +176,8 @@ def _paper(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from iml_nb.config import build_config
-    from iml_nb.export import write
+    from iml_nb.core.config import build_config
+    from iml_nb.people_qa.export import write
 
     cfg = build_config(**collect_parameters(args.parameters_file, args.parameter))  # every parameter checked first
     folder = write(cfg, args.out)
@@ -216,8 +187,8 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from iml_nb.env import project_path
-    from iml_nb.report import update_readme, write
+    from iml_nb.analysis.report import update_readme, write
+    from iml_nb.core.env import project_path
 
     md, html, table = write(args.outputs)
     if args.readme:

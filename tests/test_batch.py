@@ -1,4 +1,4 @@
-"""Tests of iml_nb.batch and `python -m iml_nb batch`: grid expansion, checks before execution, resume, failures, --jobs."""
+"""Tests of iml_nb.runs.batch and `python -m iml_nb batch`: grid expansion, checks before execution, resume, failures, --jobs."""
 
 import json
 import os
@@ -10,7 +10,7 @@ import pytest
 from test_runner import venv_kernel  # noqa: F401  (the session fixture that makes kernel "python3" this venv's Python)
 
 from iml_nb import __main__ as cli
-from iml_nb import batch
+from iml_nb.runs import batch
 
 
 def tiny_notebook(folder: Path, seed: bool = True) -> Path:
@@ -174,8 +174,8 @@ def test_failing_run_does_not_stop_the_others_and_jobs_2(tmp_path, venv_kernel, 
 def test_run_killed_between_its_figures_is_not_complete_and_is_redone(tmp_path, venv_kernel):  # noqa: F811
     """A real notebook whose kernel is killed right after its first figure: the folder holds results and a figure but no
     summary.json, so it is not complete, and the next `batch` moves it aside and runs it again to the end."""
-    from iml_nb.env import project_path
-    from iml_nb.results import is_complete
+    from iml_nb.core.env import project_path
+    from iml_nb.core.results import is_complete
 
     original = nbformat.read(project_path("notebooks/04_set_inclusion.ipynb"), as_version=4)
     killed = nbformat.from_dict(json.loads(json.dumps(original)))

@@ -1,4 +1,4 @@
-"""The benchmark's pieces (the figures themselves are printed by `python -m iml_nb bench`, never asserted on): the FLOP count, the
+"""The benchmark's pieces (the figures themselves are printed by `python -m benchmarks.bench`, never asserted on): the FLOP count, the
 Trainer baseline that trains exactly as our loop does, the reference-style evaluation, and the CLI's checks before measuring."""
 
 import math
@@ -6,13 +6,13 @@ import math
 import pytest
 import torch
 
-from iml_nb import __main__ as cli
-from iml_nb import bench, experiment
-from iml_nb.config import build_config
-from iml_nb.define import make_define_data
-from iml_nb.encode import IGNORE, encode
-from iml_nb.evaluate import EvalSuite
-from iml_nb.train import train_stage
+from benchmarks import bench
+from iml_nb.core.config import build_config
+from iml_nb.lm.encode import IGNORE, encode
+from iml_nb.lm.evaluate import EvalSuite
+from iml_nb.lm.train import train_stage
+from iml_nb.people_qa import experiment
+from iml_nb.people_qa.define import make_define_data
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +64,9 @@ def test_reference_style_evaluation_scores_as_ours(tiny):
 
 def test_bench_checks_its_options_before_measuring(monkeypatch, capsys):
     monkeypatch.setattr(bench, "run_all", lambda *a, **k: pytest.fail("nothing may be measured"))
-    assert cli.main(["bench", "--sizes", "pythia-huge"]) == 1
+    assert bench.main(["--sizes", "pythia-huge"]) == 1
     assert "--sizes" in capsys.readouterr().err
-    assert cli.main(["bench", "-p", "n_people", "5"]) == 1
+    assert bench.main(["-p", "n_people", "5"]) == 1
     assert "`n_people`" in capsys.readouterr().err
 
 

@@ -1,10 +1,10 @@
-"""Tests of iml_nb.checks: each check passes on good results with a line of counts, and fails naming seed, stage and numbers."""
+"""Tests of iml_nb.analysis.checks: each check passes on good results with a line of counts, and fails naming seed, stage and numbers."""
 
 import pandas as pd
 import pytest
 
-from iml_nb import checks
-from iml_nb.results import metrics_frame
+from iml_nb.analysis import checks
+from iml_nb.core.results import metrics_frame
 
 
 def losses(per_run: dict, steps_per_epoch: int | None = 50) -> pd.DataFrame:

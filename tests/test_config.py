@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from iml_nb import config
-from iml_nb.config import ConfigError, build_config
+from iml_nb.core import config
+from iml_nb.core.config import ConfigError, build_config
 
 
 def test_defaults_build():
@@ -77,7 +77,7 @@ def test_a_cuda_device_on_a_machine_without_one_fails_before_compute(monkeypatch
 
 
 def test_cpu_device_keeps_the_cache_keys_of_runs_made_before_the_parameter_existed():
-    from iml_nb import experiment
+    from iml_nb.people_qa import experiment
 
     cfg, explicit = build_config(), build_config(device="cpu")
     assert experiment.shared_stages_key(cfg, 0, "stage0-x") == experiment.shared_stages_key(explicit, 0, "stage0-x")
@@ -89,7 +89,7 @@ def test_from_dict_inverts_to_dict():
 
 
 def test_alpha_is_applied_however_the_config_is_built():
-    from iml_nb.config import DataConfig, from_dict
+    from iml_nb.core.config import DataConfig, from_dict
 
     direct = DataConfig(alpha=0.75)
     built = build_config(alpha=0.75)
@@ -103,7 +103,7 @@ def test_building_a_config_imports_neither_torch_nor_transformers():
     import subprocess
     import sys
 
-    code = ("import sys; from iml_nb.config import build_config; build_config(model='pythia-base', alpha=0.75); "
+    code = ("import sys; from iml_nb.core.config import build_config; build_config(model='pythia-base', alpha=0.75); "
             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from iml_nb.config import DataConfig, build_config
-from iml_nb.define import EA_TEMPLATE, make_define_data, replay_sample, stage0_examples
-from iml_nb.people import synthetic_people
+from iml_nb.core.config import DataConfig, build_config
+from iml_nb.people_qa.define import EA_TEMPLATE, make_define_data, replay_sample, stage0_examples
+from iml_nb.people_qa.people import synthetic_people
 
 PEOPLE = synthetic_people(200, seed=0)
 CFG = DataConfig(n_people=200)
@@ -136,7 +136,8 @@ def test_replay_sample_is_seeded():
 
 
 def test_same_seed_same_data_in_another_process():
-    code = ("from iml_nb.config import DataConfig; from iml_nb.define import make_define_data; from iml_nb.people import synthetic_people;"
+    code = ("from iml_nb.core.config import DataConfig; from iml_nb.people_qa.define import make_define_data; "
+            "from iml_nb.people_qa.people import synthetic_people;"
             "import hashlib; d = make_define_data(synthetic_people(200, 0), DataConfig(n_people=200), 5, 1);"
             "print(hashlib.sha256(repr((d.train, sorted(d.eval_sets.items()))).encode()).hexdigest())")
     here = make_define_data(PEOPLE, CFG, 5, 1)
@@ -148,7 +149,7 @@ def test_same_seed_same_data_in_another_process():
 
 
 def test_aliases_and_tags_come_from_the_fixed_pool():
-    from iml_nb.define import string_pools
+    from iml_nb.people_qa.define import string_pools
 
     aliases, tags = string_pools(CFG)
     assert len(aliases) == 8 * 200 and len(set(aliases)) == len(aliases) and not set(aliases) & set(tags)
@@ -161,7 +162,7 @@ def test_aliases_and_tags_come_from_the_fixed_pool():
 
 
 def test_multi_piece_aliases_share_their_pieces_and_tokenize_into_them():
-    from iml_nb.vocab import build_word_tokenizer
+    from iml_nb.lm.vocab import build_word_tokenizer
 
     cfg = DataConfig(n_people=200, alias_tokens=3)
     d = make_define_data(PEOPLE, cfg, 0, 0)
@@ -179,8 +180,8 @@ def test_multi_piece_aliases_share_their_pieces_and_tokenize_into_them():
 
 
 def test_multi_piece_aliases_are_pieces_of_the_run_vocabulary():
-    from iml_nb.config import build_config
-    from iml_nb.experiment import base_model
+    from iml_nb.core.config import build_config
+    from iml_nb.people_qa.experiment import base_model
 
     cfg = build_config(n_people=200, alias_tokens=3, model="pythia-tiny")
     _, tokenizer = base_model(cfg, PEOPLE)

@@ -2,7 +2,9 @@
 notebook tests compare structure and counts, never numbers from trained weights; the main experiment's twin is in
 test_model_eval.py.)"""
 
-from iml_nb import setinc, setinc_experiment, vision_experiment
+from iml_nb.setinc import data as setinc
+from iml_nb.setinc import experiment as setinc_experiment
+from iml_nb.vision import experiment as vision_experiment
 
 
 def test_set_inclusion_is_deterministic():

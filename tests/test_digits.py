@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from iml_nb.digits import load_mnist, safe_load_arrays
+from iml_nb.vision.digits import load_mnist, safe_load_arrays
 
 
 class _Evil:

@@ -4,9 +4,10 @@ from stored metrics, an alias's texts come from the stored config, and the try-i
 import pandas as pd
 import pytest
 
-from iml_nb import explore, results
-from iml_nb.config import ConfigError, build_config
-from iml_nb.results import METRIC_COLUMNS
+from iml_nb.analysis import explore
+from iml_nb.core import results
+from iml_nb.core.config import ConfigError, build_config
+from iml_nb.core.results import METRIC_COLUMNS
 
 SUBSETS = ("qd1consis", "qd2incons", "d1consis", "d2consis")
 

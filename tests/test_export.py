@@ -7,10 +7,10 @@ import sys
 import pandas as pd
 import pytest
 
-from iml_nb import export
-from iml_nb.config import ConfigError, build_config
-from iml_nb.define import make_define_data, stage0_examples
-from iml_nb.experiment import load_people, stage_training_examples
+from iml_nb.core.config import ConfigError, build_config
+from iml_nb.people_qa import export
+from iml_nb.people_qa.define import make_define_data, stage0_examples
+from iml_nb.people_qa.experiment import load_people, stage_training_examples
 
 
 def test_written_splits_load_back_and_equal_what_training_sees(tmp_path):

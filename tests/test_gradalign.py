@@ -5,10 +5,10 @@ import dataclasses
 import pytest
 import torch
 
-from iml_nb import gradalign
-from iml_nb.config import ConfigError, build_config
-from iml_nb.define import make_define_data
-from iml_nb.experiment import load_people
+from iml_nb.core.config import ConfigError, build_config
+from iml_nb.mechanisms import gradalign
+from iml_nb.people_qa.define import make_define_data
+from iml_nb.people_qa.experiment import load_people
 
 
 def _data():

@@ -5,14 +5,14 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
 
-from iml_nb import model as models_mod
-from iml_nb.config import TrainConfig, build_config
-from iml_nb.define import stage0_examples
-from iml_nb.encode import encode, target_logits
-from iml_nb.evaluate import EvalSuite, exact_match, f1, generate, normalize, teacher_forced_correct
-from iml_nb.experiment import base_model, run_experiment
-from iml_nb.people import synthetic_people
-from iml_nb.train import train_stage
+from iml_nb.core.config import TrainConfig, build_config
+from iml_nb.lm import model as models_mod
+from iml_nb.lm.encode import encode, target_logits
+from iml_nb.lm.evaluate import EvalSuite, exact_match, f1, generate, normalize, teacher_forced_correct
+from iml_nb.lm.train import train_stage
+from iml_nb.people_qa.define import stage0_examples
+from iml_nb.people_qa.experiment import base_model, run_experiment
+from iml_nb.people_qa.people import synthetic_people
 
 PEOPLE = synthetic_people(60, seed=1)
 FACTS = stage0_examples(PEOPLE)
@@ -48,8 +48,8 @@ def test_suite_modes_agree(trained):
 def test_fast_and_generation_can_differ_only_at_near_ties(trained, monkeypatch):
     """The exact condition under which the two EMs agree: both passes give the same logits up to float rounding, far below
     NEAR_TIE, so an item can only be scored differently where its top two logits at an answer position are within NEAR_TIE."""
-    from iml_nb import evaluate
-    from iml_nb.encode import prefix_ids
+    from iml_nb.lm import evaluate
+    from iml_nb.lm.encode import prefix_ids
 
     model, tokenizer = trained
     prompts = [tokenizer(ex.prompt, add_special_tokens=False)["input_ids"] for ex in FACTS[:64]]
@@ -81,8 +81,8 @@ def test_suite_encodes_once_per_tokenizer(trained, monkeypatch):
     model, tokenizer = trained
     suite = EvalSuite({"a": FACTS[:100], "b": FACTS[50:200]})
     calls = []
-    real = __import__("iml_nb.evaluate", fromlist=["encode"]).encode
-    monkeypatch.setattr("iml_nb.evaluate.encode", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = __import__("iml_nb.lm.evaluate", fromlist=["encode"]).encode
+    monkeypatch.setattr("iml_nb.lm.evaluate.encode", lambda *a, **k: calls.append(1) or real(*a, **k))
     first, again = suite.run(model, tokenizer, "fast"), suite.run(model, tokenizer, "fast")
     assert first == again and len(calls) == 1
     other = PreTrainedTokenizerFast(tokenizer_object=tokenizer.backend_tokenizer, eos_token=tokenizer.eos_token,
@@ -190,8 +190,8 @@ def test_stage1_is_shared_by_runs_differing_only_in_stage2(tmp_path):
 
 def test_alias_alignment_reads_where_an_alias_row_points():
     """An alias whose input row is set to its person's row has cosine 1 with it; other people stay near the chance level."""
-    from iml_nb import mechanism
-    from iml_nb.define import make_define_data
+    from iml_nb.mechanisms import alignment as mechanism
+    from iml_nb.people_qa.define import make_define_data
 
     cfg = build_config(n_people=60, model="pythia-tiny")
     model, tokenizer = base_model(cfg, PEOPLE)
@@ -208,7 +208,7 @@ def test_alias_alignment_reads_where_an_alias_row_points():
 
 def test_knowledge_check_scores_each_attribute_zero_shot_and_after_a_warmup():
     """Every attribute scored on the people held out of the warm-up, zero-shot and after it, beside the majority answer's share."""
-    from iml_nb.knowledge import knowledge_check
+    from iml_nb.people_qa.knowledge import knowledge_check
 
     cfg = build_config(n_people=60, model="pythia-tiny")
     model, tokenizer = base_model(cfg, PEOPLE)

@@ -11,7 +11,7 @@ import papermill
 import pytest
 import yaml
 
-from iml_nb.config import parameter_names
+from iml_nb.core.config import parameter_names
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))  # the one list of notebooks
@@ -167,7 +167,9 @@ def _parameter_defaults(stem: str) -> dict:
 @pytest.mark.parametrize("stem", ["01_main_two_stage", "04_set_inclusion", "05_mnist"])
 def test_notebook_defaults_are_the_config_defaults(stem):
     """A notebook's parameters cell repeats its config's defaults (papermill needs them there); they must not drift apart."""
-    from iml_nb import config, setinc, vision_experiment
+    from iml_nb.core import config
+    from iml_nb.setinc import data as setinc
+    from iml_nb.vision import experiment as vision_experiment
 
     pick, build = {"01_main_two_stage": (config.pick, config.build_config),
                    "04_set_inclusion": (setinc.pick_setinc, setinc.build_setinc_config),

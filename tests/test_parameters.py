@@ -4,8 +4,9 @@ import papermill as pm
 import pytest
 from test_runner import venv_kernel  # noqa: F401  (kernel "python3" is this venv's Python)
 
-from iml_nb import config, parameters, runner
-from iml_nb.env import project_path
+from iml_nb.core import config, parameters
+from iml_nb.core.env import project_path
+from iml_nb.runs import runner
 
 PARAMS_CELL = 'x: int = 1  # a number\nname: str = "a"  # a name\noutput_dir: str = ""  # where'
 

@@ -1,4 +1,4 @@
-"""Fast unit tests for iml_nb.people (paper §2.4: the CVDB people and their six questions)."""
+"""Fast unit tests for iml_nb.people_qa.people (paper §2.4: the CVDB people and their six questions)."""
 
 import collections
 import hashlib
@@ -9,8 +9,8 @@ import sys
 import pandas as pd
 import pytest
 
-from iml_nb import people as people_mod
-from iml_nb.people import QUESTION_TYPES, Person, convert_year, load_cvdb, people_frame, qa_pairs, synthetic_people
+from iml_nb.people_qa import people as people_mod
+from iml_nb.people_qa.people import QUESTION_TYPES, Person, convert_year, load_cvdb, people_frame, qa_pairs, synthetic_people
 
 N = 400
 
@@ -45,7 +45,7 @@ def test_synthetic_is_deterministic_and_seed_dependent(crowd):
 
 
 def test_synthetic_is_identical_in_a_fresh_process(crowd):
-    code = ("import hashlib; from iml_nb.people import synthetic_people; "
+    code = ("import hashlib; from iml_nb.people_qa.people import synthetic_people; "
             f"print(hashlib.sha256(repr(synthetic_people({N}, seed=3)).encode()).hexdigest())")
     # A different PYTHONHASHSEED: set/dict iteration over strings must not leak into the draws.
     env = {**os.environ, "PYTHONHASHSEED": "12345"}

@@ -8,8 +8,9 @@ import math
 
 import pytest
 
-from iml_nb import config, experiment
-from iml_nb.model import SHIPPED, load_pretrained
+from iml_nb.core import config
+from iml_nb.lm.model import SHIPPED, load_pretrained
+from iml_nb.people_qa import experiment
 
 
 def test_shipped_model_loads_by_name_and_answers():
@@ -46,7 +47,7 @@ def test_the_gpu_parameter_file_builds_a_paper_scale_config(monkeypatch, tmp_pat
     import papermill as pm
     import yaml
 
-    from iml_nb.env import project_path
+    from iml_nb.core.env import project_path
 
     params = yaml.safe_load(project_path("params/01_main_two_stage_gpu.yaml").read_text())
     assert set(params) <= set(pm.inspect_notebook(str(project_path("notebooks/01_main_two_stage.ipynb"))))

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from iml_nb import probe
-from iml_nb.config import build_config
-from iml_nb.define import make_define_data
-from iml_nb.experiment import load_people
+from iml_nb.core.config import build_config
+from iml_nb.mechanisms import probe
+from iml_nb.people_qa.define import make_define_data
+from iml_nb.people_qa.experiment import load_people
 
 
 def test_grouped_folds_never_put_one_alias_in_train_and_test():
@@ -40,8 +40,8 @@ def test_probe_inputs_are_balanced_one_question_per_alias_from_the_right_subsets
 def test_hidden_states_line_positions_up_and_a_probe_is_at_chance_where_inputs_are_identical():
     import torch
 
-    from iml_nb.model import build_scratch_model
-    from iml_nb.vocab import build_word_tokenizer
+    from iml_nb.lm.model import build_scratch_model
+    from iml_nb.lm.vocab import build_word_tokenizer
 
     aliases = [f"<|a{i}|>" for i in range(40)]
     texts = [f"Q: What is the name of {a}?\nA:" for a in aliases] + ["Q: What is the full name of <|a0|>?\nA:"]
@@ -59,7 +59,7 @@ def test_hidden_states_line_positions_up_and_a_probe_is_at_chance_where_inputs_a
 
 
 def test_probe_settings_are_checked_by_name_before_any_compute():
-    from iml_nb.config import ConfigError
+    from iml_nb.core.config import ConfigError
 
     assert [c.data.word_order for c in probe.probe_configs({"n_people": 200}, ["tve", "vte"], ["tag"], 0.01, 5)] == ["tve", "vte"]
     for args, name in [((["tve", "xyz"], ["tag"], 0.01, 5), "word_order"), (([], ["tag"], 0.01, 5), "word_orders"),

@@ -4,9 +4,10 @@ import json
 
 import pandas as pd
 
-from iml_nb import report, results
-from iml_nb.config import build_config
-from iml_nb.results import METRIC_COLUMNS
+from iml_nb.analysis import report
+from iml_nb.core import results
+from iml_nb.core.config import build_config
+from iml_nb.core.results import METRIC_COLUMNS
 
 EMPTY = pd.DataFrame(columns=METRIC_COLUMNS)
 
@@ -20,7 +21,7 @@ JITTER = (-0.015, 0.015, -0.005, 0.005)  # per-seed deviations from a point's ga
 
 def _sweep(root, stem, axis, points, values=None):
     """A sweep's run folder: summary.json with each point's gap, and metrics.csv with per-seed d1consis/d2consis EM behind it."""
-    from iml_nb.results import metric_rows, metrics_frame
+    from iml_nb.core.results import metric_rows, metrics_frame
 
     gaps = [{axis: v, "gap": "qa", **_gap(m)} for v, m in points]
     folder = root / stem / "20260101-000000-abcd"
@@ -42,11 +43,11 @@ def test_report_reads_runs_and_judges_claims(tmp_path):
     (main / "01_main_two_stage.ipynb").write_text(json.dumps(nb))
     (tmp_path / "01_main_two_stage" / "20270101-000000-ffff").mkdir()  # newer but killed: not complete, ignored
     _sweep(tmp_path, "02_alpha_sweep", "alpha", [(0.75, 0.03), (0.5, 0.0), (1.0, 0.07)])  # unsorted on purpose
-    from iml_nb.setinc import build_setinc_config
+    from iml_nb.setinc.data import build_setinc_config
 
     setinc = tmp_path / "04_set_inclusion" / "20260101-000000-abcd"
     results.finalize_run(setinc, build_setinc_config().to_dict(), EMPTY, {"stage1_gap_qa": _gap(0.05), "iml_gap_qa": _gap(0.0)})
-    from iml_nb.vision_experiment import build_vision_config
+    from iml_nb.vision.experiment import build_vision_config
 
     mnist = tmp_path / "05_mnist" / "20260101-000000-abcd"
     results.finalize_run(mnist, build_vision_config().to_dict(), EMPTY, {"stage1_gap_qa": _gap(0.4), "iml_gap_qa": _gap(0.15)})

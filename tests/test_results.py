@@ -1,4 +1,4 @@
-"""Fast tests of iml_nb.results: atomic writes, the metrics CSV round trip, run folders and their completeness."""
+"""Fast tests of iml_nb.core.results: atomic writes, the metrics CSV round trip, run folders and their completeness."""
 
 import json
 import os
@@ -10,8 +10,8 @@ import types
 import pandas as pd
 import pytest
 
-from iml_nb import results
-from iml_nb.env import PROJECT_ROOT
+from iml_nb.core import results
+from iml_nb.core.env import PROJECT_ROOT
 
 
 def metrics_frame():

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iml_nb import robustness
-from iml_nb.config import ConfigError
+from iml_nb.core.config import ConfigError
+from iml_nb.people_qa import robustness
 
 
 def per_seed(gaps_by_arm: dict, memorised: tuple = (0.9, 0.9)) -> pd.DataFrame:
@@ -66,8 +66,8 @@ def _try_batch(root, name: str, fixed: dict, d1: float, complete=(True, True)):
     """A batch folder as `python -m iml_nb batch` leaves it: batch.json and one run folder of 01 (two Stage-1 seeds)."""
     import json
 
-    from iml_nb import results
-    from iml_nb.results import metric_rows, metrics_frame
+    from iml_nb.core import results
+    from iml_nb.core.results import metric_rows, metrics_frame
 
     batch = root / name
     rows = []
@@ -90,7 +90,7 @@ def _try_batch(root, name: str, fixed: dict, d1: float, complete=(True, True)):
 
 
 def test_tries_pool_seeds_per_try_and_leave_incomplete_runs_out(tmp_path):
-    from iml_nb import report
+    from iml_nb.analysis import report
 
     diag = tmp_path / "diagnostics"
     untied = _try_batch(diag, "tie_tries__untied", {"tie_embeddings": False}, d1=0.13, complete=(True, False))

@@ -1,4 +1,4 @@
-"""Tests of iml_nb.runner and the CLI: parameter checks before execution, value parsing, and two tiny papermill runs."""
+"""Tests of iml_nb.runs.runner and the CLI: parameter checks before execution, value parsing, and two tiny papermill runs."""
 
 import subprocess
 import sys
@@ -9,7 +9,7 @@ import papermill
 import pytest
 
 from iml_nb import __main__ as cli
-from iml_nb import runner
+from iml_nb.runs import runner
 
 
 def tiny_notebook(folder: Path, name: str = "tiny.ipynb") -> Path:
@@ -161,7 +161,7 @@ def test_training_progress_from_the_kernel_reaches_the_terminal(tmp_path, venv_k
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell('output_dir: str = "."  # where', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("import time\nfrom iml_nb.env import log_progress\n"
+        nbformat.v4.new_code_cell("import time\nfrom iml_nb.core.env import log_progress\n"
                                   "for i in range(3):\n    log_progress(f'seed {i} stage 1 epoch 1')\n    time.sleep(0.3)"),
     ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -189,7 +189,7 @@ def test_progress_tail_shows_the_newest_line_at_most_once(tmp_path):
 def test_paper_runs_only_the_sections_without_a_complete_default_run(tmp_path, monkeypatch, capsys):
     import json
 
-    from iml_nb import results
+    from iml_nb.core import results
 
     for notebook in cli.PAPER[:-1]:  # every section but the last has a complete run at its defaults
         run = tmp_path / notebook / "20260101-000000-abcd"
@@ -198,7 +198,7 @@ def test_paper_runs_only_the_sections_without_a_complete_default_run(tmp_path, m
             "output_dir": str(run)}}}}))
     ran = []
     monkeypatch.setattr(cli, "run_notebook", lambda nb, params, outputs_root: ran.append((nb, params)) or tmp_path / nb)
-    monkeypatch.setattr("iml_nb.report.write", lambda outputs: (tmp_path / "report.md", None, None))
+    monkeypatch.setattr("iml_nb.analysis.report.write", lambda outputs: (tmp_path / "report.md", None, None))
     assert cli.main(["paper", "--outputs", str(tmp_path)]) == 0
     assert ran == [(cli.PAPER[-1], {})]
     assert f"{cli.PAPER[0]}: complete at its defaults" in capsys.readouterr().out

@@ -2,8 +2,8 @@
 
 import pytest
 
-from iml_nb.config import ConfigError
-from iml_nb.setinc import X1, SetIncConfig, make_setinc_data, stage_examples, train_questions
+from iml_nb.core.config import ConfigError
+from iml_nb.setinc.data import X1, SetIncConfig, make_setinc_data, stage_examples, train_questions
 
 CFG = SetIncConfig(n_vars=200)
 
@@ -85,7 +85,7 @@ def test_bad_parameters_are_named(kwargs, name):
 
 
 def test_config_names_bad_parameters_before_compute():
-    from iml_nb.setinc import build_setinc_config
+    from iml_nb.setinc.data import build_setinc_config
 
     with pytest.raises(ConfigError, match="unknown parameter"):
         build_setinc_config(n_people=10)
@@ -96,9 +96,9 @@ def test_config_names_bad_parameters_before_compute():
 
 
 def test_experiment_learns_definitions_and_reports_the_gap(tmp_path):
-    from iml_nb import stats
-    from iml_nb.setinc import build_setinc_config
-    from iml_nb.setinc_experiment import run_experiment
+    from iml_nb.analysis import stats
+    from iml_nb.setinc.data import build_setinc_config
+    from iml_nb.setinc.experiment import run_experiment
 
     # Untied: definitions are learned within these few epochs (tied, the default, needs ~20 to start).
     cfg = build_setinc_config(n_vars=60, stage1_epochs=15, stage2_epochs=10, n_seeds=2, n_seeds_stage2=2, n_jobs=1, tie_embeddings=False,
@@ -115,7 +115,7 @@ def test_experiment_learns_definitions_and_reports_the_gap(tmp_path):
 
 
 def test_preview_shows_every_stage_and_test_set_and_pick_keeps_only_parameters():
-    from iml_nb.setinc import build_setinc_config, pick_setinc, preview
+    from iml_nb.setinc.data import build_setinc_config, pick_setinc, preview
 
     cfg = build_setinc_config(**pick_setinc({"n_vars": 100, "stage1_epochs": 2, "cfg": object(), "np": None}))
     table = preview(make_setinc_data(cfg.data, 0, 0), cfg.data)
@@ -130,8 +130,8 @@ def test_the_gpu_parameter_file_builds_a_paper_scale_config(monkeypatch):
     import papermill as pm
     import yaml
 
-    from iml_nb.env import project_path
-    from iml_nb.setinc import build_setinc_config
+    from iml_nb.core.env import project_path
+    from iml_nb.setinc.data import build_setinc_config
 
     params = yaml.safe_load(project_path("params/04_set_inclusion_gpu.yaml").read_text())
     assert set(params) <= set(pm.inspect_notebook(str(project_path("notebooks/04_set_inclusion.ipynb"))))

@@ -23,7 +23,7 @@ from test_batch import executions, no_execution, summaries, tiny_notebook  # noq
 from test_runner import venv_kernel  # noqa: F401  (fixture)
 
 from iml_nb import __main__ as cli
-from iml_nb import batch, slurm
+from iml_nb.runs import batch, slurm
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRE = os.environ.get("IML_NB_REQUIRE_SLURM") == "1"  # .ci/run sets it: there a SLURM that cannot start fails, never skips

@@ -1,4 +1,4 @@
-"""Fast tests of iml_nb.stats: t intervals, per-seed aggregation, global epochs, gaps and the run summary."""
+"""Fast tests of iml_nb.analysis.stats: t intervals, per-seed aggregation, global epochs, gaps and the run summary."""
 
 import json
 import math
@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from iml_nb import stats
+from iml_nb.analysis import stats
 
 T_975_DF2 = 4.302652729911275  # Student t 97.5% quantile, 2 degrees of freedom (printed tables: 4.303)
 
@@ -145,7 +145,7 @@ def test_summary_keys_values_and_json():
 
 
 def test_summary_of_one_seed_is_written_as_strict_json_with_null_intervals(tmp_path):
-    from iml_nb.results import atomic_write_json
+    from iml_nb.core.results import atomic_write_json
 
     one_seed = two_stage()
     one_seed = one_seed[one_seed["seed"].isna() | (one_seed["seed"] == 0)]

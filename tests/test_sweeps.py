@@ -5,7 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from iml_nb import results, sweeps
+from iml_nb.core import results
+from iml_nb.runs import sweeps
 
 
 def _metrics(gap: float, seeds=(0, 1, 2)) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-from iml_nb import stats, verdicts
+from iml_nb.analysis import stats, verdicts
 
 
 def _record(values):

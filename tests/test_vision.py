@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from iml_nb.config import ConfigError
-from iml_nb.vision import CELL, GRID, TAG_ROWS, VisionConfig, eval_specs, make_vision_data, render, stage_specs
+from iml_nb.core.config import ConfigError
+from iml_nb.vision.data import CELL, GRID, TAG_ROWS, VisionConfig, eval_specs, make_vision_data, render, stage_specs
 
 CFG = VisionConfig(n_vars=60)
 
@@ -78,9 +78,9 @@ def test_seeded_and_validated():
 def test_loss_and_accuracy_count_only_supervised_cells_and_the_one_loop_trains_the_convnet():
     import torch
 
-    from iml_nb.config import TrainConfig
-    from iml_nb.train import train_stage
-    from iml_nb.vision import ConvNet, ImageSet, accuracy, image_loss
+    from iml_nb.core.config import TrainConfig
+    from iml_nb.lm.train import train_stage
+    from iml_nb.vision.data import ConvNet, ImageSet, accuracy, image_loss
 
     data = make_vision_data(CFG, seed=0)
     ids, kinds, cells = stage_specs(data, "stage1")
@@ -122,7 +122,7 @@ def test_held_out_cells_are_never_trained_and_are_what_stage_1_is_tested_on():
 def test_cell_net_reads_the_cells_row_major_and_its_trunk_classifies_single_digits():
     import torch
 
-    from iml_nb.vision import CellNet, split_cells
+    from iml_nb.vision.data import CellNet, split_cells
 
     images = torch.zeros(2, TAG_ROWS + 3 * CELL, 3 * CELL)
     for c in range(9):
@@ -135,7 +135,7 @@ def test_cell_net_reads_the_cells_row_major_and_its_trunk_classifies_single_digi
 
 
 def test_vision_config_names_bad_parameters_before_any_compute():
-    from iml_nb.vision_experiment import build_vision_config, vision_parameter_names
+    from iml_nb.vision.experiment import build_vision_config, vision_parameter_names
 
     cfg = build_vision_config(n_vars=50, pretrain_epochs=0, stage1_epochs=2, stage2_epochs=3, lr=0.01, n_seeds=2, arch="plain")
     assert (cfg.data.n_vars, cfg.train.stage0_epochs, cfg.train.stage_epochs, cfg.train.lr, cfg.run.n_seeds, cfg.net.arch) == \
@@ -154,8 +154,8 @@ def test_vision_config_names_bad_parameters_before_any_compute():
 def test_notebook_parameters_are_the_config_parameters():
     import papermill as pm
 
-    from iml_nb.env import project_path
-    from iml_nb.vision_experiment import vision_parameter_names
+    from iml_nb.core.env import project_path
+    from iml_nb.vision.experiment import vision_parameter_names
 
     declared = set(pm.inspect_notebook(str(project_path("notebooks/05_mnist.ipynb"))))
     assert declared == vision_parameter_names()
@@ -164,8 +164,8 @@ def test_notebook_parameters_are_the_config_parameters():
 def test_notebook_defaults_are_the_config_defaults():
     import papermill as pm
 
-    from iml_nb.env import project_path
-    from iml_nb.vision_experiment import build_vision_config
+    from iml_nb.core.env import project_path
+    from iml_nb.vision.experiment import build_vision_config
 
     declared = pm.inspect_notebook(str(project_path("notebooks/05_mnist.ipynb")))
     defaults = {name: eval(p["default"]) for name, p in declared.items()}  # literals from the parameters cell

@@ -1,0 +1,262 @@
+"""Batch runner for the §5-6 ablations: one papermill run per grid point x seed, in parallel processes, resumable."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import itertools
+import json
+import multiprocessing as mp
+import os
+import re
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from tqdm import tqdm
+
+from iml_nb.core.parallel import exit_with_parent
+from iml_nb.core.results import atomic_write_json, is_complete, new_run_id, to_jsonable
+from iml_nb.runs import runner
+from iml_nb.runs import slurm as slurm_jobs
+from iml_nb.runs.slurm import SlurmOptions
+
+BATCH_FILE_KEYS = ("notebook", "grid", "seeds", "fixed")
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "IML_NB_THREADS")
+BACKENDS = ("local", "slurm")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")  # what may stay in a folder name on any OS and in a shell without quoting
+
+
+def parse_grid_option(text: str) -> tuple[str, list]:
+    """`NAME=V1,V2,...` -> (NAME, values), each value read as YAML like -p (runner.parse_value)."""
+    name, sep, values = text.partition("=")
+    if not sep or not name.strip() or not values.strip():
+        raise ValueError(f"--grid {text!r}: expected NAME=V1,V2,...")
+    # Split at top-level commas only, so a list value such as [1,2] stays one value.
+    items, depth, start = [], 0, 0
+    for i, char in enumerate(values + ","):
+        depth += (char in "[{") - (char in "]}")
+        if char == "," and depth == 0:
+            items.append(values[start:i].strip())
+            start = i + 1
+    if "" in items:
+        raise ValueError(f"--grid {text!r}: empty value (a trailing or doubled comma?)")
+    return name.strip(), [runner.parse_value(item) for item in items]
+
+
+def load_batch_file(path: str | os.PathLike) -> dict:
+    """A YAML batch file: {notebook: stem or path, grid: {name: [values]}, seeds: N, fixed: {name: value}}, all optional."""
+    spec = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(spec, dict) or set(spec) - set(BATCH_FILE_KEYS):
+        raise ValueError(f"{path}: a batch file is a mapping with keys among {list(BATCH_FILE_KEYS)}")
+    for key in ("grid", "fixed"):
+        if not isinstance(spec.get(key) or {}, dict):
+            raise ValueError(f"{path}: `{key}` must be a mapping of name: {'[values]' if key == 'grid' else 'value'}")
+    return spec
+
+
+def grid_axes(grid: dict[str, list], seeds: int | None = None) -> dict[str, list]:
+    """The batch's axes in order: the grid as given, then `seed` = 0..seeds-1 when seeds is set."""
+    axes = {}
+    for name, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"grid `{name}` needs a non-empty list of values, got {values!r}")
+        axes[name] = values
+    if seeds is not None:
+        if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+            raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
+        if "seed" in axes:
+            raise ValueError("`seed` is both a grid axis and --seeds; give one")
+        axes["seed"] = list(range(seeds))
+    if not axes:
+        raise ValueError("nothing to vary: give --grid or --seeds (for a single run use `python -m iml_nb run`)")
+    return axes
+
+
+def run_name(params: dict) -> str:
+    """`alpha=0.8__seed=2`: the run's grid values in axis order, made safe for a folder name."""
+    def text(value) -> str:
+        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+    return _UNSAFE.sub("_", "__".join(f"{name}={text(value)}" for name, value in params.items()))
+
+
+def plan_runs(axes: dict[str, list]) -> list[tuple[str, dict]]:
+    """(run name, grid values) for every point of the Cartesian product; names must tell the runs apart."""
+    runs = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
+    names = [run_name(params) for params in runs]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise ValueError(f"grid points share a run folder name {clashes}: repeated values, or values equal once sanitised")
+    return list(zip(names, runs))
+
+
+def _execute(notebook: Path, params: dict, run_dir: Path, threads: int, environ: dict | None) -> dict:
+    """One run, in a worker process or a SLURM job: never raises for a failed notebook, so one failure does not stop the batch."""
+    # The kernel inherits this process's environment: locally the caller's as it is now (the fork server holds the one of its
+    # start), with K runs of cpu/K threads each, which fill the cores without oversubscribing them; in a SLURM job its own
+    # (environ None: it holds the job's CUDA_VISIBLE_DEVICES), with the job's CPUs as threads.
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
+    os.environ.update({var: str(threads) for var in THREAD_VARS})
+    start = time.monotonic()
+    try:
+        runner.execute_into(notebook, params, run_dir, progress_bar=False)
+        error = None if is_complete(run_dir) else "the notebook finished without writing summary.json"
+    except Exception as exc:  # the first line names the failing cell and the exception (runner.NotebookRunError)
+        error = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return {"status": "failed" if error else "complete", "error": error,
+            "duration_s": round(time.monotonic() - start, 1)}
+
+
+def _check_resumable(batch_json: Path, notebook: Path, axes: dict, fixed: dict) -> dict:
+    """The batch recorded in batch_json ({} if none), after checking a rerun may reuse its run folders."""
+    # Run folders are named by grid values only: reusing them is sound only for the same notebook, axes and fixed values.
+    if not batch_json.is_file():
+        return {}
+    old = json.loads(batch_json.read_text())
+    differs = [what for what, before, now in (("notebook", Path(old["notebook"]).name, notebook.name),
+                                              ("grid axes", old["axes"], list(axes)),
+                                              ("fixed parameters", old["fixed"], to_jsonable(fixed))) if before != now]
+    if differs:
+        raise ValueError(f"{batch_json.parent} holds a batch with other {' and '.join(differs)} "
+                         f"({old['notebook']}, axes {old['axes']}, fixed {old['fixed']}): give another --name")
+    return old
+
+
+def summary_table(batch: dict) -> pd.DataFrame:
+    """One row per run: run folder name, grid values, status, duration_s, error."""
+    slurm_columns = ("job_id", "log") if batch.get("backend") == "slurm" else ()
+    return pd.DataFrame([{"run": r["folder"], **r["params"], "status": r["status"], "duration_s": r["duration_s"],
+                          "error": r["error"], **{c: r.get(c) for c in slurm_columns}} for r in batch["runs"]])
+
+
+def run_batch(notebook: str | os.PathLike, grid: dict[str, list], seeds: int | None = None, fixed: dict | None = None,
+              jobs: int = 1, out: str | os.PathLike = "outputs", name: str | None = None,
+              progress: bool = True, backend: str = "local", slurm: SlurmOptions | None = None) -> pd.DataFrame:
+    """Execute `notebook` once per grid point (x seed) into <out>/<name>/<run name>/ and return the summary table.
+
+    Runs already complete are skipped; an existing incomplete folder (a killed or failed run) is moved aside to
+    <run name>.failed-<run id> and redone. <out>/<name>/batch.json records the batch and every run's status,
+    rewritten atomically after each run. A failed run is recorded with its error and the others go on.
+    The default name is <notebook stem>__<axis>-<axis>; the table's attrs["batch_json"] is that file.
+
+    backend "local" runs `jobs` notebooks at a time in processes on this machine; "slurm" submits every run as a task of one
+    job array (`slurm` says how) and waits for them. A SLURM run still queued or running when an earlier controller died is
+    re-attached to, not submitted again.
+    """
+    notebook = runner.resolve_notebook(notebook)
+    fixed = dict(fixed or {})
+    axes = grid_axes(grid, seeds)
+    if backend not in BACKENDS:
+        raise ValueError(f"--backend must be one of {list(BACKENDS)}, got {backend!r}")
+    if backend == "slurm":
+        slurm = slurm or SlurmOptions()
+        if not isinstance(slurm, SlurmOptions):
+            raise ValueError(f"slurm must be a SlurmOptions, got {type(slurm).__name__}")
+        slurm_jobs.check_available()
+    elif slurm is not None:
+        raise ValueError("SLURM options (--partition, --gpus-per-run, ...) need --backend slurm")
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    both = sorted(set(axes) & set(fixed))
+    if both:
+        raise ValueError(f"parameters {both} are both varied and fixed; give each once")
+    declared = runner.declared_parameters(notebook)
+    if seeds is not None and "seed" not in declared:
+        raise ValueError(f"--seeds needs a `seed` parameter, and {notebook.name} declares none")
+    runner.check_parameters(notebook, {**fixed, **{axis: values[0] for axis, values in axes.items()}})
+    if "n_jobs" in declared and "n_jobs" not in fixed and "n_jobs" not in axes:
+        fixed["n_jobs"] = 1  # the batch's processes are the parallelism; a run forking its own workers would oversubscribe
+
+    batch_dir = (Path(out) / (name or f"{notebook.stem}__{'-'.join(axes)}")).resolve()
+    batch_json = batch_dir / "batch.json"
+    runs = plan_runs(axes)
+    recorded = _check_resumable(batch_json, notebook, axes, fixed)
+    threads = slurm.cpus_per_run if backend == "slurm" else max(1, (os.cpu_count() or 1) // jobs)
+    # "axes" keeps the grid's order, which names the run folders: batch.json is written with sorted keys.
+    batch = {"notebook": str(notebook), "axes": list(axes), "grid": axes, "fixed": fixed, "backend": backend,
+             "jobs": jobs if backend == "local" else None, "threads_per_run": threads,
+             "slurm": dataclasses.asdict(slurm) if backend == "slurm" else None, "runs": []}
+    # A skipped run keeps the duration its earlier execution recorded: rerunning a batch must not erase what it measured.
+    before = {r["folder"]: r for r in recorded.get("runs", [])}
+    for folder, params in runs:
+        record = {"folder": folder, "params": params, "status": "pending", "error": None, "duration_s": None,
+                  "moved_aside": None}
+        run_dir = batch_dir / folder
+        job_id = before.get(folder, {}).get("job_id")
+        if is_complete(run_dir):
+            earlier = before.get(folder, {})
+            record.update(status="skipped", duration_s=earlier.get("duration_s"),
+                          **{k: earlier[k] for k in ("job_id", "log") if earlier.get(k)})  # which SLURM job made it, if one did
+        elif backend == "slurm" and slurm_jobs.is_active(batch_dir, job_id):
+            # Queued or running from an earlier submission (its controller died): wait for it, never submit it twice.
+            record.update(status="submitted", job_id=job_id, log=before[folder].get("log"), attached=True)
+        elif run_dir.exists():  # killed or failed before: keep what it produced, out of the way of the rerun
+            record["moved_aside"] = f"{folder}.failed-{new_run_id()}"
+            run_dir.rename(batch_dir / record["moved_aside"])
+        batch["runs"].append(record)
+    atomic_write_json(batch_json, batch)
+
+    bar = tqdm(total=len(runs), initial=sum(r["status"] == "skipped" for r in batch["runs"]), desc=batch_dir.name,
+               unit="run", position=0, disable=not progress)
+
+    def finish(record: dict, result: dict) -> None:
+        record.update(result)
+        atomic_write_json(batch_json, batch)
+        bar.set_postfix_str(f"{record['folder']}: {record['status']}")
+        bar.update()
+
+    try:
+        if backend == "local":
+            _run_local(notebook, fixed, batch_dir, batch, threads, jobs, finish)
+        else:
+            _run_slurm(notebook, fixed, batch_dir, batch, batch_json, slurm, finish)
+    finally:
+        bar.close()
+    table = summary_table(batch)
+    table.attrs["batch_json"] = str(batch_json)
+    return table
+
+
+def _run_local(notebook: Path, fixed: dict, batch_dir: Path, batch: dict, threads: int, jobs: int, finish) -> None:
+    todo = iter([r for r in batch["runs"] if r["status"] == "pending"])
+    # Not forked from this process, which may hold threads (tqdm's monitor, a notebook's zmq); a fork server that has
+    # imported papermill once hands each worker out in milliseconds instead of a 3-4 s fresh import per worker.
+    context = mp.get_context("forkserver")
+    context.set_forkserver_preload(["iml_nb.runs.batch", "papermill"])
+    with cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=exit_with_parent) as pool:
+        def submit(records) -> dict:
+            return {pool.submit(_execute, notebook, {**fixed, **r["params"]}, batch_dir / r["folder"], threads,
+                                dict(os.environ)): r for r in records}
+
+        # At most `jobs` runs handed out at a time, so after Ctrl-C no queued run starts in a worker.
+        running = submit(itertools.islice(todo, jobs))
+        try:
+            while running:
+                done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                for future in done:
+                    record = running.pop(future)
+                    try:
+                        result = future.result()
+                    except Exception as exc:  # the worker process itself died (killed, out of memory)
+                        result = dict(status="failed", error=f"worker process died: {type(exc).__name__}: {exc}")
+                    finish(record, result)
+                    running.update(submit(itertools.islice(todo, 1)))
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _run_slurm(notebook: Path, fixed: dict, batch_dir: Path, batch: dict, batch_json: Path, options: SlurmOptions,
+               finish) -> None:
+    todo = [r for r in batch["runs"] if r["status"] == "pending"]
+    if todo:
+        calls = [(_execute, notebook, {**fixed, **r["params"]}, batch_dir / r["folder"], options.cpus_per_run, None) for r in todo]
+        for record, job in zip(todo, slurm_jobs.submit(batch_dir, options, batch_dir.name, calls)):
+            record.update(status="submitted", job_id=job.job_id, log=slurm_jobs.log_path(job))
+        atomic_write_json(batch_json, batch)  # the job ids, before any waiting: a controller killed now loses nothing
+    waiting = {r["folder"]: slurm_jobs.job_for(batch_dir, r["job_id"]) for r in batch["runs"] if r["status"] == "submitted"}
+    by_folder = {r["folder"]: r for r in batch["runs"]}
+    slurm_jobs.wait(waiting, lambda folder, result: finish(by_folder[folder], result), options.poll_s)

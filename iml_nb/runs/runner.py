@@ -1,0 +1,157 @@
+"""Execute a parameterised notebook with papermill into its own run folder under outputs/ (STYLE: Notebooks, Results)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import yaml
+
+from iml_nb.core.env import PROGRESS_LOG, PROJECT_ROOT
+from iml_nb.core.parameters import reject_unknown
+from iml_nb.core.results import is_complete, new_run_id
+
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+RUNNER_PARAMETERS = ("output_dir",)  # set by run_notebook itself, never by the caller
+
+# PyYAML follows YAML 1.1, which reads "1e-4" (no dot) as a string; learning rates are written that way.
+_BARE_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+class NotebookRunError(RuntimeError):
+    """The notebook raised; the executed notebook with the traceback is in `run_dir`."""
+
+    def __init__(self, message: str, run_dir: Path):
+        super().__init__(message)
+        self.run_dir = run_dir
+
+
+def parse_value(text: str):
+    """A CLI value as papermill's -p/-y would type it: YAML ("0.5" -> 0.5, "true" -> True, "[1,2]" -> [1, 2])."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str) and _BARE_EXPONENT.fullmatch(value.strip()):
+        return float(value)
+    return value
+
+
+def resolve_notebook(notebook: str | os.PathLike) -> Path:
+    """A path to an .ipynb, or a stem such as "01_main_two_stage" looked up under notebooks/."""
+    given = Path(notebook)
+    candidates = [given, given.with_name(given.name + ".ipynb"),
+                  NOTEBOOKS_DIR / given, NOTEBOOKS_DIR / (given.name + ".ipynb")]
+    for path in candidates:
+        if path.is_file() and path.suffix == ".ipynb":
+            return path.resolve()
+    known = sorted(p.stem for p in NOTEBOOKS_DIR.glob("*.ipynb"))
+    raise FileNotFoundError(f"no notebook {str(notebook)!r}; notebooks under {NOTEBOOKS_DIR}: {known}")
+
+
+def declared_parameters(notebook: str | os.PathLike) -> dict:
+    """Name -> papermill's record (inferred type, default, help) for the notebook's `parameters` cell."""
+    import papermill as pm  # imported here so `python -m iml_nb --help` stays quick
+
+    try:
+        return pm.inspect_notebook(str(notebook))
+    except ValueError as exc:  # papermill's words for a notebook saved without kernelspec metadata
+        raise ValueError(f"cannot read the parameters of {Path(notebook).name}: {exc} "
+                         "(save it from Jupyter with the Python 3 kernel so it records metadata.kernelspec)") from exc
+
+
+def check_parameters(notebook: str | os.PathLike, parameters: dict) -> None:
+    """Raise ValueError for names the notebook does not declare; papermill itself would only warn and go on."""
+    declared = declared_parameters(notebook)
+    for name in RUNNER_PARAMETERS:
+        if name not in declared:
+            raise ValueError(f"{Path(notebook).name} has no `{name}` parameter; run_notebook needs it to place results")
+    reserved = sorted(set(parameters) & set(RUNNER_PARAMETERS))
+    if reserved:
+        raise ValueError(f"parameters {reserved} are set by the runner; choose the folder with outputs_root/run_id")
+    # The check each notebook's first cell makes under plain papermill; output_dir is the runner's, so not listed as valid here.
+    reject_unknown(parameters, set(declared) - set(RUNNER_PARAMETERS), Path(notebook).name)
+
+
+def run_notebook(notebook: str | os.PathLike, parameters: dict | None = None,
+                 outputs_root: str | os.PathLike = "outputs", run_id: str | None = None) -> Path:
+    """Execute `notebook` into outputs_root/<stem>/<run id>/<notebook name> and return that run folder.
+
+    The notebook gets `parameters` plus `output_dir` (the run folder, absolute) and writes its results there.
+    Parameters are checked before anything runs. The kernel starts in the repository root, so `import iml_nb`
+    works without installing the package and relative paths mean the same as on the command line.
+    """
+    notebook = resolve_notebook(notebook)
+    parameters = dict(parameters or {})
+    check_parameters(notebook, parameters)
+
+    run_dir = (Path(outputs_root) / notebook.stem / (run_id or new_run_id())).resolve()
+    return execute_into(notebook, parameters, run_dir)
+
+
+class ProgressTail:
+    """While a notebook runs, print the progress lines its kernel appends to `path` (env.log_progress) to stderr, at most one
+    every `every` seconds (the newest), so a terminal shows training move, not only papermill's cell counter."""
+
+    def __init__(self, path: Path, every: float = 5.0, stream=None):
+        import sys
+        import threading
+
+        self.path, self.every, self.stream = path, every, stream or sys.stderr
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        offset, shown = 0, ""
+        while not self._stop.wait(self.every):
+            shown = self._show(offset, shown)
+            offset = self.path.stat().st_size if self.path.exists() else 0
+        self._show(offset, shown)
+
+    def _show(self, offset: int, shown: str) -> str:
+        if not self.path.exists():
+            return shown
+        with open(self.path, encoding="utf-8") as f:
+            f.seek(offset)
+            lines = f.read().splitlines()
+        if lines and lines[-1] != shown:
+            print(f"  {lines[-1]}", file=self.stream, flush=True)
+            return lines[-1]
+        return shown
+
+    def __enter__(self):
+        self.path.unlink(missing_ok=True)
+        os.environ[PROGRESS_LOG] = str(self.path)  # the kernel papermill starts inherits it
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.environ.pop(PROGRESS_LOG, None)
+        self._stop.set()
+        self._thread.join()
+        self.path.unlink(missing_ok=True)
+
+
+def execute_into(notebook: Path, parameters: dict, run_dir: Path, progress_bar: bool = True) -> Path:
+    """Execute an already resolved and checked notebook into `run_dir` (run_notebook's last step; batch.py calls it per run).
+
+    With progress_bar (an interactive `run`), training progress from the kernel is printed to the terminal as well."""
+    import contextlib
+
+    import papermill as pm
+
+    if is_complete(run_dir):
+        raise FileExistsError(f"{run_dir} already holds a complete run; pick another run_id")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tail = ProgressTail(run_dir / "progress.log") if progress_bar else contextlib.nullcontext()
+    try:
+        with tail:
+            pm.execute_notebook(str(notebook), str(run_dir / notebook.name),
+                                parameters={**parameters, "output_dir": str(run_dir)},
+                                kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=progress_bar)
+    except pm.PapermillExecutionError as exc:
+        raise NotebookRunError(
+            f"{notebook.name} failed in cell {exc.exec_count} with {exc.ename}: {exc.evalue}\n"
+            f"the executed notebook, with the traceback, is in {run_dir}", run_dir) from exc
+    except Exception as exc:  # kernel died, timed out or never started: the folder may hold a partial notebook
+        raise NotebookRunError(f"{notebook.name} did not finish ({type(exc).__name__}: {exc}); see {run_dir}",
+                               run_dir) from exc
+    return run_dir

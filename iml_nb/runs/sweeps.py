@@ -1,0 +1,110 @@
+"""Sweeps of the main experiment (paper §5-6, Fig. 4): collect a batch's run folders and compute the IML gap at every grid point."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from iml_nb.analysis import stats
+from iml_nb.core.results import is_complete, read_metrics
+
+
+def collect(batch_json: str | os.PathLike) -> pd.DataFrame:
+    """Every complete run's metrics, with the batch's grid values as extra columns (incomplete runs are left out)."""
+    batch_json = Path(batch_json)
+    batch = json.loads(batch_json.read_text())
+    frames = []
+    for run in batch["runs"]:
+        folder = batch_json.parent / run["folder"]
+        if is_complete(folder):
+            frames.append(read_metrics(folder / "metrics.csv").assign(**run["params"]))
+    if not frames:
+        raise ValueError(f"{batch_json}: no complete run to collect")
+    return pd.concat(frames, ignore_index=True)
+
+
+def gap_table(metrics: pd.DataFrame, axis: str, metric: str = "em") -> pd.DataFrame:
+    """Per grid value: the IML gaps (QA and entity) with their CIs across Stage-1 seeds, a verdict, and the two EMs behind each gap."""
+    rows = []
+    for value, frame in metrics.groupby(axis, sort=True):
+        frame = frame.drop(columns=[axis])
+        for gap in stats.IML_GAPS:
+            kind, a, b = gap.name, gap.a, gap.b
+            if {a, b} <= set(frame["subset"]):
+                diffs = stats.paired_differences(frame, a, b, metric)  # once: stats.gap would compute it again
+                g = stats.mean_ci(diffs["diff"])
+                rows.append({axis: value, "gap": kind, "mean": g["mean"], "ci_low": g["ci_low"], "ci_high": g["ci_high"],
+                             "n_seeds": g["n_seeds"], "verdict": verdict(g["ci_low"], g["ci_high"]),
+                             "em_reliable": diffs[a].mean(), "em_unreliable": diffs[b].mean()})
+    return pd.DataFrame(rows)
+
+
+def verdict(ci_low: float, ci_high: float) -> str:
+    """What a 95% CI says about a gap: 'IML' (above zero), 'reversed' (below) or 'n.s.' (contains zero, or undefined)."""
+    return {1: "IML", -1: "reversed", 0: "n.s."}[stats.ci_sign(ci_low, ci_high)]
+
+
+def validate(fixed: dict, axis: str, values: list) -> None:
+    """Build every grid point's config now, so a bad value fails before any run (each run would only fail when it starts)."""
+    from iml_nb.core.config import grid
+
+    grid(fixed, axis, values)
+
+
+@dataclass
+class Sweep:
+    """One sweep notebook's plan: 01_main_two_stage with `axis` over `values`, everything else `fixed`, one resumable batch.
+
+    Building it checks every grid point's config, the backend and the run folder, before any run starts."""
+
+    notebook: str  # the sweep notebook (its run folder: outputs/<notebook>/<run id>/, unless output_dir names one)
+    axis: str
+    values: list
+    fixed: dict
+    batch_name: str  # outputs/batches/<batch_name>/, reused to resume
+    output_dir: str = ""
+    jobs: int = 1
+    backend: str = "local"
+    slurm_options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from iml_nb.core import results
+        from iml_nb.runs import slurm
+
+        validate(self.fixed, self.axis, self.values)
+        self.cluster = slurm.options_from(self.backend, self.slurm_options)  # None for the local backend
+        self.run_dir = results.run_dir_for(self.output_dir, self.notebook)
+
+    def describe(self) -> str:
+        return f"{len(self.values)} values of {self.axis} x {self.fixed.get('n_seeds')} seeds; fixed: {self.fixed}"
+
+    def run(self) -> pd.DataFrame:
+        """Every grid point as a run of 01_main_two_stage (complete ones are skipped); the batch's status table."""
+        from iml_nb.core.env import project_path
+        from iml_nb.runs.batch import run_batch
+
+        return run_batch("01_main_two_stage", grid={self.axis: self.values}, fixed=self.fixed, jobs=self.jobs,
+                         out=project_path("outputs/batches"), name=self.batch_name, backend=self.backend, slurm=self.cluster)
+
+    def collect(self, table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(metrics of every complete run with the axis as a column, the gap table per grid value)."""
+        metrics = collect(table.attrs["batch_json"])
+        return metrics, gap_table(metrics, self.axis)
+
+    def write(self, table: pd.DataFrame, metrics: pd.DataFrame, gaps: pd.DataFrame, expectation: str) -> dict:
+        """Config and metrics into the run folder; returns the summary for results.mark_complete (the notebook's last cell)."""
+        from iml_nb.core import results
+
+        results.write_run(self.run_dir, {"axis": self.axis, "values": self.values, "fixed": self.fixed,
+                                         "batch_name": self.batch_name}, metrics)
+        return {"axis": self.axis, "values": self.values, "gaps": gaps.to_dict("records"), "batch": table.attrs["batch_json"],
+                "paper_expectation": expectation}
+
+    def qa_line(self, gaps: pd.DataFrame) -> str:
+        """The QA gap at every grid value with its verdict, on one line."""
+        qa = gaps[gaps["gap"] == "qa"].set_index(self.axis)
+        return f"QA gap by {self.axis}: " + ", ".join(f"{v}: {m:+.2f} ({x})" for v, m, x in zip(qa.index, qa["mean"], qa["verdict"]))
