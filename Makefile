@@ -21,15 +21,15 @@ main: install  ## the main experiment at its default parameters -> outputs/01_ma
 	$(PY) -m iml_nb run 01_main_two_stage
 
 test: install  ## lint, then unit + integration tests and nbval on every notebook (test-size parameters)
-	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
 test-fast: install  ## the inner loop: lint and the unit and integration tests, without notebooks, SLURM or the browser (a few minutes)
-	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q tests -m "not slurm and not browser"
 
 lint: install  ## ruff (settings in pyproject.toml)
-	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 paper: install  ## every paper section at its defaults, then the report; resumable (complete sections are skipped); roughly 11 h on 2 cores
 	$(PY) -m iml_nb paper

@@ -67,8 +67,7 @@ def stage1_training(model_name: str) -> tuple[ExperimentConfig, torch.nn.Module,
     people = experiment.load_people(cfg)
     model, tokenizer = experiment.base_model(cfg, people)
     draw = make_define_data(people, cfg.data, cfg.run.seed, 0)
-    data = encode(draw.train[cfg.stages[0]] + replay_sample(stage0_examples(people), cfg.data.replay_frac, 1), tokenizer,
-                  cfg.train.loss_on)
+    data = encode(draw.train[cfg.stages[0]] + replay_sample(stage0_examples(people), cfg.data.replay_frac, 1), tokenizer, cfg.train.loss_on)
     return cfg, model, data
 
 
@@ -92,12 +91,20 @@ def utilisation(model_name: str, threads: int = 1, epochs: int = 1) -> dict:
     flops = model_flops(model, data) * epochs / seconds
     tokens = int(data.lengths.sum()) * epochs / seconds
     naive = 6 * models.n_params(model, non_embedding=True) * tokens
-    return {"model": model_name, "threads": threads, "non_embedding_params": models.n_params(model, non_embedding=True),
-            "tokens_per_s": tokens, "model_gflops": flops / 1e9, "peak_gflops": peak / 1e9, "utilisation": flops / peak,
-            "utilisation_6N": naive / peak}
+    return {
+        "model": model_name,
+        "threads": threads,
+        "non_embedding_params": models.n_params(model, non_embedding=True),
+        "tokens_per_s": tokens,
+        "model_gflops": flops / 1e9,
+        "peak_gflops": peak / 1e9,
+        "utilisation": flops / peak,
+        "utilisation_6N": naive / peak,
+    }
 
 
 # -- the usual pipeline: Hugging Face Trainer + generation every epoch -------------------------------------------------------
+
 
 class _Rows(torch.utils.data.Dataset):
     """Our encoded rows as the Trainer expects them: input_ids with the final EOS appended, labels aligned to them (HF shifts)."""
@@ -127,11 +134,12 @@ class _SameBatches(torch.utils.data.Sampler):
     def __iter__(self):
         order = torch.randperm(self.n, generator=self.generator)
         for start in range(0, self.n, self.batch_size):
-            yield order[start:start + self.batch_size].tolist()
+            yield order[start : start + self.batch_size].tolist()
 
 
-def trainer_stage(model, data: Encoded, cfg: TrainConfig, epochs: int, seed: int,
-                  on_epoch_end=lambda epoch, loss, steps: None) -> list[float]:
+def trainer_stage(
+    model, data: Encoded, cfg: TrainConfig, epochs: int, seed: int, on_epoch_end=lambda epoch, loss, steps: None
+) -> list[float]:
     """train_stage's contract through transformers' Trainer: the same optimiser, schedule, clipping and batches; the loss is the
     model's own (logits at every position, labels masked), as the reference computes it."""
     from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
@@ -141,8 +149,11 @@ def trainer_stage(model, data: Encoded, cfg: TrainConfig, epochs: int, seed: int
 
     def collate(rows: list[dict]) -> dict:
         width = max(len(r["input_ids"]) for r in rows)
-        out = {"input_ids": torch.full((len(rows), width), pad_id), "labels": torch.full((len(rows), width), IGNORE),
-               "attention_mask": torch.zeros((len(rows), width), dtype=torch.long)}
+        out = {
+            "input_ids": torch.full((len(rows), width), pad_id),
+            "labels": torch.full((len(rows), width), IGNORE),
+            "attention_mask": torch.zeros((len(rows), width), dtype=torch.long),
+        }
         for i, r in enumerate(rows):
             n = len(r["input_ids"])
             out["input_ids"][i, :n], out["labels"][i, :n], out["attention_mask"][i, :n] = r["input_ids"], r["labels"], 1
@@ -153,8 +164,9 @@ def trainer_stage(model, data: Encoded, cfg: TrainConfig, epochs: int, seed: int
 
     class Recorded(Trainer):
         def get_train_dataloader(self):
-            return torch.utils.data.DataLoader(self.train_dataset, batch_sampler=_SameBatches(len(data), cfg.batch_size, seed),
-                                               collate_fn=collate)
+            return torch.utils.data.DataLoader(
+                self.train_dataset, batch_sampler=_SameBatches(len(data), cfg.batch_size, seed), collate_fn=collate
+            )
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
@@ -169,12 +181,23 @@ def trainer_stage(model, data: Encoded, cfg: TrainConfig, epochs: int, seed: int
     optimizer = make_optimizer(model, cfg)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps_per_epoch * epochs))
     with tempfile.TemporaryDirectory() as tmp:
-        args = TrainingArguments(output_dir=tmp, num_train_epochs=epochs, per_device_train_batch_size=cfg.batch_size,
-                                 max_grad_norm=cfg.grad_clip, logging_strategy="no", save_strategy="no", report_to="none",
-                                 use_cpu=next(model.parameters()).device.type == "cpu", disable_tqdm=True, seed=seed,
-                                 remove_unused_columns=False, dataloader_num_workers=0)
-        trainer = Recorded(model=model, args=args, train_dataset=_Rows(data, eos_id), callbacks=[EveryEpoch()],
-                           optimizers=(optimizer, schedule))
+        args = TrainingArguments(
+            output_dir=tmp,
+            num_train_epochs=epochs,
+            per_device_train_batch_size=cfg.batch_size,
+            max_grad_norm=cfg.grad_clip,
+            logging_strategy="no",
+            save_strategy="no",
+            report_to="none",
+            use_cpu=next(model.parameters()).device.type == "cpu",
+            disable_tqdm=True,
+            seed=seed,
+            remove_unused_columns=False,
+            dataloader_num_workers=0,
+        )
+        trainer = Recorded(
+            model=model, args=args, train_dataset=_Rows(data, eos_id), callbacks=[EveryEpoch()], optimizers=(optimizer, schedule)
+        )
         trainer.remove_callback(PrinterCallback)  # its end-of-training dict on stdout
         trainer.train()
     return epoch_losses
@@ -190,19 +213,23 @@ def reference_eval(suite: EvalSuite, model, tokenizer, mode: str = "generate", b
     out = {}
     for name, items in suite.sets.items():
         preds = evaluate.generate(model, tokenizer, [ex.prompt for ex in items], batch_size, max_new_tokens)
-        out[name] = {"em": sum(evaluate.exact_match(p, ex.answer) for p, ex in zip(preds, items)) / len(items),
-                     "f1": sum(evaluate.f1(p, ex.answer) for p, ex in zip(preds, items)) / len(items)}
+        out[name] = {
+            "em": sum(evaluate.exact_match(p, ex.answer) for p, ex in zip(preds, items)) / len(items),
+            "f1": sum(evaluate.f1(p, ex.answer) for p, ex in zip(preds, items)) / len(items),
+        }
     return out
 
 
 def _timed(fn, total: list):
     """fn, adding the seconds spent in it to total[0] (a plain function, so it binds as a method where fn was one)."""
+
     def wrapper(*args, **kwargs):
         start = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
             total[0] += time.perf_counter() - start
+
     return wrapper
 
 
@@ -232,12 +259,21 @@ def pipeline_comparison(cfg: ExperimentConfig) -> dict:
     # hundreds of steps, the trajectories drift apart. Scores: at each stage's last epoch ours also decodes greedily ("em_generate"),
     # which is what the usual pipeline scores every epoch.
     loss = pd.concat({"ours": cells(ours, "loss"), "theirs": cells(theirs, "loss")}, axis=1, join="inner")
-    rel = ((loss["ours"] - loss["theirs"]).abs() / loss["theirs"])
+    rel = (loss["ours"] - loss["theirs"]).abs() / loss["theirs"]
     ends = pd.concat({"ours": cells(ours, "em_generate"), "theirs": cells(theirs, "em")}, axis=1, join="inner")
-    return {"ours_s": ours_s, "ours_eval_s": ours_eval, "trainer_generate_s": theirs_s, "trainer_generate_eval_s": theirs_eval,
-            "speedup": theirs_s / ours_s, "eval_speedup": theirs_eval / ours_eval, "loss_epochs": len(loss),
-            "loss_first_epoch_rel_diff": float(rel.iloc[0]), "loss_max_rel_diff": float(rel.max()),
-            "stage_end_em_cells": len(ends), "stage_end_em_mean_abs_diff": float((ends["ours"] - ends["theirs"]).abs().mean())}
+    return {
+        "ours_s": ours_s,
+        "ours_eval_s": ours_eval,
+        "trainer_generate_s": theirs_s,
+        "trainer_generate_eval_s": theirs_eval,
+        "speedup": theirs_s / ours_s,
+        "eval_speedup": theirs_eval / ours_eval,
+        "loss_epochs": len(loss),
+        "loss_first_epoch_rel_diff": float(rel.iloc[0]),
+        "loss_max_rel_diff": float(rel.max()),
+        "stage_end_em_cells": len(ends),
+        "stage_end_em_mean_abs_diff": float((ends["ours"] - ends["theirs"]).abs().mean()),
+    }
 
 
 def fast_vs_generate(cfg: ExperimentConfig) -> dict:
@@ -254,8 +290,9 @@ def fast_vs_generate(cfg: ExperimentConfig) -> dict:
     timings, scores = {}, {}
     for mode, run in (("fast", EvalSuite.run), ("generate", EvalSuite.run), ("pipeline", reference_eval)):
         start = time.perf_counter()
-        scores[mode] = run(suite, model, tokenizer, "fast" if mode == "fast" else "generate", cfg.run.eval_batch_size,
-                           cfg.run.max_new_tokens)
+        scores[mode] = run(
+            suite, model, tokenizer, "fast" if mode == "fast" else "generate", cfg.run.eval_batch_size, cfg.run.max_new_tokens
+        )
         timings[mode] = time.perf_counter() - start
     # Equal to within float32 rounding: the teacher-forced EM is a float32 mean, reference_eval's a Python float of the same count.
     same = {m: sum(abs(scores["fast"][k]["em"] - scores[m][k]["em"]) < 1e-6 for k in scores["fast"]) for m in ("generate", "pipeline")}
@@ -270,13 +307,21 @@ def fast_vs_generate(cfg: ExperimentConfig) -> dict:
             timings[f"untrained_{mode}"] = time.perf_counter() - start
     else:
         timings["untrained_fast"] = timings["untrained_generate"] = math.nan
-    return {"items": len(suite.items), "sets": len(suite.sets), "sets_identical": same["generate"],
-            "untrained_fast_s": timings["untrained_fast"], "untrained_generate_s": timings["untrained_generate"],
-            "untrained_speedup": timings["untrained_generate"] / timings["untrained_fast"],
-            "sets_identical_pipeline": same["pipeline"], "fast_s": timings["fast"], "generate_s": timings["generate"],
-            "pipeline_s": timings["pipeline"], "speedup": timings["generate"] / timings["fast"],
-            "speedup_pipeline": timings["pipeline"] / timings["fast"],
-            "mean_em": sum(v["em"] for v in scores["fast"].values()) / len(scores["fast"])}
+    return {
+        "items": len(suite.items),
+        "sets": len(suite.sets),
+        "sets_identical": same["generate"],
+        "untrained_fast_s": timings["untrained_fast"],
+        "untrained_generate_s": timings["untrained_generate"],
+        "untrained_speedup": timings["untrained_generate"] / timings["untrained_fast"],
+        "sets_identical_pipeline": same["pipeline"],
+        "fast_s": timings["fast"],
+        "generate_s": timings["generate"],
+        "pipeline_s": timings["pipeline"],
+        "speedup": timings["generate"] / timings["fast"],
+        "speedup_pipeline": timings["pipeline"] / timings["fast"],
+        "mean_em": sum(v["em"] for v in scores["fast"].values()) / len(scores["fast"]),
+    }
 
 
 def peak_memory(params: dict, interval: float = 0.2) -> dict:
@@ -301,12 +346,17 @@ def peak_memory(params: dict, interval: float = 0.2) -> dict:
         _, err = proc.communicate()
         if proc.returncode:
             raise RuntimeError(f"the main run failed: {err[-2000:]}")
-    return {"peak_rss_total_gb": peak_sum / 2**30, "peak_rss_largest_process_gb": peak_one / 2**30,
-            "wall_s": time.perf_counter() - start, **params}
+    return {
+        "peak_rss_total_gb": peak_sum / 2**30,
+        "peak_rss_largest_process_gb": peak_one / 2**30,
+        "wall_s": time.perf_counter() - start,
+        **params,
+    }
 
 
-def run_all(sizes=("pythia-tiny", "pythia-small", "pythia-base"), scale: dict | None = None, memory_params: dict | None = None,
-            report=print) -> dict:
+def run_all(
+    sizes=("pythia-tiny", "pythia-small", "pythia-base"), scale: dict | None = None, memory_params: dict | None = None, report=print
+) -> dict:
     """Every figure, printed as it is measured; returns them all (the CLI writes them to a JSON file when asked)."""
     scale = {**BENCH_SCALE, **(scale or {})}
     out: dict = {"machine": {"cpus": os.cpu_count(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}, "scale": scale}
@@ -316,32 +366,43 @@ def run_all(sizes=("pythia-tiny", "pythia-small", "pythia-base"), scale: dict | 
         for threads in sorted({1, os.cpu_count() or 1}):
             u = utilisation(name, threads)
             out["utilisation"].append(u)
-            report(f"[1] {name:13s} {threads} thread(s): {u['tokens_per_s']:8.0f} tok/s, {u['model_gflops']:6.1f} model GFLOP/s of a "
-                   f"{u['peak_gflops']:6.1f} GFLOP/s matmul peak = utilisation {u['utilisation']:.2f} "
-                   f"(6N·tokens only: {u['utilisation_6N']:.2f})")
+            report(
+                f"[1] {name:13s} {threads} thread(s): {u['tokens_per_s']:8.0f} tok/s, {u['model_gflops']:6.1f} model GFLOP/s of a "
+                f"{u['peak_gflops']:6.1f} GFLOP/s matmul peak = utilisation {u['utilisation']:.2f} "
+                f"(6N·tokens only: {u['utilisation_6N']:.2f})"
+            )
     torch.set_num_threads(os.cpu_count() or 1)
     cfg = build_config(**scale)
     p = pipeline_comparison(cfg)
     out["pipeline"] = p
-    report(f"[2] same main experiment: ours {p['ours_s']:.1f} s (evaluation {p['ours_eval_s']:.1f} s), Trainer + generation every "
-           f"epoch {p['trainer_generate_s']:.1f} s (evaluation {p['trainer_generate_eval_s']:.1f} s): {p['speedup']:.1f}x end to end, "
-           f"{p['eval_speedup']:.1f}x on evaluation; training loss: first epoch equal to {p['loss_first_epoch_rel_diff']:.0e}, drifting "
-           f"to {p['loss_max_rel_diff']:.1%} over {p['loss_epochs']} epochs; greedy EM at stage ends differ by "
-           f"{p['stage_end_em_mean_abs_diff']:.3f} on average ({p['stage_end_em_cells']} cells)")
+    report(
+        f"[2] same main experiment: ours {p['ours_s']:.1f} s (evaluation {p['ours_eval_s']:.1f} s), Trainer + generation every "
+        f"epoch {p['trainer_generate_s']:.1f} s (evaluation {p['trainer_generate_eval_s']:.1f} s): {p['speedup']:.1f}x end to end, "
+        f"{p['eval_speedup']:.1f}x on evaluation; training loss: first epoch equal to {p['loss_first_epoch_rel_diff']:.0e}, drifting "
+        f"to {p['loss_max_rel_diff']:.1%} over {p['loss_epochs']} epochs; greedy EM at stage ends differ by "
+        f"{p['stage_end_em_mean_abs_diff']:.3f} on average ({p['stage_end_em_cells']} cells)"
+    )
     f = fast_vs_generate(cfg)
     out["fast_em"] = f
-    report(f"[3] fast EM vs generation on a trained model ({f['items']} items in {f['sets']} test sets): identical EM in "
-           f"{f['sets_identical']} sets vs our batched generation, {f['sets_identical_pipeline']} vs per-set generation as the reference; "
-           f"{f['fast_s']:.2f} s vs {f['generate_s']:.2f} s ({f['speedup']:.1f}x) "
-           f"and {f['pipeline_s']:.2f} s ({f['speedup_pipeline']:.1f}x)"
-           + ("" if math.isnan(f["untrained_speedup"]) else f"; on the untrained network (never stops) {f['untrained_fast_s']:.2f} s vs "
-              f"{f['untrained_generate_s']:.2f} s ({f['untrained_speedup']:.1f}x)"))
+    report(
+        f"[3] fast EM vs generation on a trained model ({f['items']} items in {f['sets']} test sets): identical EM in "
+        f"{f['sets_identical']} sets vs our batched generation, {f['sets_identical_pipeline']} vs per-set generation as the reference; "
+        f"{f['fast_s']:.2f} s vs {f['generate_s']:.2f} s ({f['speedup']:.1f}x) "
+        f"and {f['pipeline_s']:.2f} s ({f['speedup_pipeline']:.1f}x)"
+        + (
+            ""
+            if math.isnan(f["untrained_speedup"])
+            else f"; on the untrained network (never stops) {f['untrained_fast_s']:.2f} s vs "
+            f"{f['untrained_generate_s']:.2f} s ({f['untrained_speedup']:.1f}x)"
+        )
+    )
     m = peak_memory(memory_params if memory_params is not None else {k: v for k, v in scale.items() if k != "n_jobs"})
     out["memory"] = m
-    report(f"[4] main run through the notebook: peak resident memory {m['peak_rss_total_gb']:.2f} GB summed over its processes "
-           f"(largest single process {m['peak_rss_largest_process_gb']:.2f} GB), {m['wall_s']:.0f} s")
+    report(
+        f"[4] main run through the notebook: peak resident memory {m['peak_rss_total_gb']:.2f} GB summed over its processes "
+        f"(largest single process {m['peak_rss_largest_process_gb']:.2f} GB), {m['wall_s']:.0f} s"
+    )
     return out
-
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -352,10 +413,20 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="pythia-tiny,pythia-small,pythia-base", help="model sizes for the utilisation figure")
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                        help="a main-experiment parameter for figures 2-4, on top of BENCH_SCALE (200 people, 10+5+3 epochs, 1 seed)")
-    parser.add_argument("--memory-defaults", action="store_true",
-                        help="figure 4 on the main experiment at its full defaults (~14 min) instead of the bench scale")
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a main-experiment parameter for figures 2-4, on top of BENCH_SCALE (200 people, 10+5+3 epochs, 1 seed)",
+    )
+    parser.add_argument(
+        "--memory-defaults",
+        action="store_true",
+        help="figure 4 on the main experiment at its full defaults (~14 min) instead of the bench scale",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write every figure to this JSON file")
     args = parser.parse_args(argv)
     try:
@@ -373,8 +444,20 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_json(args.json, figures)
     return 0
 
-__all__ = ["BENCH_SCALE", "fast_vs_generate", "matmul_peak", "model_flops", "peak_memory", "pipeline_comparison", "run_all",
-           "stage1_training", "timed_epochs", "trainer_stage", "utilisation"]
+
+__all__ = [
+    "BENCH_SCALE",
+    "fast_vs_generate",
+    "matmul_peak",
+    "model_flops",
+    "peak_memory",
+    "pipeline_comparison",
+    "run_all",
+    "stage1_training",
+    "timed_epochs",
+    "trainer_stage",
+    "utilisation",
+]
 
 
 if __name__ == "__main__":

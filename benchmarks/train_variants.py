@@ -24,6 +24,7 @@ def adamw(**kwargs):
     def make(model, cfg):
         params = [p for p in model.parameters() if p.requires_grad]
         return torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay, **kwargs)
+
     return make
 
 
@@ -33,14 +34,17 @@ def compiled_network(model):
     def loss(m, data, idx):
         input_ids, targets = data.batch(idx)
         sel = targets != IGNORE
-        return F.cross_entropy(model.get_output_embeddings()(body(input_ids=input_ids, use_cache=False).last_hidden_state[sel]),
-                               targets[sel])
+        return F.cross_entropy(
+            model.get_output_embeddings()(body(input_ids=input_ids, use_cache=False).last_hidden_state[sel]), targets[sel]
+        )
+
     return loss
 
 
 def compiled_loss(model):
-    whole = torch.compile(lambda input_ids, targets: F.cross_entropy(target_logits(model, input_ids, targets)[0],
-                                                                     targets[targets != IGNORE]), dynamic=False)
+    whole = torch.compile(
+        lambda input_ids, targets: F.cross_entropy(target_logits(model, input_ids, targets)[0], targets[targets != IGNORE]), dynamic=False
+    )
     return lambda m, data, idx: whole(*data.batch(idx))
 
 
@@ -63,8 +67,11 @@ def main(names):
             warm, seconds, epoch_loss = timed_epochs(model, data, cfg.train, 1, loss_fn)
         finally:
             train.make_optimizer = default_optimiser
-        print(f"{name:13s} warm-up {warm:5.1f} s, epoch {seconds:5.2f} s, utilisation {model_flops(model, data) / seconds / peak:.3f},"
-              f" loss {epoch_loss:.4f}", flush=True)
+        print(
+            f"{name:13s} warm-up {warm:5.1f} s, epoch {seconds:5.2f} s, utilisation {model_flops(model, data) / seconds / peak:.3f},"
+            f" loss {epoch_loss:.4f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

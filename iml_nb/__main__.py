@@ -32,59 +32,114 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="execute one notebook with parameters into its own run folder")
     run.add_argument("notebook", help="path to an .ipynb, or a stem under notebooks/ such as 01_main_two_stage")
-    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                     help="a parameter; VALUE is read as YAML (0.5, true, [1,2], 1e-4)")
-    run.add_argument("-f", "--parameters-file", action="append", default=[], metavar="YAML",
-                     help="a YAML mapping of parameters (applied before -p)")
+    run.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a parameter; VALUE is read as YAML (0.5, true, [1,2], 1e-4)",
+    )
+    run.add_argument(
+        "-f", "--parameters-file", action="append", default=[], metavar="YAML", help="a YAML mapping of parameters (applied before -p)"
+    )
     run.add_argument("--outputs", default="outputs", help="root of the run folders (default: %(default)s)")
     run.add_argument("--run-id", default=None, help="name of the run folder (default: UTC time + 4 hex)")
     run.set_defaults(handler=_run)
 
-    batch = commands.add_parser("batch", help="execute one notebook per grid point x seed, in parallel; a rerun redoes "
-                                              "only missing or failed runs")
-    batch.add_argument("notebook", nargs="?",
-                       help="path to an .ipynb or a stem under notebooks/ (or `notebook:` in --batch-file)")
-    batch.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
-                       help="a varied parameter, values read as YAML; repeat for a Cartesian product")
+    batch = commands.add_parser(
+        "batch", help="execute one notebook per grid point x seed, in parallel; a rerun redoes only missing or failed runs"
+    )
+    batch.add_argument("notebook", nargs="?", help="path to an .ipynb or a stem under notebooks/ (or `notebook:` in --batch-file)")
+    batch.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2,...",
+        help="a varied parameter, values read as YAML; repeat for a Cartesian product",
+    )
     batch.add_argument("--seeds", type=int, default=None, metavar="N", help="also vary `seed` over 0..N-1")
-    batch.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                       help="a parameter fixed for every run; VALUE is read as YAML")
-    batch.add_argument("-f", "--parameters-file", action="append", default=[], metavar="YAML",
-                       help="a YAML mapping of fixed parameters (applied before -p)")
-    batch.add_argument("--batch-file", metavar="YAML",
-                       help="a YAML mapping {notebook, grid: {name: [values]}, seeds, fixed: {name: value}}; "
-                            "the options above add to it")
+    batch.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a parameter fixed for every run; VALUE is read as YAML",
+    )
+    batch.add_argument(
+        "-f",
+        "--parameters-file",
+        action="append",
+        default=[],
+        metavar="YAML",
+        help="a YAML mapping of fixed parameters (applied before -p)",
+    )
+    batch.add_argument(
+        "--batch-file",
+        metavar="YAML",
+        help="a YAML mapping {notebook, grid: {name: [values]}, seeds, fixed: {name: value}}; the options above add to it",
+    )
     batch.add_argument("--jobs", type=int, default=None, metavar="K", help="runs in parallel with --backend local (default: 1)")
     batch.add_argument("--out", default="outputs", help="root of the batch folder (default: %(default)s)")
     batch.add_argument("--name", default=None, help="batch folder name (default: <notebook stem>__<axis>-<axis>)")
-    batch.add_argument("--backend", choices=BACKENDS, default="local",
-                       help="local: --jobs processes on this machine; slurm: one SLURM job per run through submitit, waited for "
-                            "(default: %(default)s)")
+    batch.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="local",
+        help="local: --jobs processes on this machine; slurm: one SLURM job per run through submitit, waited for (default: %(default)s)",
+    )
     cluster = batch.add_argument_group("SLURM (with --backend slurm)")
     for flag, kind, metavar, text in SLURM_FLAGS:
-        cluster.add_argument(flag, type=kind, default=None, metavar=metavar,
-                             action="append" if flag in ("--sbatch-arg", "--slurm-setup") else "store", help=text)
+        cluster.add_argument(
+            flag,
+            type=kind,
+            default=None,
+            metavar=metavar,
+            action="append" if flag in ("--sbatch-arg", "--slurm-setup") else "store",
+            help=text,
+        )
     batch.set_defaults(handler=_batch)
 
-    report = commands.add_parser("report", help="rebuild outputs/report.md and .html: every claim of the paper we test, "
-                                                "paper vs ours, from the newest complete run of each notebook")
+    report = commands.add_parser(
+        "report",
+        help="rebuild outputs/report.md and .html: every claim of the paper we test, "
+        "paper vs ours, from the newest complete run of each notebook",
+    )
     report.add_argument("--outputs", default="outputs", help="root of the run folders (default: %(default)s)")
-    report.add_argument("--readme", default="README.md",
-                        help="also regenerate this file's results table (default: %(default)s; '' to skip)")
+    report.add_argument(
+        "--readme", default="README.md", help="also regenerate this file's results table (default: %(default)s; '' to skip)"
+    )
     report.set_defaults(handler=_report)
 
-    paper = commands.add_parser("paper", help="every paper section at its defaults, one after another (roughly 11 hours on 2 cores), "
-                                              "then the report; a section with a complete default run is skipped, so a rerun resumes")
+    paper = commands.add_parser(
+        "paper",
+        help="every paper section at its defaults, one after another (roughly 11 hours on 2 cores), "
+        "then the report; a section with a complete default run is skipped, so a rerun resumes",
+    )
     paper.add_argument("--outputs", default="outputs", help="root of the run folders (default: %(default)s)")
     paper.set_defaults(handler=_paper)
 
-    data = commands.add_parser("data", help="write the define experiment's data for a configuration (the main experiment's "
-                                            "parameters) as Parquet splits with a dataset card, without training")
+    data = commands.add_parser(
+        "data",
+        help="write the define experiment's data for a configuration (the main experiment's "
+        "parameters) as Parquet splits with a dataset card, without training",
+    )
     data.add_argument("out", help="folder to write (datasets.load_dataset(out) reads it back)")
-    data.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                      help="a parameter of 01_main_two_stage; VALUE is read as YAML")
-    data.add_argument("-f", "--parameters-file", action="append", default=[], metavar="YAML",
-                      help="a YAML mapping of parameters (applied before -p)")
+    data.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a parameter of 01_main_two_stage; VALUE is read as YAML",
+    )
+    data.add_argument(
+        "-f", "--parameters-file", action="append", default=[], metavar="YAML", help="a YAML mapping of parameters (applied before -p)"
+    )
     data.set_defaults(handler=_data)
     return parser
 
@@ -144,8 +199,9 @@ def _batch(args: argparse.Namespace) -> int:
     options = slurm_options(args)
     if args.backend == "slurm" and args.jobs is not None:
         raise ValueError("--jobs is for --backend local; with slurm, cap the runs at once with --max-parallel")
-    table = run_batch(notebook, grid, seeds=seeds, fixed=fixed, jobs=args.jobs or 1, out=args.out, name=args.name,
-                      backend=args.backend, slurm=options)
+    table = run_batch(
+        notebook, grid, seeds=seeds, fixed=fixed, jobs=args.jobs or 1, out=args.out, name=args.name, backend=args.backend, slurm=options
+    )
     columns = ["run", "status", "duration_s", "error"] + [c for c in ("job_id", "log") if c in table]
     print(table[columns].to_string(index=False, na_rep=""))
     print(table.attrs["batch_json"])
@@ -155,8 +211,18 @@ def _batch(args: argparse.Namespace) -> int:
     return 1 if len(failed) else 0
 
 
-PAPER = ("01_main_two_stage", "02_alpha_sweep", "03_word_order", "04_set_inclusion", "05_mnist", "06_probing", "07_batch_size",
-         "08_model_size", "09_gradient_alignment", "10_robustness")  # the order `paper` runs them in: cheapest evidence first
+PAPER = (
+    "01_main_two_stage",
+    "02_alpha_sweep",
+    "03_word_order",
+    "04_set_inclusion",
+    "05_mnist",
+    "06_probing",
+    "07_batch_size",
+    "08_model_size",
+    "09_gradient_alignment",
+    "10_robustness",
+)  # the order `paper` runs them in: cheapest evidence first
 
 
 def _paper(args: argparse.Namespace) -> int:

@@ -15,8 +15,19 @@ import time
 from pathlib import Path
 
 PACKAGES = "slurm-wlm slurmdbd munge mariadb-server"  # what .ci/run installs (Debian names)
-DAEMONS = ("munged", "munge", "unmunge", "slurmctld", "slurmd", "slurmdbd", "sacctmgr", "sinfo", "mariadbd", "mariadb-install-db",
-           "mariadb")
+DAEMONS = (
+    "munged",
+    "munge",
+    "unmunge",
+    "slurmctld",
+    "slurmd",
+    "slurmdbd",
+    "sacctmgr",
+    "sinfo",
+    "mariadbd",
+    "mariadb-install-db",
+    "mariadb",
+)
 CLUSTER = "imlnb"
 
 
@@ -59,7 +70,8 @@ class Cluster:
         (etc / "slurmdbd.conf").write_text(
             f"{auth}DbdHost=localhost\nDbdAddr=127.0.0.1\nDbdPort={self.dbd_port}\nSlurmUser=root\nLogFile={r}/log/slurmdbd.log\n"
             f"PidFile={r}/run/slurmdbd.pid\nStorageType=accounting_storage/mysql\nStorageHost=127.0.0.1\n"
-            f"StoragePort={self.db_port}\nStorageUser=slurm\nStoragePass=slurm\nStorageLoc=slurm_acct_db\n")
+            f"StoragePort={self.db_port}\nStorageUser=slurm\nStoragePass=slurm\nStorageLoc=slurm_acct_db\n"
+        )
         (etc / "slurmdbd.conf").chmod(0o600)  # slurmdbd refuses a config others can read (it holds the password)
         mem_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20 // 2
         (etc / "slurm.conf").write_text(
@@ -74,14 +86,20 @@ class Cluster:
             "SlurmdParameters=config_overrides\n"  # the node may declare more CPUs than it has (the tests run idle sleepers)
             "MinJobAge=600\nKillWait=5\nInactiveLimit=0\nSlurmdTimeout=300\nSlurmctldTimeout=300\n"
             f"NodeName={self.node} NodeAddr=127.0.0.1 NodeHostname=localhost CPUs={self.cpus} RealMemory={mem_mb} State=UNKNOWN\n"
-            f"PartitionName=debug Nodes={self.node} Default=YES MaxTime=INFINITE State=UP\n")
+            f"PartitionName=debug Nodes={self.node} Default=YES MaxTime=INFINITE State=UP\n"
+        )
 
     def _munge_works(self) -> bool:
         if not self.munge_socket.exists():
             return False
         cred = subprocess.run([_path("munge"), "-n", "-S", str(self.munge_socket)], capture_output=True, timeout=10)
-        return cred.returncode == 0 and subprocess.run([_path("unmunge"), "-S", str(self.munge_socket)], input=cred.stdout,
-                                                       capture_output=True, timeout=10).returncode == 0
+        return (
+            cred.returncode == 0
+            and subprocess.run(
+                [_path("unmunge"), "-S", str(self.munge_socket)], input=cred.stdout, capture_output=True, timeout=10
+            ).returncode
+            == 0
+        )
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.root / "log" / f"{name}.out", "ab")
@@ -104,28 +122,61 @@ class Cluster:
     def start(self) -> Cluster:
         missing = [d for d in DAEMONS if _path(d) is None]
         if missing:
-            raise Unavailable(f"SLURM is not installed here (missing {missing}); "
-                              f"`apt-get install {PACKAGES}` as .ci/run does")
+            raise Unavailable(f"SLURM is not installed here (missing {missing}); `apt-get install {PACKAGES}` as .ci/run does")
         if os.geteuid() != 0:
             raise Unavailable("a test SLURM runs its daemons as root (slurmd starts jobs as their user); run as root, as CI does")
         self._write_configs()
         r = self.root
         if not self._munge_works():  # a munged already serving the default socket (a system one) is used as it is
             self.munge_socket.parent.mkdir(parents=True, exist_ok=True)
-            self._spawn("munged", [_path("munged"), "--foreground", "--force", f"--key-file={r}/munge/munge.key",
-                                   f"--socket={self.munge_socket}", f"--pid-file={r}/run/munged.pid",
-                                   f"--seed-file={r}/munge/seed", f"--log-file={r}/log/munged.log"])
+            self._spawn(
+                "munged",
+                [
+                    _path("munged"),
+                    "--foreground",
+                    "--force",
+                    f"--key-file={r}/munge/munge.key",
+                    f"--socket={self.munge_socket}",
+                    f"--pid-file={r}/run/munged.pid",
+                    f"--seed-file={r}/munge/seed",
+                    f"--log-file={r}/log/munged.log",
+                ],
+            )
             self._wait_for("munged", self._munge_works)
-        init = subprocess.run([_path("mariadb-install-db"), "--no-defaults", f"--datadir={r}/db", "--user=root",
-                               "--auth-root-authentication-method=socket", "--skip-test-db"], capture_output=True, text=True)
+        init = subprocess.run(
+            [
+                _path("mariadb-install-db"),
+                "--no-defaults",
+                f"--datadir={r}/db",
+                "--user=root",
+                "--auth-root-authentication-method=socket",
+                "--skip-test-db",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if init.returncode:
             raise Unavailable(f"mariadb-install-db failed: {init.stderr[-2000:]}")
         db_socket = r / "run" / "mysqld.sock"
-        self._spawn("mariadbd", [_path("mariadbd"), "--no-defaults", f"--datadir={r}/db", "--user=root", f"--socket={db_socket}",
-                                 f"--port={self.db_port}", "--bind-address=127.0.0.1", f"--pid-file={r}/run/mariadbd.pid",
-                                 "--innodb-buffer-pool-size=32M", "--skip-name-resolve"])
-        sql = ("CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm';"
-               "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1'; FLUSH PRIVILEGES;")
+        self._spawn(
+            "mariadbd",
+            [
+                _path("mariadbd"),
+                "--no-defaults",
+                f"--datadir={r}/db",
+                "--user=root",
+                f"--socket={db_socket}",
+                f"--port={self.db_port}",
+                "--bind-address=127.0.0.1",
+                f"--pid-file={r}/run/mariadbd.pid",
+                "--innodb-buffer-pool-size=32M",
+                "--skip-name-resolve",
+            ],
+        )
+        sql = (
+            "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm';"
+            "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1'; FLUSH PRIVILEGES;"
+        )
         self._wait_for("MariaDB", lambda: self._ok([_path("mariadb"), f"--socket={db_socket}", "-uroot", "-e", "SELECT 1"]))
         if not self._ok([_path("mariadb"), f"--socket={db_socket}", "-uroot", "-e", sql]):
             raise Unavailable("could not create the slurm database user")
@@ -134,8 +185,12 @@ class Cluster:
         subprocess.run([_path("sacctmgr"), "-i", "add", "cluster", CLUSTER], env=self.env, capture_output=True)
         self.start_controller()
         self._spawn("slurmd", [_path("slurmd"), "-D", "-N", self.node])
-        self._wait_for("the node to be idle", lambda: subprocess.run(
-            [_path("sinfo"), "-h", "-o", "%T"], env=self.env, capture_output=True, text=True).stdout.strip() == "idle")
+        self._wait_for(
+            "the node to be idle",
+            lambda: (
+                subprocess.run([_path("sinfo"), "-h", "-o", "%T"], env=self.env, capture_output=True, text=True).stdout.strip() == "idle"
+            ),
+        )
         return self
 
     def start_controller(self) -> None:

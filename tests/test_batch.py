@@ -15,12 +15,17 @@ from iml_nb.runs import batch
 
 def tiny_notebook(folder: Path, seed: bool = True) -> Path:
     """Appends "x seed" to `log` on every execution, then raises if x == fail_on, else writes summary.json last."""
-    params = "x: int = 1  # a number\n" + ("seed: int = 0  # seed\n" if seed else "") + (
-        "fail_on: int = -1  # x value that raises\n"
-        "n_jobs: int = 4  # worker processes (the batch sets 1)\n"
-        'log: str = ""  # file that counts executions\n'
-        "sleep_s: float = 0.0  # seconds to wait before finishing\n"
-        'output_dir: str = ""  # where')
+    params = (
+        "x: int = 1  # a number\n"
+        + ("seed: int = 0  # seed\n" if seed else "")
+        + (
+            "fail_on: int = -1  # x value that raises\n"
+            "n_jobs: int = 4  # worker processes (the batch sets 1)\n"
+            'log: str = ""  # file that counts executions\n'
+            "sleep_s: float = 0.0  # seconds to wait before finishing\n"
+            'output_dir: str = ""  # where'
+        )
+    )
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_markdown_cell("# Tiny notebook for batch tests"),
@@ -36,7 +41,8 @@ def tiny_notebook(folder: Path, seed: bool = True) -> Path:
             "import time; time.sleep(sleep_s)\n"
             'summary = dict(value=10 * x + s, n_jobs=n_jobs, threads=os.environ["OMP_NUM_THREADS"],\n'
             '               iml_threads=os.environ["IML_NB_THREADS"])\n'
-            'pathlib.Path(output_dir, "summary.json").write_text(json.dumps(summary))'),
+            'pathlib.Path(output_dir, "summary.json").write_text(json.dumps(summary))'
+        ),
     ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = folder / ("tiny.ipynb" if seed else "noseed.ipynb")
@@ -120,7 +126,11 @@ def test_batch_runs_all_and_writes_batch_json(first_batch):
     assert record["runs"][3]["params"] == {"x": 2, "seed": 1} and record["runs"][3]["error"] is None
     assert record["runs"][3]["duration_s"] > 0
     assert {k: v["value"] for k, v in summaries(batch_dir).items()} == {
-        "x=1__seed=0": 10, "x=1__seed=1": 11, "x=2__seed=0": 20, "x=2__seed=1": 21}
+        "x=1__seed=0": 10,
+        "x=1__seed=1": 11,
+        "x=2__seed=0": 20,
+        "x=2__seed=1": 21,
+    }
     cores = str(max(1, (os.cpu_count() or 1) // 1))
     assert all(s["n_jobs"] == 1 and s["threads"] == s["iml_threads"] == cores for s in summaries(batch_dir).values())
 
@@ -156,15 +166,13 @@ def test_failing_run_does_not_stop_the_others_and_jobs_2(tmp_path, venv_kernel, 
     nb, log, out = tiny_notebook(tmp_path), tmp_path / "log.txt", tmp_path / "out"
     spec = tmp_path / "batch.yaml"
     spec.write_text(f"notebook: {nb}\ngrid: {{x: [1, 2]}}\nfixed: {{log: {log}}}\n")
-    rc = cli.main(["batch", "--batch-file", str(spec), "--grid", "fail_on=2", "--jobs", "2", "--out", str(out),
-                   "--name", "b"])
+    rc = cli.main(["batch", "--batch-file", str(spec), "--grid", "fail_on=2", "--jobs", "2", "--out", str(out), "--name", "b"])
     captured = capsys.readouterr()
     assert rc == 1
     assert "x=2__fail_on=2" in captured.err and "failed in cell" in captured.out and "ValueError: x is 2" in captured.out
     assert executions(log) == ["1 0", "2 0"]
     record = json.loads((out / "b" / "batch.json").read_text())
-    assert [(r["folder"], r["status"]) for r in record["runs"]] == [("x=1__fail_on=2", "complete"),
-                                                                     ("x=2__fail_on=2", "failed")]
+    assert [(r["folder"], r["status"]) for r in record["runs"]] == [("x=1__fail_on=2", "complete"), ("x=2__fail_on=2", "failed")]
     assert "ValueError: x is 2" in record["runs"][1]["error"]
     done = summaries(out / "b")
     assert list(done) == ["x=1__fail_on=2"]  # the failed run left nothing that looks complete

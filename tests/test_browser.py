@@ -24,8 +24,15 @@ REQUIRE = os.environ.get("IML_NB_REQUIRE_BROWSER") == "1"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = ROOT / "outputs" / "explorer.png"
 # As the machine's own probe starts Chromium: the closed network refuses Google's background services otherwise.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _unavailable(reason: str):
@@ -66,14 +73,35 @@ def lab(tmp_path_factory):
     notification.parent.mkdir(parents=True)
     notification.write_text('{"fetchNews": "false", "checkForUpdates": false, "doNotDisturbMode": true}')
     port, token = _free_port(), secrets.token_hex(16)
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp / "config"), "JUPYTER_DATA_DIR": str(tmp / "data"),
-           "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), "IPYTHONDIR": str(tmp / "ipython")}
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(tmp / "config"),
+        "JUPYTER_DATA_DIR": str(tmp / "data"),
+        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+        "IPYTHONDIR": str(tmp / "ipython"),
+    }
     log = open(tmp / "lab.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-                             f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}", "--allow-root",
-                             "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-                             f"--LabApp.workspaces_dir={tmp / 'workspaces'}", f"--LabApp.user_settings_dir={tmp / 'settings'}"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--ServerApp.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--allow-root",
+            "--LabApp.news_url=",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
+            f"--LabApp.user_settings_dir={tmp / 'settings'}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=root,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while True:
@@ -122,16 +150,24 @@ def test_explorer_runs_in_jupyterlab_and_its_widgets_redraw_the_chart(lab):
 
             stage = page.locator(".widget-dropdown", has=page.locator("label", has_text="stage")).locator("select")
             stage.select_option(label="2")
-            page.wait_for_function("(before) => { const i = document.querySelector(\"img[src^='data:image/svg+xml']\");"
-                                   " return i && i.getAttribute('src') !== before; }", arg=before, timeout=60_000)
+            page.wait_for_function(
+                "(before) => { const i = document.querySelector(\"img[src^='data:image/svg+xml']\");"
+                " return i && i.getAttribute('src') !== before; }",
+                arg=before,
+                timeout=60_000,
+            )
             after = page.locator("img[src^='data:image/svg+xml']").first.get_attribute("src")
             # Stage 2 only: the Stage-1 boundary rule is gone, the Stage-2 one stays (the legend still names both).
             assert "text: Stage 1" in urllib.parse.unquote(before) and "text: Stage 1" not in urllib.parse.unquote(after)
             assert "text: Stage 2" in urllib.parse.unquote(after)
 
             stage.select_option(label="all")  # back to both stages for the screenshot
-            page.wait_for_function("(after) => { const i = document.querySelector(\"img[src^='data:image/svg+xml']\");"
-                                   " return i && i.getAttribute('src') !== after; }", arg=after, timeout=60_000)
+            page.wait_for_function(
+                "(after) => { const i = document.querySelector(\"img[src^='data:image/svg+xml']\");"
+                " return i && i.getAttribute('src') !== after; }",
+                arg=after,
+                timeout=60_000,
+            )
             page.locator(".widget-dropdown", has=page.locator("label", has_text="subset")).locator("select").select_option(label="d2consis")
             page.wait_for_selector("text=test: d2consis", timeout=60_000)  # the texts of the first Define-bar Stage-2 alias
             SCREENSHOT.parent.mkdir(exist_ok=True)

@@ -20,14 +20,18 @@ def losses(per_run: dict, steps_per_epoch: int | None = 50) -> pd.DataFrame:
 
 def test_loss_fell_counts_checked_and_short_stage_runs():
     frame = losses({(pd.NA, pd.NA, 0): [3.0, 2.0, 1.0], (0, pd.NA, 1): [2.0, 1.5, 1.4], (0, 0, 2): [1.0, 1.2]})
-    assert checks.loss_fell(frame) == ("training loss fell in all 2 stage runs of >= 3 epochs and >= 20 steps; "
-                                       "1 shorter stage runs checked for a finite loss only")
+    assert checks.loss_fell(frame) == (
+        "training loss fell in all 2 stage runs of >= 3 epochs and >= 20 steps; 1 shorter stage runs checked for a finite loss only"
+    )
 
 
 def test_loss_that_rose_is_named_with_its_numbers():
     frame = losses({(0, pd.NA, 1): [2.0, 1.5, 1.4], (1, 0, 2): [1.0, 0.9, 1.25]})
-    with pytest.raises(checks.SanityCheckError, match=r"did not fall .* 1 of 2: seed 1, Stage-2 seed 0, stage 2: "
-                                                      r"epoch 1 1\.0000 -> epoch 3 1\.2500"):
+    with pytest.raises(
+        checks.SanityCheckError,
+        match=r"did not fall .* 1 of 2: seed 1, Stage-2 seed 0, stage 2: "
+        r"epoch 1 1\.0000 -> epoch 3 1\.2500",
+    ):
         checks.loss_fell(frame)
 
 
@@ -41,8 +45,9 @@ def test_few_steps_or_epochs_may_rise_but_not_diverge():
 
 
 def test_values_and_seeds():
-    frame = metrics_frame([dict(seed=s, seed_stage2=pd.NA, stage=1, epoch=1, subset="q", metric="em", value=v)
-                           for s, v in ((0, 0.5), (1, 1.0))])
+    frame = metrics_frame(
+        [dict(seed=s, seed_stage2=pd.NA, stage=1, epoch=1, subset="q", metric="em", value=v) for s, v in ((0, 0.5), (1, 1.0))]
+    )
     assert checks.values_in_range(frame, "em") == "2 `em` values, all in [0.0, 1.0]"
     assert checks.seeds_are(frame, "em", range(2)) == "`em`: seed [0, 1], as asked"
     with pytest.raises(checks.SanityCheckError, match=r"missing \[2\]"):
@@ -61,16 +66,20 @@ def test_batch_complete_names_the_failed_runs():
 
 def stage_end(em, em_generate, disagree=None, tie=None):
     values = {"em": em, "em_generate": em_generate, "em_disagree": disagree, "em_disagree_tie": tie}
-    return metrics_frame([dict(seed=0, seed_stage2=0, stage=2, epoch=10, subset="d2incons", metric=m, value=v)
-                          for m, v in values.items() if v is not None])
+    return metrics_frame(
+        [dict(seed=0, seed_stage2=0, stage=2, epoch=10, subset="d2incons", metric=m, value=v) for m, v in values.items() if v is not None]
+    )
 
 
 def test_fast_and_generated_em_may_differ_only_at_near_ties():
     assert "all 1 cells" in checks.fast_matches_generation(stage_end(0.5, 0.5, 0.0, 0.0))
     # the case seen once: one item of 600 flipped, at a near-tie of its top two logits
     assert "all 1 cells" in checks.fast_matches_generation(stage_end(0.1317, 0.1333, 1 / 600, 1 / 600))
-    with pytest.raises(checks.SanityCheckError, match=r"without a near-tie.*seed 0, Stage-2 seed 0, stage 2, epoch 10, d2incons: "
-                                                      r"em 0\.1317 vs generated 0\.1333"):
+    with pytest.raises(
+        checks.SanityCheckError,
+        match=r"without a near-tie.*seed 0, Stage-2 seed 0, stage 2, epoch 10, d2incons: "
+        r"em 0\.1317 vs generated 0\.1333",
+    ):
         checks.fast_matches_generation(stage_end(0.1317, 0.1333, 1 / 600, 0.0))
     with pytest.raises(checks.SanityCheckError, match="without a near-tie"):  # rows of an older cache: exact agreement
         checks.fast_matches_generation(stage_end(0.1317, 0.1333))

@@ -15,28 +15,31 @@ def test_defaults_build():
     assert abs(sum(cfg.data.fraction.values()) - 1) < 1e-9
 
 
-@pytest.mark.parametrize("params, name", [
-    (dict(frac_qd1consis=0.5), "frac_*"),
-    (dict(n_people=-5), "n_people"),
-    (dict(n_people=0), "n_people"),
-    (dict(word_order="tvx"), "word_order"),
-    (dict(alias_tokens=0), "alias_tokens"),
-    (dict(alias_tokens=5), "alias_tokens"),
-    (dict(model="pythia-huge"), "model"),
-    (dict(stage_plan="four_stage"), "stage_plan"),
-    (dict(batch_size=0), "batch_size"),
-    (dict(lr=-1.0), "lr"),
-    (dict(n_seeds=0), "n_seeds"),
-    (dict(eval_mode="beam"), "eval_mode"),
-    (dict(frac_qd1consis=-0.1, frac_q=0.45), "frac_qd1consis"),
-    (dict(replay_frac=1.5), "replay_frac"),
-    (dict(stage1_epochs=0), "stage1_epochs"),
-    (dict(n_people=20, frac_qd2incons=0.05, frac_qd1consis=0.45), "frac_qd2incons"),
-    (dict(ea_train="yes"), "ea_train"),
-    (dict(n_people=2.5), "n_people"),
-    (dict(device="tpu"), "device"),
-    (dict(device=0), "device"),
-])
+@pytest.mark.parametrize(
+    "params, name",
+    [
+        (dict(frac_qd1consis=0.5), "frac_*"),
+        (dict(n_people=-5), "n_people"),
+        (dict(n_people=0), "n_people"),
+        (dict(word_order="tvx"), "word_order"),
+        (dict(alias_tokens=0), "alias_tokens"),
+        (dict(alias_tokens=5), "alias_tokens"),
+        (dict(model="pythia-huge"), "model"),
+        (dict(stage_plan="four_stage"), "stage_plan"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(lr=-1.0), "lr"),
+        (dict(n_seeds=0), "n_seeds"),
+        (dict(eval_mode="beam"), "eval_mode"),
+        (dict(frac_qd1consis=-0.1, frac_q=0.45), "frac_qd1consis"),
+        (dict(replay_frac=1.5), "replay_frac"),
+        (dict(stage1_epochs=0), "stage1_epochs"),
+        (dict(n_people=20, frac_qd2incons=0.05, frac_qd1consis=0.45), "frac_qd2incons"),
+        (dict(ea_train="yes"), "ea_train"),
+        (dict(n_people=2.5), "n_people"),
+        (dict(device="tpu"), "device"),
+        (dict(device=0), "device"),
+    ],
+)
 def test_invalid_values_name_the_parameter(params, name):
     with pytest.raises(ConfigError, match=f"`{name.replace('*', '[*]')}`"):
         build_config(**params)
@@ -103,7 +106,9 @@ def test_building_a_config_imports_neither_torch_nor_transformers():
     import subprocess
     import sys
 
-    code = ("import sys; from iml_nb.core.config import build_config; build_config(model='pythia-base', alpha=0.75); "
-            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    code = (
+        "import sys; from iml_nb.core.config import build_config; build_config(model='pythia-base', alpha=0.75); "
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

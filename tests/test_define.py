@@ -117,8 +117,19 @@ def test_stage_plans():
 
 
 def test_alpha_subsets_and_random_tags():
-    fr = dict(qd1consis=0.2, qd1incons=0.05, qd2consis=0.05, qd2incons=0.2, qd4consis=0.1, q=0.1, q_no_replacement_baseline=0.0,
-              d1consis=0.1, d2consis=0.1, d3consis=0.05, no_qd_baseline=0.05)
+    fr = dict(
+        qd1consis=0.2,
+        qd1incons=0.05,
+        qd2consis=0.05,
+        qd2incons=0.2,
+        qd4consis=0.1,
+        q=0.1,
+        q_no_replacement_baseline=0.0,
+        d1consis=0.1,
+        d2consis=0.1,
+        d3consis=0.05,
+        no_qd_baseline=0.05,
+    )
     cfg = build_config(n_people=200, **{f"frac_{k}": v for k, v in fr.items()}).data
     d = make_define_data(PEOPLE, cfg, seed=2, seed_stage2=0)
     defs = [ex for ex in d.train["stage1"] if ex.kind == "definition"]
@@ -136,10 +147,12 @@ def test_replay_sample_is_seeded():
 
 
 def test_same_seed_same_data_in_another_process():
-    code = ("from iml_nb.core.config import DataConfig; from iml_nb.people_qa.define import make_define_data; "
-            "from iml_nb.people_qa.people import synthetic_people;"
-            "import hashlib; d = make_define_data(synthetic_people(200, 0), DataConfig(n_people=200), 5, 1);"
-            "print(hashlib.sha256(repr((d.train, sorted(d.eval_sets.items()))).encode()).hexdigest())")
+    code = (
+        "from iml_nb.core.config import DataConfig; from iml_nb.people_qa.define import make_define_data; "
+        "from iml_nb.people_qa.people import synthetic_people;"
+        "import hashlib; d = make_define_data(synthetic_people(200, 0), DataConfig(n_people=200), 5, 1);"
+        "print(hashlib.sha256(repr((d.train, sorted(d.eval_sets.items()))).encode()).hexdigest())"
+    )
     here = make_define_data(PEOPLE, CFG, 5, 1)
     import hashlib
 

@@ -32,8 +32,9 @@ def outputs(tmp_path):
     results.finalize_run(tmp_path / "01_main_two_stage" / "20260102-000000-bbbb", cfg, _metrics(0.2), {})
     sweep = pd.concat([_metrics().assign(alpha=0.5), _metrics(0.1).assign(alpha=1.0)], ignore_index=True)
     results.finalize_run(tmp_path / "02_alpha_sweep" / "20260103-000000-cccc", {"fixed": {}}, sweep, {})
-    probe = pd.DataFrame([dict(seed=0, seed_stage2=pd.NA, stage=1, epoch=2, subset="probe_tag@tve", metric="acc_l0_p0", value=0.5)],
-                         columns=METRIC_COLUMNS)
+    probe = pd.DataFrame(
+        [dict(seed=0, seed_stage2=pd.NA, stage=1, epoch=2, subset="probe_tag@tve", metric="acc_l0_p0", value=0.5)], columns=METRIC_COLUMNS
+    )
     results.finalize_run(tmp_path / "06_probing" / "20260104-000000-dddd", {"configs": []}, probe, {})  # no curves: not listed
     results.finalize_run(tmp_path / "nbval" / "01_main_two_stage", cfg, _metrics(), {})  # regression-test output: not listed
     (tmp_path / "01_main_two_stage" / "20270101-000000-eeee").mkdir()  # killed: incomplete, not listed
@@ -42,8 +43,11 @@ def outputs(tmp_path):
 
 def test_lists_complete_runs_with_curves_newest_first(outputs):
     runs = explore.list_runs(str(outputs))
-    assert list(runs["label"]) == ["02_alpha_sweep / 20260103-000000-cccc", "01_main_two_stage / 20260102-000000-bbbb",
-                                   "01_main_two_stage / 20260101-000000-aaaa"]
+    assert list(runs["label"]) == [
+        "02_alpha_sweep / 20260103-000000-cccc",
+        "01_main_two_stage / 20260102-000000-bbbb",
+        "01_main_two_stage / 20260101-000000-aaaa",
+    ]
     assert list(runs["axis"]) == ["alpha", "", ""] and (runs["seeds"] == 2).all()
 
 

@@ -34,14 +34,16 @@ def test_written_splits_load_back_and_equal_what_training_sees(tmp_path):
             assert list(test["answer"]) == [ex.answer for ex in draw.eval_sets["d1consis"]]
     stage1 = loaded["train_stage1"].to_pandas()
     assert (stage1["seed_stage2"] == export.SHARED).all()
-    assert list(stage1[stage1["seed"] == 3]["prompt"]) == [ex.prompt for ex in stage_training_examples(
-        cfg, facts, make_define_data(people, cfg.data, 3, 0), 3, 1, pd.NA)]
+    assert list(stage1[stage1["seed"] == 3]["prompt"]) == [
+        ex.prompt for ex in stage_training_examples(cfg, facts, make_define_data(people, cfg.data, 3, 0), 3, 1, pd.NA)
+    ]
     assert "test_d1consis" in (folder / "README.md").read_text()
 
 
 def test_data_command_checks_parameters_before_writing(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "iml_nb", "data", str(tmp_path / "d"), "-p", "n_peple", "50"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "iml_nb", "data", str(tmp_path / "d"), "-p", "n_peple", "50"], capture_output=True, text=True
+    )
     assert out.returncode != 0 and "n_peple" in out.stderr and not (tmp_path / "d").exists()
     with pytest.raises(ConfigError, match="n_people"):
         build_config(n_people=3)

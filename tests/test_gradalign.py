@@ -49,8 +49,12 @@ def test_sketch_keeps_cosines_roughly_and_dim_0_is_the_identity():
 def test_settings_named_before_any_compute():
     configs = gradalign.gradalign_configs({"n_people": 200}, [16, 64], 5, 0)
     assert [(c.data.stage_plan, c.train.batch_size) for c in configs] == [("one_stage", 16), ("one_stage", 64)]
-    for args, name in [(([], 5, 0), "batch_sizes"), (([0], 5, 0), "batch_sizes"), (([16], 0, 0), "measure_every"),
-                       (([16], 5, -1), "project_dim")]:
+    for args, name in [
+        (([], 5, 0), "batch_sizes"),
+        (([0], 5, 0), "batch_sizes"),
+        (([16], 0, 0), "measure_every"),
+        (([16], 5, -1), "project_dim"),
+    ]:
         with pytest.raises(ConfigError, match=f"`{name}`"):
             gradalign.gradalign_configs({"n_people": 200}, *args)
     with pytest.raises(ConfigError, match="`stage_plan`"):

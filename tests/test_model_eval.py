@@ -57,10 +57,17 @@ def test_fast_and_generation_can_differ_only_at_near_ties(trained, monkeypatch):
     left = torch.full((len(prompts), width), tokenizer.pad_token_id)
     mask = torch.zeros_like(left)
     for i, ids in enumerate(prompts):
-        left[i, width - len(ids):], mask[i, width - len(ids):] = torch.tensor(prefix_ids(tokenizer) + ids), 1
+        left[i, width - len(ids) :], mask[i, width - len(ids) :] = torch.tensor(prefix_ids(tokenizer) + ids), 1
     with torch.no_grad():
-        first_step = model.generate(input_ids=left, attention_mask=mask, max_new_tokens=1, do_sample=False, output_scores=True,
-                                    return_dict_in_generate=True, pad_token_id=tokenizer.pad_token_id).scores[0]
+        first_step = model.generate(
+            input_ids=left,
+            attention_mask=mask,
+            max_new_tokens=1,
+            do_sample=False,
+            output_scores=True,
+            return_dict_in_generate=True,
+            pad_token_id=tokenizer.pad_token_id,
+        ).scores[0]
         forced = torch.stack([model(input_ids=torch.tensor([ids])).logits[0, -1] for ids in prompts])
     assert (first_step - forced).abs().max() < evaluate.NEAR_TIE / 4  # 3.8e-6 measured here: NEAR_TIE leaves a wide margin
 
@@ -85,8 +92,9 @@ def test_suite_encodes_once_per_tokenizer(trained, monkeypatch):
     monkeypatch.setattr("iml_nb.lm.evaluate.encode", lambda *a, **k: calls.append(1) or real(*a, **k))
     first, again = suite.run(model, tokenizer, "fast"), suite.run(model, tokenizer, "fast")
     assert first == again and len(calls) == 1
-    other = PreTrainedTokenizerFast(tokenizer_object=tokenizer.backend_tokenizer, eos_token=tokenizer.eos_token,
-                                    pad_token=tokenizer.pad_token)
+    other = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer.backend_tokenizer, eos_token=tokenizer.eos_token, pad_token=tokenizer.pad_token
+    )
     assert suite.run(model, other, "fast") == first and len(calls) == 2  # another tokenizer object: encoded again
 
 
@@ -125,13 +133,23 @@ def _bpe_folder(tmp_path):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     texts = [ex.prompt + " " + ex.answer for ex in FACTS]
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.train_from_iterator(
+        texts, trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    )
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        net = GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=len(fast), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                               intermediate_size=64, eos_token_id=0, bos_token_id=0))
+        net = GPTNeoXForCausalLM(
+            GPTNeoXConfig(
+                vocab_size=len(fast),
+                hidden_size=32,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                intermediate_size=64,
+                eos_token_id=0,
+                bos_token_id=0,
+            )
+        )
     models_mod.save(net, fast, tmp_path)
     return tmp_path
 
@@ -140,8 +158,16 @@ def test_pretrained_folder_runs_the_main_experiment(tmp_path):
     folder = _bpe_folder(tmp_path / "tiny-pretrained")
     model, tokenizer = models_mod.load_pretrained(str(folder))
     assert tokenizer.pad_token_id == tokenizer.eos_token_id  # Pythia-style: no pad token, EOS pads
-    cfg = build_config(model=str(folder), n_people=40, stage0_epochs=1, stage1_epochs=1, stage2_epochs=1, n_seeds=1, n_jobs=1,
-                       cache_dir=str(tmp_path / "cache"))
+    cfg = build_config(
+        model=str(folder),
+        n_people=40,
+        stage0_epochs=1,
+        stage1_epochs=1,
+        stage2_epochs=1,
+        n_seeds=1,
+        n_jobs=1,
+        cache_dir=str(tmp_path / "cache"),
+    )
     assert not cfg.model.from_scratch
     metrics, answers = run_experiment(cfg, progress=False)
     assert {"d1consis", "d2consis", "qd1consis", "stage0_facts"} <= set(metrics["subset"])
@@ -156,8 +182,17 @@ def test_pretrained_file_instead_of_folder_is_a_clear_error(tmp_path):
 
 
 def test_experiment_is_deterministic_and_complete(tmp_path):
-    cfg = build_config(n_people=60, model="pythia-tiny", stage0_epochs=2, stage1_epochs=2, stage2_epochs=1, n_seeds=2,
-                       n_seeds_stage2=2, n_jobs=1, cache_dir=str(tmp_path))
+    cfg = build_config(
+        n_people=60,
+        model="pythia-tiny",
+        stage0_epochs=2,
+        stage1_epochs=2,
+        stage2_epochs=1,
+        n_seeds=2,
+        n_seeds_stage2=2,
+        n_jobs=1,
+        cache_dir=str(tmp_path),
+    )
     a, _ = run_experiment(cfg, progress=False)
     b, _ = run_experiment(cfg, progress=False)  # the second run reuses the cached Stage 0
     assert a.equals(b)

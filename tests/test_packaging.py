@@ -90,7 +90,7 @@ def test_notebook_checks_its_parameters_first_and_marks_complete_last(path):
     """Plain papermill's unknown names fail in the first code cell; summary.json is the last thing a run writes."""
     nb = nbformat.read(path, as_version=4)
     params_at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
-    code = [c for c in nb.cells[params_at + 1:] if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
+    code = [c for c in nb.cells[params_at + 1 :] if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
     first_call = next(line for line in code[0].source.splitlines() if line and not line.startswith(("from ", "import ")))
     assert first_call.startswith(f'parameters.check_injected(globals(), "{path.name}")'), first_call
     writers = ("results.mark_complete(", "explore.finalize(", "results.finalize_run(")
@@ -131,12 +131,21 @@ def test_nothing_points_outside_the_repository_or_to_issue_numbers():
     in code (what a reader needs from elsewhere is in docs/background.md)."""
     outside = re.compile("|".join(["cpu-" + "feasibility", "reference-" + "impl", "shared/" + "paper", r"paper\.md"]), re.IGNORECASE)
     issue = re.compile(r"\bissues? \d+\b", re.IGNORECASE)
-    files = [p for p in ROOT.rglob("*") if p.is_file() and p.suffix in (".py", ".ipynb", ".md", ".yaml", ".yml", ".cfg", ".toml")
-             and not any(part in (".venv", "outputs", ".git", "node_modules") for part in p.relative_to(ROOT).parts)]
+    files = [
+        p
+        for p in ROOT.rglob("*")
+        if p.is_file()
+        and p.suffix in (".py", ".ipynb", ".md", ".yaml", ".yml", ".cfg", ".toml")
+        and not any(part in (".venv", "outputs", ".git", "node_modules") for part in p.relative_to(ROOT).parts)
+    ]
     assert files
     found = [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in files for m in outside.finditer(p.read_text(errors="ignore"))]
-    found += [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in files if p.suffix in (".py", ".ipynb")
-              for m in issue.finditer(p.read_text(errors="ignore"))]
+    found += [
+        f"{p.relative_to(ROOT)}: {m.group(0)}"
+        for p in files
+        if p.suffix in (".py", ".ipynb")
+        for m in issue.finditer(p.read_text(errors="ignore"))
+    ]
     assert not found, found
 
 
@@ -171,13 +180,18 @@ def test_notebook_defaults_are_the_config_defaults(stem):
     from iml_nb.setinc import data as setinc
     from iml_nb.vision import experiment as vision_experiment
 
-    pick, build = {"01_main_two_stage": (config.pick, config.build_config),
-                   "04_set_inclusion": (setinc.pick_setinc, setinc.build_setinc_config),
-                   "05_mnist": (vision_experiment.pick_vision, vision_experiment.build_vision_config)}[stem]
+    pick, build = {
+        "01_main_two_stage": (config.pick, config.build_config),
+        "04_set_inclusion": (setinc.pick_setinc, setinc.build_setinc_config),
+        "05_mnist": (vision_experiment.pick_vision, vision_experiment.build_vision_config),
+    }[stem]
 
     def leaves(d, prefix=""):
-        return {f"{prefix}{k}": v for key, val in d.items()
-                for k, v in (leaves(val, f"{key}.").items() if isinstance(val, dict) else [(key, val)])}
+        return {
+            f"{prefix}{k}": v
+            for key, val in d.items()
+            for k, v in (leaves(val, f"{key}.").items() if isinstance(val, dict) else [(key, val)])
+        }
 
     from_notebook, from_config = leaves(build(**pick(_parameter_defaults(stem))).to_dict()), leaves(build().to_dict())
     differ = {k: (from_notebook.get(k), from_config.get(k)) for k in from_config if from_notebook.get(k) != from_config.get(k)}

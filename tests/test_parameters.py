@@ -34,18 +34,30 @@ def test_runner_and_notebook_raise_the_same_error(tmp_path, venv_kernel):  # noq
         runner.check_parameters(notebook, {"n_vras": 60})
     out = tmp_path / "out.ipynb"
     with pytest.raises(pm.PapermillExecutionError) as from_kernel:
-        pm.execute_notebook(str(notebook), str(out), parameters={"n_vras": 60, "output_dir": str(tmp_path / "run")},
-                            kernel_name="python3", cwd=str(project_path(".")), progress_bar=False)
+        pm.execute_notebook(
+            str(notebook),
+            str(out),
+            parameters={"n_vras": 60, "output_dir": str(tmp_path / "run")},
+            kernel_name="python3",
+            cwd=str(project_path(".")),
+            progress_bar=False,
+        )
     assert from_kernel.value.ename == "ConfigError"
-    assert from_kernel.value.evalue.split(";")[0] == str(from_runner.value).split(";")[0] == \
-        "unknown parameters ['n_vras'] for 04_set_inclusion.ipynb"
+    assert (
+        from_kernel.value.evalue.split(";")[0]
+        == str(from_runner.value).split(";")[0]
+        == "unknown parameters ['n_vras'] for 04_set_inclusion.ipynb"
+    )
     assert not (tmp_path / "run").exists()  # failed before the run folder was made
 
 
-@pytest.mark.parametrize("model, gguf_file, match", [
-    ("no-such-model", "", r"`model`: 'no-such-model' is not a named size.*pythia-tiny.*smollm2-135m.*config\.json.*gguf_file"),
-    ("Org/not-cached", "", r"`model`: 'Org/not-cached' .*HF_HUB_OFFLINE=0"),
-])
+@pytest.mark.parametrize(
+    "model, gguf_file, match",
+    [
+        ("no-such-model", "", r"`model`: 'no-such-model' is not a named size.*pythia-tiny.*smollm2-135m.*config\.json.*gguf_file"),
+        ("Org/not-cached", "", r"`model`: 'Org/not-cached' .*HF_HUB_OFFLINE=0"),
+    ],
+)
 def test_unknown_model_is_a_config_error(model, gguf_file, match):
     with pytest.raises(config.ConfigError, match=match):
         config.build_config(model=model, gguf_file=gguf_file)

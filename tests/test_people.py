@@ -29,10 +29,22 @@ def _digest(people) -> str:
     return hashlib.sha256(repr(people).encode()).hexdigest()
 
 
-@pytest.mark.parametrize("year, text", [
-    (2020, "2020"), (1923, "1920s"), (1222, "13 century"), (-122, "2 century BC"), (2000, "2000"),
-    (1900, "19 century"), (1901, "1900s"), (1999, "1990s"), (-1, "1 century BC"), (1, "1 century"), (100, "1 century"),
-])
+@pytest.mark.parametrize(
+    "year, text",
+    [
+        (2020, "2020"),
+        (1923, "1920s"),
+        (1222, "13 century"),
+        (-122, "2 century BC"),
+        (2000, "2000"),
+        (1900, "19 century"),
+        (1901, "1900s"),
+        (1999, "1990s"),
+        (-1, "1 century BC"),
+        (1, "1 century"),
+        (100, "1 century"),
+    ],
+)
 def test_convert_year(year, text):
     assert convert_year(year) == text
 
@@ -45,8 +57,10 @@ def test_synthetic_is_deterministic_and_seed_dependent(crowd):
 
 
 def test_synthetic_is_identical_in_a_fresh_process(crowd):
-    code = ("import hashlib; from iml_nb.people_qa.people import synthetic_people; "
-            f"print(hashlib.sha256(repr(synthetic_people({N}, seed=3)).encode()).hexdigest())")
+    code = (
+        "import hashlib; from iml_nb.people_qa.people import synthetic_people; "
+        f"print(hashlib.sha256(repr(synthetic_people({N}, seed=3)).encode()).hexdigest())"
+    )
     # A different PYTHONHASHSEED: set/dict iteration over strings must not leak into the draws.
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout.strip()
@@ -100,8 +114,11 @@ def test_nationality_determines_region(crowd):
         regions_of[p.nationality].add(p.region)
     assert all(len(r) == 1 for r in regions_of.values())
     assert len({p.region for p in crowd}) >= 10
-    assert all(2 <= len({p.nationality for p in crowd if p.region == r}) <= 5
-               for r in {p.region for p in crowd} if sum(p.region == r for p in crowd) >= 40)
+    assert all(
+        2 <= len({p.nationality for p in crowd if p.region == r}) <= 5
+        for r in {p.region for p in crowd}
+        if sum(p.region == r for p in crowd) >= 40
+    )
 
 
 def test_birth_era_skews_recent(big_frame):
@@ -189,8 +206,7 @@ _ROWS = [  # name, birth, death, gender, occupation, citizenship, region, reader
     ("Odd_Job", 1905.0, 1980.0, "Female", "actor/singer", "France", "Western Europe", 9998),  # '/' in occupation
     ("Odd_Land", 1905.0, 1980.0, "Female", "actor", "France(old)", "Western Europe", 9997),  # '(' in citizenship
 ]
-_COLUMNS = ["name", "birth", "death", "gender", "level3_main_occ", "string_citizenship_raw_d", "un_region",
-            "wiki_readers_2015_2018"]
+_COLUMNS = ["name", "birth", "death", "gender", "level3_main_occ", "string_citizenship_raw_d", "un_region", "wiki_readers_2015_2018"]
 
 
 @pytest.fixture
@@ -217,8 +233,16 @@ def test_load_cvdb_readership_order_and_apostrophe(cvdb_csv):
     people = load_cvdb(cvdb_csv, 8)
     names = [p.name for p in people]
     # By readership; Frida Kahlo and Isaac Newton tie at 300, so by name.
-    assert names == ["Albert Einstein", "Marie Curie", "José Martí", "Cleopatra", "Frida Kahlo", "Isaac Newton",
-                     "Ama Ata Aidoo", "Nobody Male"]
+    assert names == [
+        "Albert Einstein",
+        "Marie Curie",
+        "José Martí",
+        "Cleopatra",
+        "Frida Kahlo",
+        "Isaac Newton",
+        "Ama Ata Aidoo",
+        "Nobody Male",
+    ]
     aidoo = people[-2]
     assert aidoo.nationality == "Côte d'Ivoire" and aidoo.death == "2023"
     assert not {"Jean-Paul Sartre", "Odd Job", "Odd Land", "No Birth"} & set(names)

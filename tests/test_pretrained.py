@@ -19,12 +19,24 @@ def test_shipped_model_loads_by_name_and_answers():
     assert tokenizer.pad_token_id is not None and model.hf_quantizer is None  # dequantized: saved like any model
     ids = tokenizer("The capital of France is", return_tensors="pt")
     out = model.generate(**ids, max_new_tokens=4, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-    assert "Paris" in tokenizer.decode(out[0][ids["input_ids"].shape[1]:])  # really pretrained, not a random init
+    assert "Paris" in tokenizer.decode(out[0][ids["input_ids"].shape[1] :])  # really pretrained, not a random init
 
 
 def test_main_experiment_runs_on_the_pretrained_model(tmp_path):
-    cfg = config.build_config(model="smollm2-135m", n_people=20, stage0_epochs=1, stage1_epochs=1, stage2_epochs=1, n_seeds=1,
-                              n_jobs=1, batch_size=16, stage0_batch_size=16, lr=5e-5, eval_batch_size=64, cache_dir=str(tmp_path))
+    cfg = config.build_config(
+        model="smollm2-135m",
+        n_people=20,
+        stage0_epochs=1,
+        stage1_epochs=1,
+        stage2_epochs=1,
+        n_seeds=1,
+        n_jobs=1,
+        batch_size=16,
+        stage0_batch_size=16,
+        lr=5e-5,
+        eval_batch_size=64,
+        cache_dir=str(tmp_path),
+    )
     metrics, answers = experiment.run_experiment(cfg, progress=False)
     loss = metrics[metrics["metric"] == "loss"].sort_values("stage")["value"].tolist()
     assert len(loss) == 3 and all(math.isfinite(v) for v in loss) and loss[0] > loss[-1]
@@ -60,6 +72,10 @@ def test_the_gpu_parameter_file_builds_a_paper_scale_config(monkeypatch, tmp_pat
     with pytest.raises(ValueError, match="`device`"):  # no CUDA here: it fails before any compute, naming the parameter
         config.build_config(**{**params, "people_source": "synthetic"})
     cfg = config.build_config(**{**params, "device": "cpu", "people_source": str(cvdb)})
-    assert (cfg.model.name, cfg.train.stage0_epochs, cfg.train.stage_epochs, cfg.train.batch_size) == \
-        ("EleutherAI/pythia-2.8b-deduped", 0, (20, 10), 256)
+    assert (cfg.model.name, cfg.train.stage0_epochs, cfg.train.stage_epochs, cfg.train.batch_size) == (
+        "EleutherAI/pythia-2.8b-deduped",
+        0,
+        (20, 10),
+        256,
+    )
     assert (cfg.train.optimizer, cfg.train.lr, cfg.train.schedule, cfg.run.eval_mode) == ("adafactor", 5e-5, "linear", "generate")

@@ -62,8 +62,12 @@ def test_probe_settings_are_checked_by_name_before_any_compute():
     from iml_nb.core.config import ConfigError
 
     assert [c.data.word_order for c in probe.probe_configs({"n_people": 200}, ["tve", "vte"], ["tag"], 0.01, 5)] == ["tve", "vte"]
-    for args, name in [((["tve", "xyz"], ["tag"], 0.01, 5), "word_order"), (([], ["tag"], 0.01, 5), "word_orders"),
-                       ((["tve"], ["colour"], 0.01, 5), "probes"), ((["tve"], ["tag"], 0.0, 5), "probe_C"),
-                       ((["tve"], ["tag"], 0.01, 1), "n_folds")]:
+    for args, name in [
+        ((["tve", "xyz"], ["tag"], 0.01, 5), "word_order"),
+        (([], ["tag"], 0.01, 5), "word_orders"),
+        ((["tve"], ["colour"], 0.01, 5), "probes"),
+        ((["tve"], ["tag"], 0.0, 5), "probe_C"),
+        ((["tve"], ["tag"], 0.01, 1), "n_folds"),
+    ]:
         with pytest.raises(ConfigError, match=f"`{name}`"):
             probe.probe_configs({"n_people": 200}, *args)

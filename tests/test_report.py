@@ -28,8 +28,11 @@ def _sweep(root, stem, axis, points, values=None):
     summary = {"axis": axis, "values": values or [v for v, _ in points], "gaps": gaps}
     frames = []
     for v, m in points:
-        rows = [r for seed, j in enumerate(JITTER)
-                for r in metric_rows({"d1consis": {"em": 0.3 + m + j}, "d2consis": {"em": 0.3}}, seed, 0, 2, 10)]
+        rows = [
+            r
+            for seed, j in enumerate(JITTER)
+            for r in metric_rows({"d1consis": {"em": 0.3 + m + j}, "d2consis": {"em": 0.3}}, seed, 0, 2, 10)
+        ]
         frames.append(metrics_frame(rows).assign(**{axis: v}))
     results.finalize_run(folder, {"fixed": {"n_seeds": 4, "n_people": 1000, "n_jobs": 2}}, pd.concat(frames), summary)
     return folder
@@ -52,26 +55,61 @@ def test_report_reads_runs_and_judges_claims(tmp_path):
     mnist = tmp_path / "05_mnist" / "20260101-000000-abcd"
     results.finalize_run(mnist, build_vision_config().to_dict(), EMPTY, {"stage1_gap_qa": _gap(0.4), "iml_gap_qa": _gap(0.15)})
     configs = {"configs": [build_config(word_order=o, loss_on="all", n_people=500).to_dict() for o in ("tve", "vte")]}
-    results.finalize_run(tmp_path / "06_probing" / "20260101-000000-abcd", configs, EMPTY,
-                         {"vte/tag": {"after_alias_last_layer": _gap(0.9)}, "tve/tag": {"after_alias_last_layer": _gap(0.68)}})
+    results.finalize_run(
+        tmp_path / "06_probing" / "20260101-000000-abcd",
+        configs,
+        EMPTY,
+        {"vte/tag": {"after_alias_last_layer": _gap(0.9)}, "tve/tag": {"after_alias_last_layer": _gap(0.68)}},
+    )
     configs = {"configs": [build_config(stage_plan="one_stage", batch_size=b).to_dict() for b in (16, 256)]}
-    alignment = [{"batch_size": 256, "cos_gap": 0.0, "cos_gap_ci_low": -0.01, "cos_gap_ci_high": 0.01, "n_seeds": 4},
-                 {"batch_size": 16, "cos_gap": 0.02, "cos_gap_ci_low": 0.01, "cos_gap_ci_high": 0.03, "n_seeds": 4}]
+    alignment = [
+        {"batch_size": 256, "cos_gap": 0.0, "cos_gap_ci_low": -0.01, "cos_gap_ci_high": 0.01, "n_seeds": 4},
+        {"batch_size": 16, "cos_gap": 0.02, "cos_gap_ci_low": 0.01, "cos_gap_ci_high": 0.03, "n_seeds": 4},
+    ]
     results.finalize_run(tmp_path / "09_gradient_alignment" / "20260101-000000-abcd", configs, EMPTY, {"alignment": alignment})
     _sweep(tmp_path, "07_batch_size", "batch_size", [(16, 0.01), (64, 0.05)])  # grows with batch size: the paper says shrinks
-    _sweep(tmp_path, "08_model_size", "model", [("pythia-base", 0.08), ("pythia-small", 0.05), ("pythia-tiny", 0.02)],
-           values=["pythia-tiny", "pythia-small", "pythia-base"])
-    design = [{"arm": a, "people_seed": p, "stage0_seed": p + 1,
-               "params": {"seed": 7000, "n_seeds": 4, "people_seed": p, "stage0_seed": p + 1}}
-              for a in ("default", "untied") for p in (1, 3)]
-    table10 = [{"arm": "default", "outcome": "qa_gap", "n_worlds": 2, "verdict": "IML", **_gap(0.06)},
-               {"arm": "untied", "outcome": "qa_gap", "n_worlds": 2, "verdict": "no effect", **_gap(0.0, 0.01)}]
-    results.finalize_run(tmp_path / "10_robustness" / "20260101-000000-abcd", {"design": design}, EMPTY,
-                         {"table": table10, "memorised": [{"arm": "default", "unequal": False}, {"arm": "untied", "unequal": False}]})
+    _sweep(
+        tmp_path,
+        "08_model_size",
+        "model",
+        [("pythia-base", 0.08), ("pythia-small", 0.05), ("pythia-tiny", 0.02)],
+        values=["pythia-tiny", "pythia-small", "pythia-base"],
+    )
+    design = [
+        {"arm": a, "people_seed": p, "stage0_seed": p + 1, "params": {"seed": 7000, "n_seeds": 4, "people_seed": p, "stage0_seed": p + 1}}
+        for a in ("default", "untied")
+        for p in (1, 3)
+    ]
+    table10 = [
+        {"arm": "default", "outcome": "qa_gap", "n_worlds": 2, "verdict": "IML", **_gap(0.06)},
+        {"arm": "untied", "outcome": "qa_gap", "n_worlds": 2, "verdict": "no effect", **_gap(0.0, 0.01)},
+    ]
+    results.finalize_run(
+        tmp_path / "10_robustness" / "20260101-000000-abcd",
+        {"design": design},
+        EMPTY,
+        {"table": table10, "memorised": [{"arm": "default", "unequal": False}, {"arm": "untied", "unequal": False}]},
+    )
     table = report.build(tmp_path).set_index("claim")
     verdicts = [table.loc[c.claim, "verdict"] for c in report.CLAIMS]
-    assert verdicts == ["disagrees", "agrees", "inconclusive", "agrees", "agrees", "not run", "agrees", "inconclusive",
-                        "agrees", "agrees", "agrees", "disagrees", "agrees", "disagrees", "agrees", "agrees"]
+    assert verdicts == [
+        "disagrees",
+        "agrees",
+        "inconclusive",
+        "agrees",
+        "agrees",
+        "not run",
+        "agrees",
+        "inconclusive",
+        "agrees",
+        "agrees",
+        "agrees",
+        "disagrees",
+        "agrees",
+        "disagrees",
+        "agrees",
+        "agrees",
+    ]
     assert table.loc[report.CLAIMS[15].claim, "ours (95% CI)"].startswith("+0.060 [+0.040, +0.080] across 2 worlds; IML kept by default")
     assert table.loc[report.CLAIMS[15].claim, "seeds"] == "2 worlds × 4"
     # the α = 0.5 row agrees through the equivalence test (TOST ±0.03), not through a CI that contains zero
@@ -108,8 +146,9 @@ def test_readme_table_is_generated_from_the_committed_run_folders(tmp_path):
         shutil.copy2(root / name, tmp_path / name)
     table = report.build(tmp_path / "outputs")
     readme = (root / "README.md").read_text()
-    assert report.README_START + "\n" + report.readme_block(table) + "\n" + report.README_END in readme, \
+    assert report.README_START + "\n" + report.readme_block(table) + "\n" + report.README_END in readme, (
         "README's results table is stale: run `python -m iml_nb report` and commit README.md"
+    )
 
 
 def test_update_readme_replaces_only_the_block(tmp_path):

@@ -15,15 +15,17 @@ from iml_nb.core.env import PROJECT_ROOT
 
 
 def metrics_frame():
-    df = pd.DataFrame({
-        "seed": [pd.NA, 0, 0, 1],
-        "seed_stage2": [pd.NA, pd.NA, 3, 4],
-        "stage": [0, 1, 2, 2],
-        "epoch": [1, 2, 1, 1],
-        "subset": ["qd1consis", "qd2incons", "d1consis", "ent_assoc_d1consis"],
-        "metric": ["em", "f1", "em", "em"],
-        "value": [0.0, 1 / 3, 0.125, 0.9999999999999],
-    })
+    df = pd.DataFrame(
+        {
+            "seed": [pd.NA, 0, 0, 1],
+            "seed_stage2": [pd.NA, pd.NA, 3, 4],
+            "stage": [0, 1, 2, 2],
+            "epoch": [1, 2, 1, 1],
+            "subset": ["qd1consis", "qd2incons", "d1consis", "ent_assoc_d1consis"],
+            "metric": ["em", "f1", "em", "em"],
+            "value": [0.0, 1 / 3, 0.125, 0.9999999999999],
+        }
+    )
     return df.astype({"seed": "Int64", "seed_stage2": "Int64"})
 
 
@@ -114,8 +116,11 @@ def test_environment_record(monkeypatch):
 
 
 def test_environment_record_reads_the_loaded_torch(monkeypatch):
-    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda: False), get_num_threads=lambda: 3,
-                                 backends=types.SimpleNamespace(cpu=types.SimpleNamespace(get_cpu_capability=lambda: "AVX2")))
+    fake = types.SimpleNamespace(
+        cuda=types.SimpleNamespace(is_available=lambda: False),
+        get_num_threads=lambda: 3,
+        backends=types.SimpleNamespace(cpu=types.SimpleNamespace(get_cpu_capability=lambda: "AVX2")),
+    )
     monkeypatch.setitem(sys.modules, "torch", fake)
     env = results.environment_record()
     assert (env["device"], env["torch_threads"], env["cpu_capability"]) == ("cpu", 3, "AVX2")

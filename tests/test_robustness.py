@@ -15,15 +15,31 @@ def per_seed(gaps_by_arm: dict, memorised: tuple = (0.9, 0.9)) -> pd.DataFrame:
     for arm, gaps in gaps_by_arm.items():
         for w, g in enumerate(gaps):
             for s, jitter in enumerate((-0.001, 0.001, -0.0005, 0.0005)):
-                rows.append({"arm": arm, "world": f"{w}/{w}", "seed": 7000 + s, "qa_gap": g + jitter, "entity_gap": g / 2 + jitter,
-                             "stage1_effect": 0.3, "internalized_d1": 0.1, "internalized_d2": 0.05,
-                             "memorised_d1consis": memorised[0], "memorised_d2consis": memorised[1]})
+                rows.append(
+                    {
+                        "arm": arm,
+                        "world": f"{w}/{w}",
+                        "seed": 7000 + s,
+                        "qa_gap": g + jitter,
+                        "entity_gap": g / 2 + jitter,
+                        "stage1_effect": 0.3,
+                        "internalized_d1": 0.1,
+                        "internalized_d2": 0.05,
+                        "memorised_d1consis": memorised[0],
+                        "memorised_d2consis": memorised[1],
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def test_rules_on_an_effect_a_null_and_noise():
-    frame = per_seed({"default": [0.06, 0.07, 0.05, 0.08, 0.065], "untied": [0.001, -0.002, 0.0, 0.002, -0.001],
-                      "fresh_aliases": [0.1, -0.08, 0.05, -0.06, 0.02]})
+    frame = per_seed(
+        {
+            "default": [0.06, 0.07, 0.05, 0.08, 0.065],
+            "untied": [0.001, -0.002, 0.0, 0.002, -0.001],
+            "fresh_aliases": [0.1, -0.08, 0.05, -0.06, 0.02],
+        }
+    )
     table = robustness.summarise(frame, margin=0.02).set_index(["arm", "outcome"])
     assert table.loc[("default", "qa_gap"), "verdict"] == "IML"
     assert table.loc[("untied", "qa_gap"), "verdict"] == "no effect"
@@ -55,8 +71,12 @@ def test_design_is_checked_before_any_run():
     with pytest.raises(ConfigError, match="`margin`"):
         robustness.check_design(["default"], [[1, 2], [3, 4]], 0)
     design = robustness.plan(["default", "untied"], [[1, 2], [3, 4]], {"n_people": 100}, "pre")
-    assert list(design["batch"]) == ["pre__default__world-1-2", "pre__default__world-3-4", "pre__untied__world-1-2",
-                                     "pre__untied__world-3-4"]
+    assert list(design["batch"]) == [
+        "pre__default__world-1-2",
+        "pre__default__world-3-4",
+        "pre__untied__world-1-2",
+        "pre__untied__world-3-4",
+    ]
     assert design.loc[2, "params"] == {"n_people": 100, "tie_embeddings": False, "people_seed": 1, "stage0_seed": 2}
     with pytest.raises(ConfigError, match="`n_people`"):
         robustness.plan(["default"], [[1, 2], [3, 4]], {"n_people": 3})
@@ -73,11 +93,24 @@ def _try_batch(root, name: str, fixed: dict, d1: float, complete=(True, True)):
     rows = []
     for seed, jitter in ((0, -0.01), (1, 0.01)):
         rows += metric_rows({"qd1consis": {"em": 0.5}, "qd2incons": {"em": 0.3}}, seed, 0, 1, 15)
-        rows += metric_rows({"d1consis": {"em": d1 + jitter}, "d2consis": {"em": 0.13}, "no_qd_baseline": {"em": 0.125},
-                             "ent_assoc_d1consis": {"em": 0.1}, "ent_assoc_d2consis": {"em": 0.1},
-                             "train_defs_d1consis": {"em": 1.0}, "train_defs_d2consis": {"em": 1.0},
-                             "align_d1consis": {"cos": 0.4, "cos_other": 0.1}, "align_d2consis": {"cos": 0.3, "cos_other": 0.1},
-                             "align_no_qd_baseline": {"cos": 0.1, "cos_other": 0.1}}, seed, 0, 2, 10)
+        rows += metric_rows(
+            {
+                "d1consis": {"em": d1 + jitter},
+                "d2consis": {"em": 0.13},
+                "no_qd_baseline": {"em": 0.125},
+                "ent_assoc_d1consis": {"em": 0.1},
+                "ent_assoc_d2consis": {"em": 0.1},
+                "train_defs_d1consis": {"em": 1.0},
+                "train_defs_d2consis": {"em": 1.0},
+                "align_d1consis": {"cos": 0.4, "cos_other": 0.1},
+                "align_d2consis": {"cos": 0.3, "cos_other": 0.1},
+                "align_no_qd_baseline": {"cos": 0.1, "cos_other": 0.1},
+            },
+            seed,
+            0,
+            2,
+            10,
+        )
     for i, done in enumerate(complete):
         folder = batch / f"seed={i}"
         if done:

@@ -21,7 +21,8 @@ def tiny_notebook(folder: Path, name: str = "tiny.ipynb") -> Path:
             "import pathlib, sys\n"
             'assert x >= 0, "x must be non-negative"\n'
             'pathlib.Path(output_dir, "result.txt").write_text(str(x * 2))\n'
-            'pathlib.Path(output_dir, "prefix.txt").write_text(sys.prefix)'),
+            'pathlib.Path(output_dir, "prefix.txt").write_text(sys.prefix)'
+        ),
     ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = folder / name
@@ -40,14 +41,15 @@ def venv_kernel():
         except NoSuchKernel:
             return False
         # jupyter_client swaps a bare "python"/"python3" for sys.executable when it starts the kernel.
-        return argv0 in {"python", "python3", f"python3.{sys.version_info[1]}"} or \
-            Path(argv0).resolve() == Path(sys.executable).resolve()
+        return argv0 in {"python", "python3", f"python3.{sys.version_info[1]}"} or Path(argv0).resolve() == Path(sys.executable).resolve()
 
     if not ours():
         subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix"], check=True, capture_output=True)
     if not ours():
-        pytest.fail('kernelspec "python3" points at another Python (a user-level one shadows sys.prefix); '
-                    "run `python -m ipykernel install --user` from this virtualenv")
+        pytest.fail(
+            'kernelspec "python3" points at another Python (a user-level one shadows sys.prefix); '
+            "run `python -m ipykernel install --user` from this virtualenv"
+        )
 
 
 @pytest.fixture
@@ -58,10 +60,21 @@ def no_execution(monkeypatch):
     monkeypatch.setattr(papermill, "execute_notebook", refuse)
 
 
-@pytest.mark.parametrize("text, value", [
-    ("0.5", 0.5), ("3", 3), ("true", True), ("[1, 2]", [1, 2]), ("1e-4", 1e-4), ("-2.5E3", -2500.0),
-    ("null", None), ("d1consis", "d1consis"), ("'7'", "7"), ("{a: 1}", {"a": 1}),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("0.5", 0.5),
+        ("3", 3),
+        ("true", True),
+        ("[1, 2]", [1, 2]),
+        ("1e-4", 1e-4),
+        ("-2.5E3", -2500.0),
+        ("null", None),
+        ("d1consis", "d1consis"),
+        ("'7'", "7"),
+        ("{a: 1}", {"a": 1}),
+    ],
+)
 def test_parse_value_like_papermill(text, value):
     assert runner.parse_value(text) == value
     assert type(runner.parse_value(text)) is type(value)
@@ -136,8 +149,9 @@ def test_cli_merges_file_then_p_values(tmp_path, monkeypatch, capsys):
         return tmp_path / "the-run"
 
     monkeypatch.setattr(cli, "run_notebook", fake_run)
-    rc = cli.main(["run", "01_main_two_stage", "-f", str(params), "-p", "x", "3", "-p", "flag", "true",
-                   "-p", "lr", "1e-4", "--outputs", "elsewhere"])
+    rc = cli.main(
+        ["run", "01_main_two_stage", "-f", str(params), "-p", "x", "3", "-p", "flag", "true", "-p", "lr", "1e-4", "--outputs", "elsewhere"]
+    )
     assert rc == 0
     assert calls == [("01_main_two_stage", {"x": 3, "lr": 1e-4, "seeds": [0, 1], "flag": True}, "elsewhere", None)]
     assert capsys.readouterr().out.strip() == str(tmp_path / "the-run")
@@ -161,8 +175,10 @@ def test_training_progress_from_the_kernel_reaches_the_terminal(tmp_path, venv_k
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell('output_dir: str = "."  # where', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("import time\nfrom iml_nb.core.env import log_progress\n"
-                                  "for i in range(3):\n    log_progress(f'seed {i} stage 1 epoch 1')\n    time.sleep(0.3)"),
+        nbformat.v4.new_code_cell(
+            "import time\nfrom iml_nb.core.env import log_progress\n"
+            "for i in range(3):\n    log_progress(f'seed {i} stage 1 epoch 1')\n    time.sleep(0.3)"
+        ),
     ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp_path / "progress.ipynb")
@@ -194,8 +210,9 @@ def test_paper_runs_only_the_sections_without_a_complete_default_run(tmp_path, m
     for notebook in cli.PAPER[:-1]:  # every section but the last has a complete run at its defaults
         run = tmp_path / notebook / "20260101-000000-abcd"
         results.finalize_run(run, {}, results.pd.DataFrame(columns=results.METRIC_COLUMNS), {})
-        (run / f"{notebook}.ipynb").write_text(json.dumps({"cells": [], "metadata": {"papermill": {"parameters": {
-            "output_dir": str(run)}}}}))
+        (run / f"{notebook}.ipynb").write_text(
+            json.dumps({"cells": [], "metadata": {"papermill": {"parameters": {"output_dir": str(run)}}}})
+        )
     ran = []
     monkeypatch.setattr(cli, "run_notebook", lambda nb, params, outputs_root: ran.append((nb, params)) or tmp_path / nb)
     monkeypatch.setattr("iml_nb.analysis.report.write", lambda outputs: (tmp_path / "report.md", None, None))

@@ -39,8 +39,10 @@ def test_definitions_are_consistent_or_name_a_wrong_number():
             if subset == "qd2incons":
                 assert tag == "define2" and int(d.answer) == v.x_false != v.x
             else:
-                assert int(d.answer) == v.x and tag == {"qd1consis": "define1", "d1consis": "define1", "d2consis": "define2",
-                                                        "d3consis": "define3"}[subset]
+                assert (
+                    int(d.answer) == v.x
+                    and tag == {"qd1consis": "define1", "d1consis": "define1", "d2consis": "define2", "d3consis": "define3"}[subset]
+                )
     assert len(data.definitions["qd1consis"]) == len(data.definitions["qd2incons"]) == 80
     assert len(data.definitions["d1consis"]) == len(data.definitions["d2consis"]) == 20
 
@@ -62,7 +64,8 @@ def test_resampling_draws_new_questions_each_epoch_and_is_deterministic():
     a, b = train_questions(data, CFG, 1), train_questions(data, CFG, 2)
     assert a != b and a == train_questions(data, CFG, 1)
     assert train_questions(data, SetIncConfig(n_vars=200, resample=False), 1) == train_questions(
-        data, SetIncConfig(n_vars=200, resample=False), 2)
+        data, SetIncConfig(n_vars=200, resample=False), 2
+    )
 
 
 def test_seeds_and_stage2_seeds():
@@ -74,11 +77,18 @@ def test_seeds_and_stage2_seeds():
     assert make_setinc_data(CFG, 1, 0).variables != a.variables
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(n_nums=8, max_x=8), "max_x"), (dict(n_train_qs=5), "n_train_qs"), (dict(n_vars=5), "n_vars"),
-    (dict(fractions=(("qd1consis", 0.5), ("d1consis", 0.1))), "frac_"), (dict(fractions=(("qd9", 1.0),)), "fractions"),
-    (dict(var_len=1, n_vars=100), "var_len"), (dict(resample="yes"), "resample"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(n_nums=8, max_x=8), "max_x"),
+        (dict(n_train_qs=5), "n_train_qs"),
+        (dict(n_vars=5), "n_vars"),
+        (dict(fractions=(("qd1consis", 0.5), ("d1consis", 0.1))), "frac_"),
+        (dict(fractions=(("qd9", 1.0),)), "fractions"),
+        (dict(var_len=1, n_vars=100), "var_len"),
+        (dict(resample="yes"), "resample"),
+    ],
+)
 def test_bad_parameters_are_named(kwargs, name):
     with pytest.raises(ConfigError, match=f"`{name}"):
         SetIncConfig(**kwargs)
@@ -101,8 +111,9 @@ def test_experiment_learns_definitions_and_reports_the_gap(tmp_path):
     from iml_nb.setinc.experiment import run_experiment
 
     # Untied: definitions are learned within these few epochs (tied, the default, needs ~20 to start).
-    cfg = build_setinc_config(n_vars=60, stage1_epochs=15, stage2_epochs=10, n_seeds=2, n_seeds_stage2=2, n_jobs=1, tie_embeddings=False,
-                              cache_dir=str(tmp_path))
+    cfg = build_setinc_config(
+        n_vars=60, stage1_epochs=15, stage2_epochs=10, n_seeds=2, n_seeds_stage2=2, n_jobs=1, tie_embeddings=False, cache_dir=str(tmp_path)
+    )
     metrics = run_experiment(cfg, progress=False)
     em = metrics[metrics["metric"] == "em"]
     last = em[(em["stage"] == 2) & (em["epoch"] == 10)]

@@ -60,33 +60,46 @@ def _wait(what: str, check, timeout: float = 120):
 
 # -- without SLURM -----------------------------------------------------------------------------------------------------------
 
+
 def test_options_are_checked_and_named_by_their_flag():
-    for kwargs, flag in ((dict(cpus_per_run=0), "--cpus-per-run"), (dict(time_min=0), "--time-min"),
-                         (dict(gpus_per_run=-1), "--gpus-per-run"), (dict(max_parallel=1.5), "--max-parallel"),
-                         (dict(mem_gb=-1), "--mem-gb"), (dict(partition="a b"), "--partition"),
-                         (dict(sbatch_args=(("--qos", "x"),)), "--sbatch-arg"), (dict(poll_s=0), "--poll-s")):
+    for kwargs, flag in (
+        (dict(cpus_per_run=0), "--cpus-per-run"),
+        (dict(time_min=0), "--time-min"),
+        (dict(gpus_per_run=-1), "--gpus-per-run"),
+        (dict(max_parallel=1.5), "--max-parallel"),
+        (dict(mem_gb=-1), "--mem-gb"),
+        (dict(partition="a b"), "--partition"),
+        (dict(sbatch_args=(("--qos", "x"),)), "--sbatch-arg"),
+        (dict(poll_s=0), "--poll-s"),
+    ):
         with pytest.raises(ValueError, match=flag):
             slurm.SlurmOptions(**kwargs)
 
 
 def test_sweep_notebook_parameters_become_options_or_a_named_error():
     assert slurm.options_from("local", {}) is None
-    options = slurm.options_from("slurm", {"partition": "gpu", "gpus_per_run": 1, "sbatch_args": {"qos": "high"},
-                                           "setup": ["module load cuda"]})
+    options = slurm.options_from(
+        "slurm", {"partition": "gpu", "gpus_per_run": 1, "sbatch_args": {"qos": "high"}, "setup": ["module load cuda"]}
+    )
     assert options == slurm.SlurmOptions(partition="gpu", gpus_per_run=1, sbatch_args=(("qos", "high"),), setup=("module load cuda",))
-    for backend, given, message in (("local", {"partition": "gpu"}, "applies only with backend"),
-                                    ("slurm", {"gpus": 1}, "`slurm_options` must be a dict with keys among"),
-                                    ("cluster", {}, "`backend` must be"), ("slurm", {"time_min": 0}, "--time-min")):
+    for backend, given, message in (
+        ("local", {"partition": "gpu"}, "applies only with backend"),
+        ("slurm", {"gpus": 1}, "`slurm_options` must be a dict with keys among"),
+        ("cluster", {}, "`backend` must be"),
+        ("slurm", {"time_min": 0}, "--time-min"),
+    ):
         with pytest.raises(ValueError, match=message):
             slurm.options_from(backend, given)
 
 
 def test_cli_refuses_misplaced_or_bad_slurm_options_before_anything_runs(tmp_path, no_execution, capsys):  # noqa: F811
     nb, out = tiny_notebook(tmp_path), tmp_path / "out"
-    cases = [(["--partition", "gpu"], "--partition apply only with --backend slurm"),
-             (["--backend", "slurm", "--jobs", "2"], "--jobs is for --backend local"),
-             (["--backend", "slurm", "--sbatch-arg", "qos"], "--sbatch-arg 'qos': expected KEY=VALUE"),
-             (["--backend", "slurm", "--time-min", "0"], "--time-min (time_min) must be an integer >= 1")]
+    cases = [
+        (["--partition", "gpu"], "--partition apply only with --backend slurm"),
+        (["--backend", "slurm", "--jobs", "2"], "--jobs is for --backend local"),
+        (["--backend", "slurm", "--sbatch-arg", "qos"], "--sbatch-arg 'qos': expected KEY=VALUE"),
+        (["--backend", "slurm", "--time-min", "0"], "--time-min (time_min) must be an integer >= 1"),
+    ]
     for args, message in cases:
         assert cli.main(["batch", str(nb), "--grid", "x=1,2", "--out", str(out), *args]) == 1
         assert message in capsys.readouterr().err
@@ -109,14 +122,24 @@ def test_a_job_that_left_no_result_is_a_failed_run_naming_state_and_log(tmp_path
     paths = SimpleNamespace(result_pickle=tmp_path / "7_0_result.pkl", stdout=tmp_path / "7_0_log.out")
     job = SimpleNamespace(job_id="7", paths=paths, watcher=Watcher())
     assert slurm.finished(job)
-    assert slurm.outcome(job, grace_s=0) == {"status": "failed",
-                                             "error": f"SLURM job 7 ended TIMEOUT without a result; log: {paths.stdout}"}
+    assert slurm.outcome(job, grace_s=0) == {
+        "status": "failed",
+        "error": f"SLURM job 7 ended TIMEOUT without a result; log: {paths.stdout}",
+    }
 
 
 # -- a real SLURM --------------------------------------------------------------------------------------------------------------
 
-MAIN_TINY = {"n_people": 100, "model": "pythia-tiny", "stage0_epochs": 2, "stage1_epochs": 2, "stage2_epochs": 2, "n_seeds": 1,
-             "n_seeds_stage2": 1, "n_jobs": 1}
+MAIN_TINY = {
+    "n_people": 100,
+    "model": "pythia-tiny",
+    "stage0_epochs": 2,
+    "stage1_epochs": 2,
+    "stage2_epochs": 2,
+    "n_seeds": 1,
+    "n_seeds_stage2": 1,
+    "n_jobs": 1,
+}
 
 
 @pytest.mark.slurm
@@ -126,8 +149,9 @@ def test_main_experiment_batch_on_slurm_equals_the_local_batch(tmp_path, cluster
     for backend in ("local", "slurm"):  # each with its own Stage-0 cache, so each trains everything itself
         fixed = {**MAIN_TINY, "cache_dir": str(tmp_path / f"cache-{backend}")}
         options = slurm.SlurmOptions(cpus_per_run=1, poll_s=0.5) if backend == "slurm" else None
-        tables[backend] = batch.run_batch("01_main_two_stage", grid, fixed=fixed, jobs=2, out=tmp_path / backend, name="b",
-                                          progress=False, backend=backend, slurm=options)  # 1 thread per run on both
+        tables[backend] = batch.run_batch(
+            "01_main_two_stage", grid, fixed=fixed, jobs=2, out=tmp_path / backend, name="b", progress=False, backend=backend, slurm=options
+        )  # 1 thread per run on both
         assert list(tables[backend].status) == ["complete", "complete"], tables[backend].to_dict("records")
     slurm_table = tables["slurm"]
     assert slurm_table["job_id"].str.fullmatch(r"\d+_\d").all() and all(Path(p).exists() for p in slurm_table["log"])
@@ -139,8 +163,16 @@ def test_main_experiment_batch_on_slurm_equals_the_local_batch(tmp_path, cluster
         assert s_local == s_remote
     record = json.loads((tmp_path / "slurm" / "b" / "batch.json").read_text())
     assert record["backend"] == "slurm" and record["slurm"]["cpus_per_run"] == 1
-    again = batch.run_batch("01_main_two_stage", grid, fixed={**MAIN_TINY, "cache_dir": str(tmp_path / "cache-slurm")},
-                            out=tmp_path / "slurm", name="b", progress=False, backend="slurm", slurm=slurm.SlurmOptions(cpus_per_run=1))
+    again = batch.run_batch(
+        "01_main_two_stage",
+        grid,
+        fixed={**MAIN_TINY, "cache_dir": str(tmp_path / "cache-slurm")},
+        out=tmp_path / "slurm",
+        name="b",
+        progress=False,
+        backend="slurm",
+        slurm=slurm.SlurmOptions(cpus_per_run=1),
+    )
     assert list(again.status) == ["skipped", "skipped"] and list(again.job_id) == list(slurm_table.job_id)  # who made them, kept
 
 
@@ -150,12 +182,18 @@ def test_notebook_error_killed_job_and_timeout_are_failed_runs_with_their_log(tm
     out = tmp_path / "out"
 
     def start(name: str, *args: str) -> subprocess.Popen:
-        return subprocess.Popen(_cli_batch(nb, out, *args, "-p", "log", str(log), "--cpus-per-run", "1", "--name", name),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(
+            _cli_batch(nb, out, *args, "-p", "log", str(log), "--cpus-per-run", "1", "--name", name),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
-    procs = {"error": start("error", "--grid", "x=1,2", "-p", "fail_on", "2"),  # three batches at once
-             "killed": start("killed", "--grid", "x=3", "-p", "sleep_s", "600"),
-             "timeout": start("timeout", "--grid", "x=4", "-p", "sleep_s", "600", "--time-min", "1")}
+    procs = {
+        "error": start("error", "--grid", "x=1,2", "-p", "fail_on", "2"),  # three batches at once
+        "killed": start("killed", "--grid", "x=3", "-p", "sleep_s", "600"),
+        "timeout": start("timeout", "--grid", "x=4", "-p", "sleep_s", "600", "--time-min", "1"),
+    }
     # SIGKILL the x=3 job once its notebook runs, as a node failure or an OOM kill would: nothing in it can write a result.
     _wait("x=3 to run", lambda: "3 0" in executions(log))
     job_id = json.loads((out / "killed" / "batch.json").read_text())["runs"][0]["job_id"]
@@ -181,13 +219,16 @@ def test_notebook_error_killed_job_and_timeout_are_failed_runs_with_their_log(tm
 @pytest.mark.slurm
 def test_killed_controller_then_resubmitted_batch_completes_without_duplicates(tmp_path, cluster, venv_kernel):  # noqa: F811
     nb, log, out = tiny_notebook(tmp_path), tmp_path / "log.txt", tmp_path / "out"
-    argv = _cli_batch(nb, out, "--grid", "x=1,2,3,4,5", "-p", "sleep_s", "10", "-p", "log", str(log), "--cpus-per-run", "1",
-                      "--name", "k")
+    argv = _cli_batch(nb, out, "--grid", "x=1,2,3,4,5", "-p", "sleep_s", "10", "-p", "log", str(log), "--cpus-per-run", "1", "--name", "k")
     first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     batch_json = out / "k" / "batch.json"
     # Wait until every run is submitted and some notebooks are running (4 CPUs: x=5 is still queued), then kill both controllers.
-    _wait("the runs to start", lambda: batch_json.exists() and all(r.get("job_id") for r in json.loads(batch_json.read_text())["runs"])
-          and len(executions(log)) >= 2)
+    _wait(
+        "the runs to start",
+        lambda: (
+            batch_json.exists() and all(r.get("job_id") for r in json.loads(batch_json.read_text())["runs"]) and len(executions(log)) >= 2
+        ),
+    )
     submitted = {r["folder"]: r["job_id"] for r in json.loads(batch_json.read_text())["runs"]}
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=30)

@@ -28,8 +28,7 @@ def two_stage(d1=(0.5, 0.6, 0.7), d2=(0.2, 0.3, 0.5), spread=0.1):
             for epoch in (1, 2):
                 rows += [(seed, s2, 1, epoch, "d1consis", 0.1), (seed, s2, 1, epoch, "d2consis", 0.1)]
             for epoch in (1, 2, 3):
-                rows += [(seed, s2, 2, epoch, "d1consis", d1[seed] + shift),
-                         (seed, s2, 2, epoch, "d2consis", d2[seed] + shift)]
+                rows += [(seed, s2, 2, epoch, "d1consis", d1[seed] + shift), (seed, s2, 2, epoch, "d2consis", d2[seed] + shift)]
     return frame(rows)
 
 

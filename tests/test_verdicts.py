@@ -39,8 +39,11 @@ def test_holm_adjusts_only_real_p_values_and_can_undo_a_raw_significance():
 
 def test_slope_treats_seeds_as_clusters():
     rng = np.random.default_rng(0)
-    rows = [{"seed": s, "x": x, "gap": 0.1 * x + offset + rng.normal(0, 0.005)}
-            for s, offset in enumerate([0.02, -0.02, 0.01, -0.01]) for x in (0.5, 0.75, 1.0)]
+    rows = [
+        {"seed": s, "x": x, "gap": 0.1 * x + offset + rng.normal(0, 0.005)}
+        for s, offset in enumerate([0.02, -0.02, 0.01, -0.01])
+        for x in (0.5, 0.75, 1.0)
+    ]
     test = verdicts.slope(pd.DataFrame(rows), "x", "gap", "slope+")
     assert test.n == 4 and test.ci_low < 0.1 < test.ci_high and verdicts.verdict(test, test.p) == "agrees"
     flat = verdicts.slope(pd.DataFrame(rows).assign(gap=lambda f: f["gap"] - 0.1 * f["x"]), "x", "gap", "slope+")

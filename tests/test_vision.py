@@ -22,8 +22,14 @@ def _boxed_cells(image):
     for c in range(GRID * GRID):
         r, col = divmod(c, GRID)
         top, left = TAG_ROWS + r * CELL, col * CELL
-        border = np.concatenate([image[top, left:left + CELL], image[top + CELL - 1, left:left + CELL],
-                                 image[top:top + CELL, left], image[top:top + CELL, left + CELL - 1]])
+        border = np.concatenate(
+            [
+                image[top, left : left + CELL],
+                image[top + CELL - 1, left : left + CELL],
+                image[top : top + CELL, left],
+                image[top : top + CELL, left + CELL - 1],
+            ]
+        )
         if (border == 255).all():
             cells.append(c)
     return cells
@@ -37,7 +43,7 @@ def test_tag_only_on_definitions_box_on_exactly_one_cell_of_qa_items():
         strip = image[:TAG_ROWS]
         if kind == "definition":
             tag = data.tags[0 if data.variables[v_id].subset == "qd1consis" else 1]
-            assert strip.any() and (strip[0, ::CELL * GRID // len(tag)] == 255 * np.array(tag)).all()
+            assert strip.any() and (strip[0, :: CELL * GRID // len(tag)] == 255 * np.array(tag)).all()
             assert _boxed_cells(image) == [] and (target != -100).all()
         else:
             assert not strip.any() and _boxed_cells(image) == [cell]
@@ -96,8 +102,7 @@ def test_loss_and_accuracy_count_only_supervised_cells_and_the_one_loop_trains_t
     predicted = model(images.images).argmax(-1)
     assert accuracy(model, images) == pytest.approx(float((predicted == images.targets)[images.targets != -100].float().mean()))
     few = ImageSet(images.images[:12], images.targets[:12])
-    losses = train_stage(model, few, TrainConfig(stage0_epochs=0, stage_epochs=(40,), lr=5e-3, batch_size=12), 40, 0,
-                         loss_fn=image_loss)
+    losses = train_stage(model, few, TrainConfig(stage0_epochs=0, stage_epochs=(40,), lr=5e-3, batch_size=12), 40, 0, loss_fn=image_loss)
     assert losses[-1] < 0.5 * losses[0]  # 12 fixed images are memorised
 
 
@@ -127,7 +132,7 @@ def test_cell_net_reads_the_cells_row_major_and_its_trunk_classifies_single_digi
     images = torch.zeros(2, TAG_ROWS + 3 * CELL, 3 * CELL)
     for c in range(9):
         r, col = divmod(c, 3)
-        images[:, TAG_ROWS + r * CELL:TAG_ROWS + (r + 1) * CELL, col * CELL:(col + 1) * CELL] = c + 1
+        images[:, TAG_ROWS + r * CELL : TAG_ROWS + (r + 1) * CELL, col * CELL : (col + 1) * CELL] = c + 1
     cells = split_cells(images)
     assert cells.shape == (2, 9, CELL, CELL) and all((cells[:, c] == c + 1).all() for c in range(9))
     net = CellNet(width=4, hidden=8)
@@ -138,12 +143,25 @@ def test_vision_config_names_bad_parameters_before_any_compute():
     from iml_nb.vision.experiment import build_vision_config, vision_parameter_names
 
     cfg = build_vision_config(n_vars=50, pretrain_epochs=0, stage1_epochs=2, stage2_epochs=3, lr=0.01, n_seeds=2, arch="plain")
-    assert (cfg.data.n_vars, cfg.train.stage0_epochs, cfg.train.stage_epochs, cfg.train.lr, cfg.run.n_seeds, cfg.net.arch) == \
-        (50, 0, (2, 3), 0.01, 2, "plain")
+    assert (cfg.data.n_vars, cfg.train.stage0_epochs, cfg.train.stage_epochs, cfg.train.lr, cfg.run.n_seeds, cfg.net.arch) == (
+        50,
+        0,
+        (2, 3),
+        0.01,
+        2,
+        "plain",
+    )
     assert build_vision_config().train.stage0_epochs == 1
-    for bad, name in [({"holdout_cells": 9}, "holdout_cells"), ({"arch": "resnet"}, "arch"), ({"width": 5}, "width"),
-                      ({"arch": "plain"}, "pretrain_epochs"), ({"frac_d1consis": 0.5}, "frac_"), ({"device": "tpu"}, "device"),
-                      ({"stage2_epochs": 0}, "stage2_epochs"), ({"n_seeds": 0}, "n_seeds")]:
+    for bad, name in [
+        ({"holdout_cells": 9}, "holdout_cells"),
+        ({"arch": "resnet"}, "arch"),
+        ({"width": 5}, "width"),
+        ({"arch": "plain"}, "pretrain_epochs"),
+        ({"frac_d1consis": 0.5}, "frac_"),
+        ({"device": "tpu"}, "device"),
+        ({"stage2_epochs": 0}, "stage2_epochs"),
+        ({"n_seeds": 0}, "n_seeds"),
+    ]:
         with pytest.raises(ConfigError, match=f"`{name}"):
             build_vision_config(**bad)
     with pytest.raises(ConfigError, match="unknown parameter"):

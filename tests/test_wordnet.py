@@ -31,7 +31,12 @@ def test_people_are_parsed_with_five_attributes(fake_wordnet):
     assert [p.name for p in people] == ["Niels Abel", "Isaac Newton"]
     abel, newton = people
     assert (abel.occupation, abel.nationality, abel.region, abel.birth, abel.death) == (
-        "mathematician", "Norwegian", "Northern Europe", "19 century", "19 century")
+        "mathematician",
+        "Norwegian",
+        "Northern Europe",
+        "19 century",
+        "19 century",
+    )
     assert newton.nationality == "English" and newton.birth == "17 century" and newton.gender == ""
     assert [q for q, _, _ in qa_pairs(newton)] == ["birth", "death", "region", "occupation", "nationality"]
     assert wordnet.wordnet_people(1, 0) in ((abel,), (newton,))

@@ -48,8 +48,7 @@ def values_in_range(metrics: pd.DataFrame, metric: str | None, low: float = 0.0,
         raise SanityCheckError(f"no `{metric}` values in the metrics")
     bad = rows[~rows["value"].between(low, high)]
     if len(bad):
-        _fail(f"`{metric}` outside [{low}, {high}] (or missing)", [f"{_where(r)}: {r['value']}" for _, r in bad.iterrows()],
-              len(rows))
+        _fail(f"`{metric}` outside [{low}, {high}] (or missing)", [f"{_where(r)}: {r['value']}" for _, r in bad.iterrows()], len(rows))
     return f"{len(rows)} {'' if metric is None else f'`{metric}` '}values, all in [{low}, {high}]"
 
 
@@ -58,8 +57,10 @@ def values_are(frame: pd.DataFrame, column: str, expected: Iterable, what: str) 
     want = set(expected)
     have = set(frame[column].dropna().tolist())
     if have != want:
-        raise SanityCheckError(f"{what}: {column} values {sorted(have)}, expected {sorted(want)} "
-                               f"(missing {sorted(want - have)}, unexpected {sorted(have - want)})")
+        raise SanityCheckError(
+            f"{what}: {column} values {sorted(have)}, expected {sorted(want)} "
+            f"(missing {sorted(want - have)}, unexpected {sorted(have - want)})"
+        )
     return f"{what}: {column} {sorted(want)}, as asked"
 
 
@@ -83,14 +84,23 @@ def probe_prefix_at_chance(frame: pd.DataFrame) -> str:
     before = frame[frame["position"] < alias_at]
     above = before[before["accuracy"] > 0.5 + 1e-9]
     if len(above):
-        _fail("a probe decodes the class from tokens before the alias, which are identical for every alias",
-              [f"seed {r['seed']}, {r['word_order']}/{r['probe']}, layer {r['layer']}, token {r['token']}: {r['accuracy']:.3f}"
-               for _, r in above.iterrows()], len(before))
+        _fail(
+            "a probe decodes the class from tokens before the alias, which are identical for every alias",
+            [
+                f"seed {r['seed']}, {r['word_order']}/{r['probe']}, layer {r['layer']}, token {r['token']}: {r['accuracy']:.3f}"
+                for _, r in above.iterrows()
+            ],
+            len(before),
+        )
     return f"{len(before)} probe cells before the alias, all at or below chance"
 
 
-def loss_fell(metrics: pd.DataFrame, min_epochs: int = MIN_EPOCHS_FOR_LOSS_CHECK, min_steps: int = MIN_STEPS_FOR_LOSS_CHECK,
-              stages: Iterable[int] | None = None) -> str:
+def loss_fell(
+    metrics: pd.DataFrame,
+    min_epochs: int = MIN_EPOCHS_FOR_LOSS_CHECK,
+    min_steps: int = MIN_STEPS_FOR_LOSS_CHECK,
+    stages: Iterable[int] | None = None,
+) -> str:
     """Every stage run of at least `min_epochs` epochs and `min_steps` optimizer steps ends with a lower mean training loss than
     its first epoch had; every loss is finite.
 
@@ -107,17 +117,32 @@ def loss_fell(metrics: pd.DataFrame, min_epochs: int = MIN_EPOCHS_FOR_LOSS_CHECK
     if len(not_finite):
         _fail("training loss is not finite", [_where(r) for _, r in not_finite.iterrows()], len(loss))
     keys = ["seed", "seed_stage2", "stage"]
-    runs = (loss.sort_values("epoch").groupby(keys, dropna=False)
-            .agg(first=("value", "first"), last=("value", "last"), epochs=("epoch", "nunique"),
-                 first_epoch=("epoch", "min"), last_epoch=("epoch", "max")).reset_index())
+    runs = (
+        loss.sort_values("epoch")
+        .groupby(keys, dropna=False)
+        .agg(
+            first=("value", "first"),
+            last=("value", "last"),
+            epochs=("epoch", "nunique"),
+            first_epoch=("epoch", "min"),
+            last_epoch=("epoch", "max"),
+        )
+        .reset_index()
+    )
     steps = train[train["metric"] == "steps"].groupby(keys, dropna=False)["value"].max().rename("steps").reset_index()
     runs = runs.merge(steps, on=keys, how="left")
     long = runs[(runs["epochs"] >= min_epochs) & ~(runs["steps"] < min_steps)]  # NaN steps: not recorded, epochs decide
     rose = long[~(long["last"] < long["first"])]
     if len(rose):
-        _fail(f"training loss did not fall over a stage run of >= {min_epochs} epochs and >= {min_steps} steps",
-              [f"{_where(r.drop(['epoch'], errors='ignore'))}: epoch {r['first_epoch']} {r['first']:.4f} -> "
-               f"epoch {r['last_epoch']} {r['last']:.4f}" for _, r in rose.iterrows()], len(long))
+        _fail(
+            f"training loss did not fall over a stage run of >= {min_epochs} epochs and >= {min_steps} steps",
+            [
+                f"{_where(r.drop(['epoch'], errors='ignore'))}: epoch {r['first_epoch']} {r['first']:.4f} -> "
+                f"epoch {r['last_epoch']} {r['last']:.4f}"
+                for _, r in rose.iterrows()
+            ],
+            len(long),
+        )
     short = len(runs) - len(long)
     line = f"training loss fell in all {len(long)} stage runs of >= {min_epochs} epochs and >= {min_steps} steps"
     return line + (f"; {short} shorter stage runs checked for a finite loss only" if short else "")
@@ -141,19 +166,36 @@ def fast_matches_generation(metrics: pd.DataFrame) -> str:
             cells[name] = float("nan")
     tol = 1e-9
     recorded = cells["em_disagree"].notna()
-    unexplained = recorded & ((cells["em_disagree"] - cells["em_disagree_tie"] > tol)
-                              | ((cells["em"] - cells["em_generate"]).abs() > cells["em_disagree"] + tol))
+    unexplained = recorded & (
+        (cells["em_disagree"] - cells["em_disagree_tie"] > tol) | ((cells["em"] - cells["em_generate"]).abs() > cells["em_disagree"] + tol)
+    )
     unequal = ~recorded & ((cells["em"] - cells["em_generate"]).abs() > tol)
     bad = cells[unexplained | unequal]
     if len(bad):
-        _fail("teacher-forced EM differs from greedy generation on items without a near-tie of the top two logits (another token "
-              "sequence that normalises to the answer, or an answer longer than max_new_tokens)",
-              [f"{_where(r)}: em {r['em']:.4f} vs generated {r['em_generate']:.4f}, items differing {r['em_disagree']:.4f}, "
-               f"at a near-tie {r['em_disagree_tie']:.4f}" for _, r in bad.iterrows()], len(cells))
+        _fail(
+            "teacher-forced EM differs from greedy generation on items without a near-tie of the top two logits (another token "
+            "sequence that normalises to the answer, or an answer longer than max_new_tokens)",
+            [
+                f"{_where(r)}: em {r['em']:.4f} vs generated {r['em_generate']:.4f}, items differing {r['em_disagree']:.4f}, "
+                f"at a near-tie {r['em_disagree_tie']:.4f}"
+                for _, r in bad.iterrows()
+            ],
+            len(cells),
+        )
     if cells.empty:
         raise SanityCheckError("no cell has both teacher-forced and generated EM (a fast run decodes at every stage's end)")
     return f"teacher-forced EM equals greedy-generation EM in all {len(cells)} cells, up to near-ties of the top two logits"
 
 
-__all__ = ["MIN_EPOCHS_FOR_LOSS_CHECK", "MIN_STEPS_FOR_LOSS_CHECK", "SanityCheckError", "batch_complete", "fast_matches_generation",
-           "loss_fell", "probe_prefix_at_chance", "seeds_are", "values_are", "values_in_range"]
+__all__ = [
+    "MIN_EPOCHS_FOR_LOSS_CHECK",
+    "MIN_STEPS_FOR_LOSS_CHECK",
+    "SanityCheckError",
+    "batch_complete",
+    "fast_matches_generation",
+    "loss_fell",
+    "probe_prefix_at_chance",
+    "seeds_are",
+    "values_are",
+    "values_in_range",
+]

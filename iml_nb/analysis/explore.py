@@ -22,6 +22,8 @@ from iml_nb.core.results import atomic_write_text, finalize_run, is_complete, re
 
 SKIPPED_FOLDERS = {"nbval", "batches", "diagnostics", ".cache", "00_explore"}  # not experiments' own run folders
 CURVE_METRICS = ("em", "acc")  # a run with one of these per subset and epoch has curves to show
+
+
 def list_runs(outputs: str = "outputs") -> pd.DataFrame:
     """Every complete run folder with curves under outputs/<notebook>/<run id>/, newest first.
 
@@ -36,9 +38,18 @@ def list_runs(outputs: str = "outputs") -> pd.DataFrame:
         if metric is None:  # probes, gradient cosines: no per-subset curves
             continue
         axis = next((c for c in metrics.columns if c not in METRIC_COLUMNS), "")
-        rows.append({"label": f"{folder.parent.name} / {folder.name}", "notebook": folder.parent.name, "run": folder.name,
-                     "path": str(folder), "metric": metric, "axis": axis,
-                     "seeds": int(metrics["seed"].dropna().nunique()), "subsets": int(metrics["subset"].nunique())})
+        rows.append(
+            {
+                "label": f"{folder.parent.name} / {folder.name}",
+                "notebook": folder.parent.name,
+                "run": folder.name,
+                "path": str(folder),
+                "metric": metric,
+                "axis": axis,
+                "seeds": int(metrics["seed"].dropna().nunique()),
+                "subsets": int(metrics["subset"].nunique()),
+            }
+        )
     columns = ["label", "notebook", "run", "path", "metric", "axis", "seeds", "subsets"]
     return pd.DataFrame(rows, columns=columns).sort_values("run", ascending=False, ignore_index=True)
 
@@ -54,8 +65,10 @@ def pick_run(runs: pd.DataFrame, experiment: str) -> str:
     notebook, _, run = experiment.partition("/")
     hit = runs[(runs["notebook"] == notebook) & ((runs["run"] == run) if run else True)]
     if hit.empty:
-        raise ValueError(f"parameter `experiment`: no complete run {experiment!r}; there are {sorted(set(runs['notebook']))} "
-                         f"(or '<notebook>/<run id>' among {runs['label'].head(5).tolist()} ...)")
+        raise ValueError(
+            f"parameter `experiment`: no complete run {experiment!r}; there are {sorted(set(runs['notebook']))} "
+            f"(or '<notebook>/<run id>' among {runs['label'].head(5).tolist()} ...)"
+        )
     return hit["label"].iloc[0]
 
 
@@ -85,8 +98,15 @@ def load_run(path: str) -> StoredRun:
     extra = [c for c in metrics.columns if c not in METRIC_COLUMNS]  # a sweep's merged metrics keep their grid column
     metric = next(m for m in CURVE_METRICS if m in set(metrics["metric"]))
     answers = pd.read_csv(folder / "answers.csv") if (folder / "answers.csv").exists() else None
-    return StoredRun(folder, metrics, json.loads((folder / "summary.json").read_text()),
-                     json.loads((folder / "config.json").read_text()), metric, extra[0] if extra else "", answers)
+    return StoredRun(
+        folder,
+        metrics,
+        json.loads((folder / "summary.json").read_text()),
+        json.loads((folder / "config.json").read_text()),
+        metric,
+        extra[0] if extra else "",
+        answers,
+    )
 
 
 def select(run: StoredRun, seeds=(), stage="all", point=None) -> pd.DataFrame:
@@ -120,8 +140,13 @@ def curve_chart(run: StoredRun, subsets, seeds=(), stage="all", point=None):
         raise ValueError(f"none of {list(subsets)} is evaluated in stage {stage}; there: {present}")
     y_title = {"em": "exact match", "acc": "accuracy"}[run.metric]
     n = int(m["seed"].dropna().nunique())
-    return plots.em_curves(m, subsets=keep, metric=run.metric, y_title=y_title,
-                           title=f"{run.path.parent.name}: {y_title} per subset ({n} seed{'s' * (n != 1)}, 95% t-CI)")
+    return plots.em_curves(
+        m,
+        subsets=keep,
+        metric=run.metric,
+        y_title=y_title,
+        title=f"{run.path.parent.name}: {y_title} per subset ({n} seed{'s' * (n != 1)}, 95% t-CI)",
+    )
 
 
 def gap_table(run: StoredRun, seeds=(), point=None) -> pd.DataFrame:
@@ -150,8 +175,12 @@ def alias_view(run: StoredRun, seed: int, alias: str) -> pd.DataFrame:
     if cfg is None:
         return pd.DataFrame({"note": ["this experiment has no aliases (set inclusion or MNIST)"]})
     data = make_define_data(load_people(cfg), cfg.data, seed, 0)
-    rows = [{"where": stage, "kind": ex.kind, "subset": ex.subset, "text": _text(ex)}
-            for stage, examples in data.train.items() for ex in examples if ex.alias == alias]
+    rows = [
+        {"where": stage, "kind": ex.kind, "subset": ex.subset, "text": _text(ex)}
+        for stage, examples in data.train.items()
+        for ex in examples
+        if ex.alias == alias
+    ]
     answers = run.answers
     for name, examples in data.eval_sets.items():
         for ex in examples:
@@ -200,11 +229,18 @@ class Explorer:
         for control in (self.alias_subset, self.alias_seed):
             control.observe(lambda _: self._fill_aliases(), names="value")
         self.alias.observe(lambda _: self._show_alias(), names="value")
-        self.widget = w.VBox([
-            w.HTML("<b>Stored results</b> (read from outputs/; nothing is recomputed)"), self.run_box,
-            w.HBox([self.subsets, w.VBox([self.seeds, self.stage, self.point])]), self.chart_out, self.gap_out,
-            w.HTML("<b>One alias</b>: its training texts and test questions (with the model's answers where the run kept them)"),
-            w.HBox([self.alias_subset, self.alias_seed, self.alias]), self.alias_out])
+        self.widget = w.VBox(
+            [
+                w.HTML("<b>Stored results</b> (read from outputs/; nothing is recomputed)"),
+                self.run_box,
+                w.HBox([self.subsets, w.VBox([self.seeds, self.stage, self.point])]),
+                self.chart_out,
+                self.gap_out,
+                w.HTML("<b>One alias</b>: its training texts and test questions (with the model's answers where the run kept them)"),
+                w.HBox([self.alias_subset, self.alias_seed, self.alias]),
+                self.alias_out,
+            ]
+        )
 
     @property
     def current(self) -> StoredRun:
@@ -226,8 +262,9 @@ class Explorer:
         self.point.layout.display = "" if points else "none"
         self.point.description = run.axis or "point"
         with_aliases = run.define_config is not None
-        self.alias_subset.options = [s for s in ("d1consis", "d2consis", "qd1consis", "qd2incons", "q", "no_qd_baseline")
-                                     if s in present] if with_aliases else []
+        self.alias_subset.options = (
+            [s for s in ("d1consis", "d2consis", "qd1consis", "qd2incons", "q", "no_qd_baseline") if s in present] if with_aliases else []
+        )
         self.alias_subset.value = self.alias_subset.options[0] if self.alias_subset.options else None
         self.alias_seed.options = seeds if with_aliases else []
         self.alias_seed.value = seeds[0] if with_aliases and seeds else None
@@ -287,9 +324,16 @@ class TrySettings:
         self.config(n_people=100, alpha=1.0, word_order="tve", model="pythia-tiny")  # every value checked, named on failure
 
     def config(self, **chosen):
-        return build_config(**chosen, stage0_epochs=self.stage0_epochs, stage1_epochs=self.stage1_epochs,
-                            stage2_epochs=self.stage2_epochs, n_seeds=self.n_seeds, n_seeds_stage2=1, n_jobs=1,
-                            cache_dir=self.cache_dir)
+        return build_config(
+            **chosen,
+            stage0_epochs=self.stage0_epochs,
+            stage1_epochs=self.stage1_epochs,
+            stage2_epochs=self.stage2_epochs,
+            n_seeds=self.n_seeds,
+            n_seeds_stage2=1,
+            n_jobs=1,
+            cache_dir=self.cache_dir,
+        )
 
 
 class TryIt:
@@ -306,8 +350,15 @@ class TryIt:
         self.metrics = None
         self.button.on_click(lambda _: self.run())
         epochs = f"Stage 0/1/2: {settings.stage0_epochs}/{settings.stage1_epochs}/{settings.stage2_epochs} epochs, {settings.n_seeds} seeds"
-        self.widget = w.VBox([w.HTML(f"<b>Try it</b>: a short main experiment ({epochs}), run here when you press Run"),
-                              w.HBox([self.n_people, self.alpha]), w.HBox([self.word_order, self.model]), self.button, self.out])
+        self.widget = w.VBox(
+            [
+                w.HTML(f"<b>Try it</b>: a short main experiment ({epochs}), run here when you press Run"),
+                w.HBox([self.n_people, self.alpha]),
+                w.HBox([self.word_order, self.model]),
+                self.button,
+                self.out,
+            ]
+        )
 
     def run(self) -> pd.DataFrame | None:
         from iml_nb.people_qa.experiment import run_experiment
@@ -315,8 +366,9 @@ class TryIt:
         self.out.clear_output()
         with self.out:
             try:
-                cfg = self.settings.config(n_people=self.n_people.value, alpha=round(self.alpha.value, 2),
-                                           word_order=self.word_order.value, model=self.model.value)
+                cfg = self.settings.config(
+                    n_people=self.n_people.value, alpha=round(self.alpha.value, 2), word_order=self.word_order.value, model=self.model.value
+                )
             except ValueError as exc:
                 print(f"not run: {exc}")
                 return None
@@ -325,8 +377,11 @@ class TryIt:
                 self.metrics, _ = run_experiment(cfg)  # tqdm.auto: a progress bar in this output
             finally:
                 self.button.disabled = False
-            display(plots.em_curves(self.metrics, title=f"Try it: {cfg.data.n_people} people, α {cfg.data.alpha}, "
-                                                        f"{cfg.data.word_order}, {cfg.model.name}"))
+            display(
+                plots.em_curves(
+                    self.metrics, title=f"Try it: {cfg.data.n_people} people, α {cfg.data.alpha}, {cfg.data.word_order}, {cfg.model.name}"
+                )
+            )
             display(pd.DataFrame([{"gap": "IML gap, QA", "value": stats.format_ci(stats.gap(self.metrics, "d1consis", "d2consis"))}]))
         return self.metrics
 
@@ -334,10 +389,23 @@ class TryIt:
 def finalize(run_dir: str | Path, runs: pd.DataFrame, explorer: Explorer) -> None:
     """The explorer's run folder: the index of runs it found (runs.csv) and what it showed first (summary.json)."""
     atomic_write_text(Path(run_dir) / "runs.csv", runs.to_csv(index=False))
-    shown = {"runs_found": len(runs), "shown": explorer.run_box.value,
-             "gaps": gap_table(explorer.current).to_dict("records")}
+    shown = {"runs_found": len(runs), "shown": explorer.run_box.value, "gaps": gap_table(explorer.current).to_dict("records")}
     finalize_run(run_dir, {"outputs": sorted(set(runs["notebook"]))}, pd.DataFrame(columns=METRIC_COLUMNS), shown)
 
 
-__all__ = ["Explorer", "StoredRun", "TryIt", "TrySettings", "alias_view", "aliases_of", "curve_chart", "finalize", "gap_table",
-           "list_runs", "load_run", "pick_run", "present_subsets", "select"]
+__all__ = [
+    "Explorer",
+    "StoredRun",
+    "TryIt",
+    "TrySettings",
+    "alias_view",
+    "aliases_of",
+    "curve_chart",
+    "finalize",
+    "gap_table",
+    "list_runs",
+    "load_run",
+    "pick_run",
+    "present_subsets",
+    "select",
+]

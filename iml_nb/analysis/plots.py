@@ -34,8 +34,14 @@ SUBSET_STYLE: dict[str, tuple[str, str]] = {
 }
 _ORDER = list(SUBSET_STYLE)
 QA_SUBSETS = tuple(_BASE_STYLE)  # what the paper's Fig. 3a plots
-ENTITY_SUBSETS = ("ent_assoc_qd1consis", "ent_assoc_qd2incons_swapped", "ent_assoc_q", "ent_assoc_d1consis", "ent_assoc_d2consis",
-                  "ent_assoc_d3consis")  # Fig. 3b
+ENTITY_SUBSETS = (
+    "ent_assoc_qd1consis",
+    "ent_assoc_qd2incons_swapped",
+    "ent_assoc_q",
+    "ent_assoc_d1consis",
+    "ent_assoc_d2consis",
+    "ent_assoc_d3consis",
+)  # Fig. 3b
 _FALLBACK_COLOURS = ["#17becf", "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39"]  # subsets the paper did not plot
 
 
@@ -47,7 +53,7 @@ def style_for(subset: str) -> tuple[str, str] | None:
     if subset in SUBSET_STYLE:
         return SUBSET_STYLE[subset]
     if subset.startswith("ent_assoc_"):
-        rest = subset[len("ent_assoc_"):]
+        rest = subset[len("ent_assoc_") :]
         swapped = "_swapped" if rest.endswith("_swapped") else ""
         core = rest.removesuffix("_swapped")
         for known in sorted(_BASE_STYLE, key=len, reverse=True):  # longest first: "q" is a suffix of many names
@@ -97,9 +103,16 @@ def _stage_rules(points: pd.DataFrame) -> alt.LayerChart:
     return rule + text
 
 
-def em_curves(metrics: pd.DataFrame, subsets: list[str] | None = None, metric: str = "em",
-              title: str | None = None, include_stage0: bool = False, confidence: float = 0.95,
-              y_title: str | None = None, y_domain: tuple[float, float] = (0, 1)) -> alt.LayerChart:
+def em_curves(
+    metrics: pd.DataFrame,
+    subsets: list[str] | None = None,
+    metric: str = "em",
+    title: str | None = None,
+    include_stage0: bool = False,
+    confidence: float = 0.95,
+    y_title: str | None = None,
+    y_domain: tuple[float, float] = (0, 1),
+) -> alt.LayerChart:
     """Mean across Stage-1 seeds per subset vs epoch, with t-CI error bars and stage boundaries (Fig. 3a/3b-like).
 
     Default subsets: the paper's Fig. 3a subsets present; `subsets=ENTITY_SUBSETS` (or any list) for Fig. 3b and diagnostics.
@@ -122,10 +135,18 @@ def em_curves(metrics: pd.DataFrame, subsets: list[str] | None = None, metric: s
     y_title = y_title or {"em": "exact match", "f1": "F1"}.get(metric, metric)
     base = alt.Chart(data).encode(
         x=alt.X("global_epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1), scale=alt.Scale(zero=False, padding=12)),
-        color=alt.Color("label:N", title=None, scale=alt.Scale(domain=list(labels), range=list(colours)),
-                        legend=alt.Legend(labelLimit=400)),
-        tooltip=["subset:N", "stage:Q", "epoch:Q", alt.Tooltip("mean:Q", format=".3f"),
-                 alt.Tooltip("ci_low:Q", format=".3f"), alt.Tooltip("ci_high:Q", format=".3f"), "n_seeds:Q"],
+        color=alt.Color(
+            "label:N", title=None, scale=alt.Scale(domain=list(labels), range=list(colours)), legend=alt.Legend(labelLimit=400)
+        ),
+        tooltip=[
+            "subset:N",
+            "stage:Q",
+            "epoch:Q",
+            alt.Tooltip("mean:Q", format=".3f"),
+            alt.Tooltip("ci_low:Q", format=".3f"),
+            alt.Tooltip("ci_high:Q", format=".3f"),
+            "n_seeds:Q",
+        ],
     )
     y = alt.Y("mean:Q", title=y_title, scale=alt.Scale(domain=list(y_domain)))
     lines = base.mark_line(strokeWidth=1.5).encode(y=y)
@@ -133,7 +154,8 @@ def em_curves(metrics: pd.DataFrame, subsets: list[str] | None = None, metric: s
     # Rows from a single seed have no interval (NaN -> null); vega-lite skips them. A t-interval on a bounded
     # score can cross 0 or 1; clip draws it at the axis edge rather than changing the number.
     bars = base.mark_errorbar(ticks={"size": 6}, clip=True).encode(
-        y=alt.Y("ci_low:Q", title=y_title, scale=alt.Scale(domain=list(y_domain))), y2="ci_high:Q")
+        y=alt.Y("ci_low:Q", title=y_title, scale=alt.Scale(domain=list(y_domain))), y2="ci_high:Q"
+    )
     n = int(data["n_seeds"].max())
     pct = round(confidence * 100)
     title = title or f"{y_title.capitalize()} on held-out questions (mean of {n} Stage-1 seeds, {pct}% t-CI)"
@@ -166,20 +188,30 @@ def gap_chart(metrics: pd.DataFrame, gaps=DEFAULT_GAPS, metric: str = "em", conf
     order = [m["gap"] for m in means]
     y = alt.Y("gap:N", title=None, sort=order)
     x_title = f"difference in {'exact match' if metric == 'em' else metric} (per Stage-1 seed)"
-    dots = alt.Chart(pd.concat(seeds)).mark_circle(color="grey", opacity=0.6, size=35).encode(
-        x=alt.X("diff:Q", title=x_title), y=y, tooltip=["seed:Q", alt.Tooltip("diff:Q", format=".3f")])
+    dots = (
+        alt.Chart(pd.concat(seeds))
+        .mark_circle(color="grey", opacity=0.6, size=35)
+        .encode(x=alt.X("diff:Q", title=x_title), y=y, tooltip=["seed:Q", alt.Tooltip("diff:Q", format=".3f")])
+    )
     summary = alt.Chart(pd.DataFrame(means)).encode(y=y)
     ci = summary.mark_errorbar(ticks={"size": 12}, color="black").encode(x=alt.X("ci_low:Q", title=x_title), x2="ci_high:Q")
     mean = summary.mark_point(shape="diamond", filled=True, size=90, color="black").encode(
-        x=alt.X("mean:Q", title=x_title), tooltip=[alt.Tooltip("mean:Q", format=".3f"), alt.Tooltip("ci_low:Q", format=".3f"),
-                             alt.Tooltip("ci_high:Q", format=".3f"), "n_seeds:Q", "stage:Q", "epoch:Q"])
+        x=alt.X("mean:Q", title=x_title),
+        tooltip=[
+            alt.Tooltip("mean:Q", format=".3f"),
+            alt.Tooltip("ci_low:Q", format=".3f"),
+            alt.Tooltip("ci_high:Q", format=".3f"),
+            "n_seeds:Q",
+            "stage:Q",
+            "epoch:Q",
+        ],
+    )
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[3, 3]).encode(x=alt.X("x:Q", title=x_title))
     title = f"Gaps at the final epoch ({round(confidence * 100)}% t-CI across seeds)"
     return alt.layer(zero, dots, ci, mean).properties(width=420, height=alt.Step(40), title=title)
 
 
-_FORMATS = {".svg": ("svg", False), ".png": ("png", True), ".pdf": ("pdf", True),
-            ".html": ("html", False), ".json": ("json", False)}
+_FORMATS = {".svg": ("svg", False), ".png": ("png", True), ".pdf": ("pdf", True), ".html": ("html", False), ".json": ("json", False)}
 
 
 def save_chart(chart: alt.TopLevelMixin, path: str | os.PathLike, scale_factor: float = 2.0) -> Path:
@@ -196,8 +228,14 @@ def save_chart(chart: alt.TopLevelMixin, path: str | os.PathLike, scale_factor: 
     return atomic_write_bytes(path, data if binary else data.encode("utf-8"))
 
 
-def gap_vs(table: pd.DataFrame, axis: str, title: str | None = None, order: list | None = None,
-           log_x: bool = False, y_title: str = "EM(d1consis) − EM(d2consis), end of training") -> alt.LayerChart:
+def gap_vs(
+    table: pd.DataFrame,
+    axis: str,
+    title: str | None = None,
+    order: list | None = None,
+    log_x: bool = False,
+    y_title: str = "EM(d1consis) − EM(d2consis), end of training",
+) -> alt.LayerChart:
     """Fig. 4-like: the IML gap (mean and t-CI across Stage-1 seeds) at every value of a swept parameter, one colour per gap.
 
     Numeric axes get a line (log scale with `log_x`, e.g. batch size); categorical ones (word orders, model names) points in `order`.
@@ -210,14 +248,25 @@ def gap_vs(table: pd.DataFrame, axis: str, title: str | None = None, order: list
         x = alt.X(f"{axis}:N", title=axis, sort=[str(v) for v in order] if order else "ascending")
         table = table.assign(**{axis: table[axis].astype(str)})
     offset = {} if numeric else {"xOffset": alt.XOffset("gap:N")}
-    base = alt.Chart(table).encode(x=x, color=alt.Color("gap:N", title="IML gap (d1consis − d2consis)"), **offset,
-                                   tooltip=[f"{axis}", "gap:N", alt.Tooltip("mean:Q", format=".3f"), alt.Tooltip("ci_low:Q", format=".3f"),
-                                            alt.Tooltip("ci_high:Q", format=".3f"), "n_seeds:Q"])
+    base = alt.Chart(table).encode(
+        x=x,
+        color=alt.Color("gap:N", title="IML gap (d1consis − d2consis)"),
+        **offset,
+        tooltip=[
+            f"{axis}",
+            "gap:N",
+            alt.Tooltip("mean:Q", format=".3f"),
+            alt.Tooltip("ci_low:Q", format=".3f"),
+            alt.Tooltip("ci_high:Q", format=".3f"),
+            "n_seeds:Q",
+        ],
+    )
     zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(strokeDash=[4, 4], color="black").encode(y="y:Q")
     bars = base.mark_errorbar(ticks={"size": 6}).encode(y=alt.Y("ci_low:Q", title=y_title), y2="ci_high:Q")
     mean = base.mark_line(point=True) if numeric else base.mark_point(filled=True, size=60)
     return alt.layer(zero, bars, mean.encode(y=alt.Y("mean:Q", title=y_title))).properties(
-        title=title or f"IML gap vs {axis}", width=420, height=280)
+        title=title or f"IML gap vs {axis}", width=420, height=280
+    )
 
 
 def probe_heatmap(curves: pd.DataFrame, title: str = "Linear probe accuracy (mean over seeds)") -> alt.FacetChart:
@@ -225,11 +274,25 @@ def probe_heatmap(curves: pd.DataFrame, title: str = "Linear probe accuracy (mea
     0.5 (chance) to 1; values below chance are clamped to its colour and shown in the tooltip."""
     table = curves.assign(cell=curves["position"].astype(str) + " " + curves["token"].astype(str))
     order = table.drop_duplicates("position").sort_values("position")["cell"].tolist()
-    return alt.Chart(table).mark_rect().encode(
-        x=alt.X("cell:N", sort=order, title="token (position)"),
-        y=alt.Y("layer:O", sort="descending", title="layer (0 = embeddings)"),
-        color=alt.Color("mean:Q", scale=alt.Scale(domain=[0.5, 1.0], scheme="viridis", clamp=True), title="accuracy"),
-        tooltip=["word_order", "probe", "layer", "token", alt.Tooltip("mean:Q", format=".3f"), alt.Tooltip("ci_low:Q", format=".3f"),
-                 alt.Tooltip("ci_high:Q", format=".3f"), "n_seeds:Q"],
-    ).properties(width=300, height=120).facet(row=alt.Row("probe:N"), column=alt.Column("word_order:N", title="definition order")
-                                              ).properties(title=title)
+    return (
+        alt.Chart(table)
+        .mark_rect()
+        .encode(
+            x=alt.X("cell:N", sort=order, title="token (position)"),
+            y=alt.Y("layer:O", sort="descending", title="layer (0 = embeddings)"),
+            color=alt.Color("mean:Q", scale=alt.Scale(domain=[0.5, 1.0], scheme="viridis", clamp=True), title="accuracy"),
+            tooltip=[
+                "word_order",
+                "probe",
+                "layer",
+                "token",
+                alt.Tooltip("mean:Q", format=".3f"),
+                alt.Tooltip("ci_low:Q", format=".3f"),
+                alt.Tooltip("ci_high:Q", format=".3f"),
+                "n_seeds:Q",
+            ],
+        )
+        .properties(width=300, height=120)
+        .facet(row=alt.Row("probe:N"), column=alt.Column("word_order:N", title="definition order"))
+        .properties(title=title)
+    )

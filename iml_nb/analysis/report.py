@@ -52,6 +52,7 @@ def _gap_claim(key: str) -> Callable[[dict, Path], Judged]:
     def judge(summary: dict, run_dir: Path) -> Judged:
         g = summary.get(key)
         return Judged(_ci(g), (verdicts.from_interval(g, "positive"),), verdicts.RULES["positive"])
+
     return judge
 
 
@@ -80,8 +81,7 @@ def _log2_size(model: str) -> float:
     return math.log2(12 * layers * d * d)
 
 
-AXIS_SCALE = {"alpha": ("α", float), "batch_size": ("log2 batch size", math.log2),
-              "model": ("log2 non-embedding parameters", _log2_size)}
+AXIS_SCALE = {"alpha": ("α", float), "batch_size": ("log2 batch size", math.log2), "model": ("log2 non-embedding parameters", _log2_size)}
 
 
 def per_seed_gaps(run_dir: Path, axis: str) -> pd.DataFrame:
@@ -98,6 +98,7 @@ def per_seed_gaps(run_dir: Path, axis: str) -> pd.DataFrame:
 
 def _trend(direction: int) -> Callable[[dict, Path], Judged]:
     """The per-seed QA gap's slope along the sweep's axis (grows: direction +1, shrinks: -1), seeds as clusters."""
+
     def judge(summary: dict, run_dir: Path) -> Judged:
         axis = summary["axis"]
         name, scale = AXIS_SCALE[axis]
@@ -106,6 +107,7 @@ def _trend(direction: int) -> Callable[[dict, Path], Judged]:
         test = verdicts.slope(gaps, "x", "gap", "slope+" if direction > 0 else "slope-")
         slope = f"slope per {name} {_ci({'mean': test.estimate, 'ci_low': test.ci_low, 'ci_high': test.ci_high}) if test else 'n/a'}"
         return Judged(f"{slope}; {_series(summary)}", (test,), verdicts.RULES["slope+" if direction > 0 else "slope-"])
+
     return judge
 
 
@@ -121,11 +123,13 @@ def _entity_last(summary: dict, run_dir: Path) -> Judged:
         if iml == expected and expected:
             return "agrees"
         return "disagrees" if iml - expected else "inconclusive"
+
     return Judged(f"{_series(summary)}", tests, "t-test per order vs 0, Holm; IML set = entity-last orders", combine)
 
 
 def _probe(order: str, decodable: bool) -> Callable[[dict, Path], Judged]:
     """The `tag` probe's accuracy after the alias at the last layer: predicted above chance (0.5), or at chance."""
+
     def judge(summary: dict, run_dir: Path) -> Judged:
         g = (summary.get(f"{order}/tag") or {}).get("after_alias_last_layer")
         if not g or g.get("ci_low") is None:
@@ -135,6 +139,7 @@ def _probe(order: str, decodable: bool) -> Callable[[dict, Path], Judged]:
             return Judged(value, (verdicts.from_interval(g, "positive", null=0.5),), "t-test vs 0.5, Holm")
         test = verdicts.from_interval(g, "none", null=0.5, margin=verdicts.MARGIN_CHANCE)
         return Judged(value, (test,), f"TOST 0.5 ± {verdicts.MARGIN_CHANCE}")
+
     return judge
 
 
@@ -166,42 +171,96 @@ def _across_worlds(summary: dict, run_dir: Path) -> Judged:
 
 
 CLAIMS = (
-    Claim("01_main_two_stage", "Stage 1: consistent Define-dot definitions help QA more than inconsistent Define-bar ones "
-          "(qd1consis − qd2incons, end of Stage 1)", "≈0.51 vs ≈0.45 (Pythia-2.8B, Fig. 3a)", _gap_claim("stage1_gap_qa")),
-    Claim("01_main_two_stage", "IML on QA: new Define-dot definitions internalized more than Define-bar ones (d1consis − d2consis, "
-          "end of Stage 2)", "≈0.31 vs ≈0.28: gap ≈ +0.03 (Fig. 3a)", _gap_claim("iml_gap_qa")),
-    Claim("01_main_two_stage", "IML on entity association (\"What is the name of xyz?\", d1consis − d2consis)",
-          "≈0.18 vs ≈0.07: gap ≈ +0.11 (Fig. 3b)", _gap_claim("iml_gap_entity")),
-    Claim("02_alpha_sweep", "No IML when the tag does not predict consistency (α = 0.5)", "no IML at α = 0.5 (Fig. 4a; numbers not "
-          "retrievable)", _alpha_half),
+    Claim(
+        "01_main_two_stage",
+        "Stage 1: consistent Define-dot definitions help QA more than inconsistent Define-bar ones (qd1consis − qd2incons, end of Stage 1)",
+        "≈0.51 vs ≈0.45 (Pythia-2.8B, Fig. 3a)",
+        _gap_claim("stage1_gap_qa"),
+    ),
+    Claim(
+        "01_main_two_stage",
+        "IML on QA: new Define-dot definitions internalized more than Define-bar ones (d1consis − d2consis, end of Stage 2)",
+        "≈0.31 vs ≈0.28: gap ≈ +0.03 (Fig. 3a)",
+        _gap_claim("iml_gap_qa"),
+    ),
+    Claim(
+        "01_main_two_stage",
+        'IML on entity association ("What is the name of xyz?", d1consis − d2consis)',
+        "≈0.18 vs ≈0.07: gap ≈ +0.11 (Fig. 3b)",
+        _gap_claim("iml_gap_entity"),
+    ),
+    Claim(
+        "02_alpha_sweep",
+        "No IML when the tag does not predict consistency (α = 0.5)",
+        "no IML at α = 0.5 (Fig. 4a; numbers not retrievable)",
+        _alpha_half,
+    ),
     Claim("02_alpha_sweep", "The IML gap grows with α", "grows with α (Fig. 4a)", _trend(+1)),
-    Claim("03_word_order", "IML only when the entity comes last in the definition (tve, vte)",
-          "order matters \"significantly\" (§6.2); per-order numbers not retrievable", _entity_last),
-    Claim("04_set_inclusion", "From scratch (set inclusion): define1 variables' membership QA beats define2 ones in Stage 1 "
-          "(qd1consis − qd2incons accuracy)", "works with Pythia-70M from scratch (poster); old version: ≈54% accuracy, weak (§7)",
-          _gap_claim("stage1_gap_qa")),
-    Claim("04_set_inclusion", "From scratch (set inclusion): IML after Stage 2 (d1consis − d2consis accuracy, chance 0.5)",
-          "IML with Pythia-70M from scratch (poster); ICML numbers not retrievable", _gap_claim("iml_gap_qa")),
-    Claim("05_mnist", "Vision (MNIST, convnet): tag-1 definitions help QA on held-out cells in Stage 1 (qd1consis − qd2incons accuracy)",
-          "reliable definitions used, unreliable ones not (poster panel; numbers not retrievable)", _gap_claim("stage1_gap_qa")),
-    Claim("05_mnist", "Vision (MNIST, convnet): IML after Stage 2 (d1consis − d2consis QA accuracy, chance 0.5)",
-          "IML in a convnet, \"somewhat contrived\" setting (poster, blog); effects small (old version's review)",
-          _gap_claim("iml_gap_qa")),
-    Claim("06_probing", "After Stage 1, the defining tag is linearly decodable from a question about the alias, on the tokens "
-          "after the alias, when definitions put the tag after the alias (VTE)", "≈0.85–0.95 in layers 8–16 (Pythia-1B, poster)",
-          _probe("vte", decodable=True)),
-    Claim("06_probing", "… but not when the tag comes first (TVE), although TVE gives IML", "≈0.5 everywhere (poster)",
-          _probe("tve", decodable=False)),
-    Claim("09_gradient_alignment", "Define-dot definitions' gradients align more with their questions' gradients than Define-bar "
-          "ones' at small batch sizes (one-stage training)", "≈0.23 vs ≈0.215 at batch ≤ 512 (Pythia-1B, poster)",
-          _alignment_small_batch),
-    Claim("07_batch_size", "Smaller batch sizes give more IML (one-stage training)", "more IML at smaller batches (abstract, §6.1)",
-          _trend(-1)),
-    Claim("08_model_size", "Larger models show more IML", "more IML in larger models (abstract, §6.3)",
-          _trend(+1)),
-    Claim("10_robustness", "IML on QA holds across independent worlds and fresh seeds (pre-registered; default arm, across-world "
-          "95% CI), and which of the toy's shortcuts it survives removing", "the paper's main result (Fig. 3a), one pretrained model",
-          _across_worlds, evidence=CONFIRMED),
+    Claim(
+        "03_word_order",
+        "IML only when the entity comes last in the definition (tve, vte)",
+        'order matters "significantly" (§6.2); per-order numbers not retrievable',
+        _entity_last,
+    ),
+    Claim(
+        "04_set_inclusion",
+        "From scratch (set inclusion): define1 variables' membership QA beats define2 ones in Stage 1 (qd1consis − qd2incons accuracy)",
+        "works with Pythia-70M from scratch (poster); old version: ≈54% accuracy, weak (§7)",
+        _gap_claim("stage1_gap_qa"),
+    ),
+    Claim(
+        "04_set_inclusion",
+        "From scratch (set inclusion): IML after Stage 2 (d1consis − d2consis accuracy, chance 0.5)",
+        "IML with Pythia-70M from scratch (poster); ICML numbers not retrievable",
+        _gap_claim("iml_gap_qa"),
+    ),
+    Claim(
+        "05_mnist",
+        "Vision (MNIST, convnet): tag-1 definitions help QA on held-out cells in Stage 1 (qd1consis − qd2incons accuracy)",
+        "reliable definitions used, unreliable ones not (poster panel; numbers not retrievable)",
+        _gap_claim("stage1_gap_qa"),
+    ),
+    Claim(
+        "05_mnist",
+        "Vision (MNIST, convnet): IML after Stage 2 (d1consis − d2consis QA accuracy, chance 0.5)",
+        'IML in a convnet, "somewhat contrived" setting (poster, blog); effects small (old version\'s review)',
+        _gap_claim("iml_gap_qa"),
+    ),
+    Claim(
+        "06_probing",
+        "After Stage 1, the defining tag is linearly decodable from a question about the alias, on the tokens "
+        "after the alias, when definitions put the tag after the alias (VTE)",
+        "≈0.85–0.95 in layers 8–16 (Pythia-1B, poster)",
+        _probe("vte", decodable=True),
+    ),
+    Claim(
+        "06_probing",
+        "… but not when the tag comes first (TVE), although TVE gives IML",
+        "≈0.5 everywhere (poster)",
+        _probe("tve", decodable=False),
+    ),
+    Claim(
+        "09_gradient_alignment",
+        "Define-dot definitions' gradients align more with their questions' gradients than Define-bar "
+        "ones' at small batch sizes (one-stage training)",
+        "≈0.23 vs ≈0.215 at batch ≤ 512 (Pythia-1B, poster)",
+        _alignment_small_batch,
+    ),
+    Claim(
+        "07_batch_size",
+        "Smaller batch sizes give more IML (one-stage training)",
+        "more IML at smaller batches (abstract, §6.1)",
+        _trend(-1),
+    ),
+    Claim("08_model_size", "Larger models show more IML", "more IML in larger models (abstract, §6.3)", _trend(+1)),
+    Claim(
+        "10_robustness",
+        "IML on QA holds across independent worlds and fresh seeds (pre-registered; default arm, across-world "
+        "95% CI), and which of the toy's shortcuts it survives removing",
+        "the paper's main result (Fig. 3a), one pretrained model",
+        _across_worlds,
+        evidence=CONFIRMED,
+    ),
 )
 
 
@@ -288,8 +347,21 @@ def build(outputs: str | os.PathLike = "outputs") -> pd.DataFrame:
     for c, run, j in judged:
         row = {"claim": c.claim, "paper": c.paper, "notebook": c.notebook}
         if j is None:
-            rows.append({**row, "ours (95% CI)": "not run", "p": "", "p (Holm)": "", "rule": "", "verdict": "not run",
-                         "evidence": "", "seeds": "", "scale": "", "run": "", "command": f"python -m iml_nb run {c.notebook}"})
+            rows.append(
+                {
+                    **row,
+                    "ours (95% CI)": "not run",
+                    "p": "",
+                    "p (Holm)": "",
+                    "rule": "",
+                    "verdict": "not run",
+                    "evidence": "",
+                    "seeds": "",
+                    "scale": "",
+                    "run": "",
+                    "command": f"python -m iml_nb run {c.notebook}",
+                }
+            )
             continue
         p_adj = [adjusted.get(id(t), float("nan")) for t in j.tests]
         per_test = [verdicts.verdict(t, p) for t, p in zip(j.tests, p_adj)]
@@ -297,20 +369,39 @@ def build(outputs: str | os.PathLike = "outputs") -> pd.DataFrame:
         labels = [f"{t.label} " if t is not None and t.label else "" for t in j.tests]
         raw = [t.p if t is not None else float("nan") for t in j.tests]
         seeds, scale = scale_of(run)
-        rows.append({**row, "ours (95% CI)": j.value, "p": "; ".join(lab + _p(v) for lab, v in zip(labels, raw)),
-                     "p (Holm)": "; ".join(lab + _p(v) for lab, v in zip(labels, p_adj)), "rule": j.rule, "verdict": verdict,
-                     "evidence": c.evidence, "seeds": seeds, "scale": scale, "run": str(run.relative_to(outputs.parent)),
-                     "command": command_of(run, c.notebook)})
+        rows.append(
+            {
+                **row,
+                "ours (95% CI)": j.value,
+                "p": "; ".join(lab + _p(v) for lab, v in zip(labels, raw)),
+                "p (Holm)": "; ".join(lab + _p(v) for lab, v in zip(labels, p_adj)),
+                "rule": j.rule,
+                "verdict": verdict,
+                "evidence": c.evidence,
+                "seeds": seeds,
+                "scale": scale,
+                "run": str(run.relative_to(outputs.parent)),
+                "command": command_of(run, c.notebook),
+            }
+        )
     table = pd.DataFrame(rows)
     table.attrs["family"] = len(family)
     return table
 
 
 TRIES_PREFIX = "tie_tries"  # outputs/diagnostics/<prefix>__<try>/: exploratory batches of 01 on the development world
-TRY_COLUMNS = {"internalized_d1": "internalized, Define-dot", "internalized_d2": "internalized, Define-bar", "qa_gap": "QA gap",
-               "entity_gap": "entity gap", "stage1_effect": "Stage-1 effect", "memorised_d1consis": "memorised, Define-dot",
-               "memorised_d2consis": "memorised, Define-bar", "align_d1": "alias → person, Define-dot",
-               "align_d2": "alias → person, Define-bar", "align_none": "alias → person, never defined"}
+TRY_COLUMNS = {
+    "internalized_d1": "internalized, Define-dot",
+    "internalized_d2": "internalized, Define-bar",
+    "qa_gap": "QA gap",
+    "entity_gap": "entity gap",
+    "stage1_effect": "Stage-1 effect",
+    "memorised_d1consis": "memorised, Define-dot",
+    "memorised_d2consis": "memorised, Define-bar",
+    "align_d1": "alias → person, Define-dot",
+    "align_d2": "alias → person, Define-bar",
+    "align_none": "alias → person, never defined",
+}
 _SAME_IN_EVERY_TRY = ("seed", "n_seeds", "n_jobs", "people_seed", "stage0_seed")
 
 
@@ -330,33 +421,51 @@ def tries_section(outputs: str | os.PathLike = "outputs") -> str:
         by = {r["outcome"]: r for r in rows.to_dict("records")}
         fixed = rows.iloc[0]["fixed"]
         changes = {k: v for k, v in fixed.items() if k not in _SAME_IN_EVERY_TRY}
-        command = ["python", "-m", "iml_nb", "batch", "01_main_two_stage", "--grid", f"seed={fixed.get('seed', 0)}", "--out",
-                   "outputs/diagnostics", "--name", f"{TRIES_PREFIX}__{name}"]
+        command = [
+            "python",
+            "-m",
+            "iml_nb",
+            "batch",
+            "01_main_two_stage",
+            "--grid",
+            f"seed={fixed.get('seed', 0)}",
+            "--out",
+            "outputs/diagnostics",
+            "--name",
+            f"{TRIES_PREFIX}__{name}",
+        ]
         for k, v in fixed.items():
             if k != "seed":
                 command += ["-p", k, json.dumps(v) if not isinstance(v, str) else v]
-        cells = [name, ", ".join(f"{k} {json.dumps(v)}" for k, v in changes.items()) or "(defaults)",
-                 *[stats.format_ci(by[k], full=False) if k in by else "n/a" for k in TRY_COLUMNS],
-                 str(by["qa_gap"]["n_seeds"]), f"`{shlex.join(command)}`"]
+        cells = [
+            name,
+            ", ".join(f"{k} {json.dumps(v)}" for k, v in changes.items()) or "(defaults)",
+            *[stats.format_ci(by[k], full=False) if k in by else "n/a" for k in TRY_COLUMNS],
+            str(by["qa_gap"]["n_seeds"]),
+            f"`{shlex.join(command)}`",
+        ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return ("\n## Exploratory: where does internalization appear without tied embeddings?\n\n"
-            "Not pre-registered: batches of `01_main_two_stage` on the development world (people seed 0, Stage-0 seed 0), each "
-            "changing the default in the named respects; mean over Stage-1 seeds with their 95 % t-interval (one world, so seeds "
-            "are the unit). *Internalized* = EM(defined alias) − EM(never-defined alias) after Stage 2; IML presupposes it. "
-            "*Alias → person* = cosine of a Stage-2 alias's input row with its person's row minus that with other people's "
-            "(centred rows, end of Stage 2): how far its definition pulled the alias toward the person.\n\n"
-            + "\n".join(lines) + "\n")
+    return (
+        "\n## Exploratory: where does internalization appear without tied embeddings?\n\n"
+        "Not pre-registered: batches of `01_main_two_stage` on the development world (people seed 0, Stage-0 seed 0), each "
+        "changing the default in the named respects; mean over Stage-1 seeds with their 95 % t-interval (one world, so seeds "
+        "are the unit). *Internalized* = EM(defined alias) − EM(never-defined alias) after Stage 2; IML presupposes it. "
+        "*Alias → person* = cosine of a Stage-2 alias's input row with its person's row minus that with other people's "
+        "(centred rows, end of Stage 2): how far its definition pulled the alias toward the person.\n\n" + "\n".join(lines) + "\n"
+    )
 
 
 def _markdown(table: pd.DataFrame) -> str:
-    head = ("# Paper vs ours\n\nRebuilt by `python -m iml_nb report` from the newest complete run folder of each notebook in "
-            f"`outputs/`. Intervals are 95 % t-intervals across Stage-1 seeds. Verdicts follow the rules of `iml_nb/analysis/verdicts.py`: "
-            f"a claimed effect agrees when its test is significant after Holm's correction over all {table.attrs.get('family', 0)} "
-            "tests of this table, with the predicted sign; a claimed absence of effect agrees only when an equivalence test (TOST, "
-            f"margin ±{verdicts.MARGIN_GAP} EM for gaps, ±{verdicts.MARGIN_CHANCE} for chance levels) shows it; trends are "
-            "per-seed regression slopes with seeds as clusters; everything else is inconclusive. *Evidence* says whether a row "
-            "was explored on the seeds its design was developed on, or confirmed on fresh ones fixed in advance. CPU scale: see "
-            "each row's scale and docs/results.md.\n\n")
+    head = (
+        "# Paper vs ours\n\nRebuilt by `python -m iml_nb report` from the newest complete run folder of each notebook in "
+        f"`outputs/`. Intervals are 95 % t-intervals across Stage-1 seeds. Verdicts follow the rules of `iml_nb/analysis/verdicts.py`: "
+        f"a claimed effect agrees when its test is significant after Holm's correction over all {table.attrs.get('family', 0)} "
+        "tests of this table, with the predicted sign; a claimed absence of effect agrees only when an equivalence test (TOST, "
+        f"margin ±{verdicts.MARGIN_GAP} EM for gaps, ±{verdicts.MARGIN_CHANCE} for chance levels) shows it; trends are "
+        "per-seed regression slopes with seeds as clusters; everything else is inconclusive. *Evidence* says whether a row "
+        "was explored on the seeds its design was developed on, or confirmed on fresh ones fixed in advance. CPU scale: see "
+        "each row's scale and docs/results.md.\n\n"
+    )
     cols = ["claim", "paper", "ours (95% CI)", "p", "p (Holm)", "rule", "verdict", "evidence", "seeds", "scale", "command"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in table.iterrows():
@@ -396,9 +505,10 @@ def write(outputs: str | os.PathLike = "outputs") -> tuple[Path, Path, pd.DataFr
     root = project_path(outputs)
     md = atomic_write_text(root / "report.md", _markdown(table) + tries_section(outputs))
     html_table = table.drop(columns=["notebook"]).to_html(index=False, escape=True, border=0)
-    html = ("<!doctype html><meta charset='utf-8'><title>iml-notebooks: paper vs ours</title>"
-            "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 8px;vertical-align:top;border-bottom:1px solid #ddd}"
-            "code,td:last-child{font-family:monospace;font-size:85%}</style><h1>Paper vs ours</h1>"
-            "<p>Rebuilt by <code>python -m iml_nb report</code> from the newest complete run of each notebook in outputs/.</p>"
-            + html_table)
+    html = (
+        "<!doctype html><meta charset='utf-8'><title>iml-notebooks: paper vs ours</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 8px;vertical-align:top;border-bottom:1px solid #ddd}"
+        "code,td:last-child{font-family:monospace;font-size:85%}</style><h1>Paper vs ours</h1>"
+        "<p>Rebuilt by <code>python -m iml_nb report</code> from the newest complete run of each notebook in outputs/.</p>" + html_table
+    )
     return md, atomic_write_text(root / "report.html", html), table

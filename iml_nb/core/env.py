@@ -47,4 +47,3 @@ def log_progress(message: str) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as f:
             f.write(message.replace("\n", " ") + "\n")
-

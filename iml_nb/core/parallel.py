@@ -61,6 +61,7 @@ def map_seeds(fn: Callable[..., R], seeds: list[int], n_jobs: int, bar: tqdm) ->
 
     `fn` must be picklable (a module-level function or a functools.partial of one).
     """
+
     def tick(msg: str) -> None:
         bar.set_postfix_str(msg)
         bar.update()

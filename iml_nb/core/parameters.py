@@ -50,8 +50,10 @@ def check_injected(namespace: Mapping, notebook: str) -> None:
         return
     declared = next((names for src in reversed(history[:injected]) if (names := declared_in(src)) is not None), None)
     if declared is None:
-        raise ConfigError(f"{notebook}: papermill injected parameters, but no `parameters` cell ran before them "
-                          "(tag the cell of typed `name: type = value` lines `parameters`)")
+        raise ConfigError(
+            f"{notebook}: papermill injected parameters, but no `parameters` cell ran before them "
+            "(tag the cell of typed `name: type = value` lines `parameters`)"
+        )
     reject_unknown(assigned_in(history[injected]), declared, notebook)
 
 

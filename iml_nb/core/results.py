@@ -23,8 +23,7 @@ import pandas as pd
 from iml_nb.core.env import PROJECT_ROOT, project_path
 
 COMPLETE_MARKER = "summary.json"  # written last (mark_complete): a run folder is complete iff it exists
-_DTYPES = {"seed": "Int64", "seed_stage2": "Int64", "stage": "int64", "epoch": "int64",
-           "subset": str, "metric": str, "value": "float64"}
+_DTYPES = {"seed": "Int64", "seed_stage2": "Int64", "stage": "int64", "epoch": "int64", "subset": str, "metric": str, "value": "float64"}
 
 # Read the umask once: temp files are created 0600, and a result file should get the usual permissions.
 _UMASK = os.umask(0)
@@ -41,13 +40,17 @@ def metrics_frame(rows: list[dict]) -> pd.DataFrame:
 
 def metric_rows(results: dict, seed, seed_stage2, stage: int, epoch: int) -> list[dict]:
     """Tidy rows (METRIC_COLUMNS) from {subset: {metric: value}} at one (seed, seed_stage2, stage, epoch)."""
-    return [dict(seed=seed, seed_stage2=seed_stage2, stage=stage, epoch=epoch, subset=name, metric=m, value=v)
-            for name, metrics in results.items() for m, v in metrics.items()]
+    return [
+        dict(seed=seed, seed_stage2=seed_stage2, stage=stage, epoch=epoch, subset=name, metric=m, value=v)
+        for name, metrics in results.items()
+        for m, v in metrics.items()
+    ]
 
 
 def train_rows(loss: float, steps: int, seed, seed_stage2, stage: int, epoch: int) -> list[dict]:
     """Subset "train": the epoch's mean training loss and the stage's optimizer steps so far (checks.loss_fell reads both)."""
     return metric_rows({"train": {"loss": loss, "steps": steps}}, seed, seed_stage2, stage, epoch)
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write `data` to `path` so a reader sees either the old file or the whole new one, never a part."""
@@ -126,8 +129,12 @@ def write_metrics(path: str | os.PathLike, metrics: pd.DataFrame) -> Path:
 def read_metrics(path: str | os.PathLike) -> pd.DataFrame:
     """Read a metrics CSV with its dtypes: Int64 seeds (<NA> where absent), int stage/epoch, string subset/metric."""
     # Only the seed columns may be empty; "NA"/"null" must not be guessed as missing in subset names.
-    df = pd.read_csv(path, keep_default_na=False, na_values={"seed": [""], "seed_stage2": [""]},
-                     dtype={k: v for k, v in _DTYPES.items() if k in ("seed", "seed_stage2", "subset", "metric")})
+    df = pd.read_csv(
+        path,
+        keep_default_na=False,
+        na_values={"seed": [""], "seed_stage2": [""]},
+        dtype={k: v for k, v in _DTYPES.items() if k in ("seed", "seed_stage2", "subset", "metric")},
+    )
     missing = [c for c in METRIC_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path} lacks metric columns {missing}")
@@ -171,8 +178,9 @@ def environment_record() -> dict:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
-        "packages": {name: _package_version(name)
-                     for name in ("torch", "transformers", "tokenizers", "pandas", "numpy", "altair", "papermill")},
+        "packages": {
+            name: _package_version(name) for name in ("torch", "transformers", "tokenizers", "pandas", "numpy", "altair", "papermill")
+        },
         "git_commit": commit,
         # Untracked, non-ignored files count as dirty: a new module can change a result as much as an edit.
         "git_dirty": None if status is None else bool(status),

@@ -57,7 +57,7 @@ def encode(examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase, loss
         input_ids[i, : len(seq)] = torch.tensor(seq)
         nxt = torch.tensor(seq[1:] + [eos])
         start = 0 if loss_on == "all" else k - 1
-        targets[i, start: len(seq)] = nxt[start:]
+        targets[i, start : len(seq)] = nxt[start:]
         lengths[i], prompt_lengths[i] = len(seq), k
     return Encoded(input_ids, targets, lengths, prompt_lengths)
 

@@ -27,6 +27,7 @@ def exact_match(prediction: str, gold: str) -> float:
 
 def f1(prediction: str, gold: str) -> float:
     """Token-overlap F1 over normalised words, max over ';'-separated gold answers."""
+
     def one(pred: str, g: str) -> float:
         p, t = normalize(pred).split(), normalize(g).split()
         if not p or not t:
@@ -47,8 +48,13 @@ NEAR_TIE = 1e-4
 
 
 @torch.no_grad()
-def teacher_forced(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
-                   batch_size: int = 512, encoded: Encoded | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def teacher_forced(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: Sequence[Example],
+    batch_size: int = 512,
+    encoded: Encoded | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One forward pass per batch: (correct, margin) per item. An item is correct iff the argmax at every answer position and at the
     stop position is the target; margin is the smallest gap between the top two logits over those positions.
 
@@ -74,32 +80,43 @@ def teacher_forced(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, e
     return correct, margin
 
 
-def teacher_forced_correct(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example],
-                           batch_size: int = 512, encoded: Encoded | None = None) -> torch.Tensor:
+def teacher_forced_correct(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: Sequence[Example],
+    batch_size: int = 512,
+    encoded: Encoded | None = None,
+) -> torch.Tensor:
     """The `correct` half of teacher_forced: fast exact match per item."""
     return teacher_forced(model, tokenizer, examples, batch_size, encoded)[0]
 
 
 @torch.no_grad()
-def generate(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], batch_size: int = 256,
-             max_new_tokens: int = 8) -> list[str]:
+def generate(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], batch_size: int = 256, max_new_tokens: int = 8
+) -> list[str]:
     """Greedy decoding of left-padded prompts, cut at EOS or the first newline (the reference relied on EOS alone)."""
     model.eval()
     prefix = prefix_ids(tokenizer)
     encoded = [prefix + ids for ids in tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
     outputs: list[str] = []
     for start in range(0, len(encoded), batch_size):
-        chunk = encoded[start:start + batch_size]
+        chunk = encoded[start : start + batch_size]
         width = max(len(x) for x in chunk)
         input_ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(chunk), width), dtype=torch.long)
         for i, ids in enumerate(chunk):
-            input_ids[i, width - len(ids):] = torch.tensor(ids)
-            mask[i, width - len(ids):] = 1
+            input_ids[i, width - len(ids) :] = torch.tensor(ids)
+            mask[i, width - len(ids) :] = 1
         device = next(model.parameters()).device
-        generated = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
-                                   do_sample=False,
-                                   eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        generated = model.generate(
+            input_ids=input_ids.to(device),
+            attention_mask=mask.to(device),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
         for row in generated[:, width:].cpu():
             text = tokenizer.decode(row, skip_special_tokens=True)
             outputs.append(text.split("\n")[0].strip())
@@ -124,8 +141,9 @@ class EvalSuite:
             self._encoded = (tokenizer, encode(self.items, tokenizer, loss_on="answer"))
         return self._encoded[1]
 
-    def run(self, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, mode: str = "fast", batch_size: int = 512,
-            max_new_tokens: int = 8) -> dict[str, dict[str, float]]:
+    def run(
+        self, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, mode: str = "fast", batch_size: int = 512, max_new_tokens: int = 8
+    ) -> dict[str, dict[str, float]]:
         """{set name: {metric: value}}. "fast": em (teacher-forced); "generate": em and f1 of greedy generation (F1 needs the
         decoded text); "both": fast em, em_generate and f1, and the share of items on which the two disagree (em_disagree) and on
         which they disagree at a near-tie of the top two logits (em_disagree_tie): checks.fast_matches_generation reads them."""
@@ -140,12 +158,20 @@ class EvalSuite:
         correct, margin = teacher_forced(model, tokenizer, self.items, batch_size, self.encoded(tokenizer))
         disagree = correct.float() != em
         at_tie = disagree & (margin < NEAR_TIE)
-        return {name: {"em": float(correct[idx].float().mean()), "em_generate": float(em[idx].mean()), "f1": float(f[idx].mean()),
-                       "em_disagree": float(disagree[idx].float().mean()), "em_disagree_tie": float(at_tie[idx].float().mean())}
-                for name, idx in self.index.items()}
+        return {
+            name: {
+                "em": float(correct[idx].float().mean()),
+                "em_generate": float(em[idx].mean()),
+                "f1": float(f[idx].mean()),
+                "em_disagree": float(disagree[idx].float().mean()),
+                "em_disagree_tie": float(at_tie[idx].float().mean()),
+            }
+            for name, idx in self.index.items()
+        }
 
-    def predictions(self, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, name: str, limit: int = 10,
-                    max_new_tokens: int = 8) -> list[dict]:
+    def predictions(
+        self, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, name: str, limit: int = 10, max_new_tokens: int = 8
+    ) -> list[dict]:
         """Model answers for a few items of one set, for display."""
         items = self.sets[name][:limit]
         preds = generate(model, tokenizer, [ex.prompt for ex in items], max_new_tokens=max_new_tokens)

@@ -14,7 +14,7 @@ MAX_POSITIONS = 64  # our longest example is ~16 word-level tokens; the paper's 
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """"auto": the first CUDA device when there is one, else the CPU."""
+    """ "auto": the first CUDA device when there is one, else the CPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -24,9 +24,18 @@ def build_scratch_model(name: str, tokenizer: PreTrainedTokenizerBase, tie_embed
     """A randomly initialised Pythia-style network (parallel residual, 25% rotary), no dropout."""
     d, layers, heads = SCRATCH_SIZES[name]
     config = GPTNeoXConfig(
-        vocab_size=len(tokenizer), hidden_size=d, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=4 * d,
-        max_position_embeddings=MAX_POSITIONS, hidden_dropout=0.0, attention_dropout=0.0, tie_word_embeddings=tie_embeddings,
-        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=d,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * d,
+        max_position_embeddings=MAX_POSITIONS,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        tie_word_embeddings=tie_embeddings,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     # HF initialises from the global RNG; fork it so building a model neither depends on nor disturbs other draws.
     with torch.random.fork_rng(devices=[]):
@@ -47,8 +56,10 @@ def load_pretrained(name_or_path: str, gguf_file: str = "") -> tuple[torch.nn.Mo
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=torch.float32, **kwargs)
     except OSError as err:  # offline and not in the local cache, or a folder without model files
-        raise ValueError(f"parameter `model`: cannot load {name_or_path!r} (named sizes: {list(SCRATCH_SIZES)}; a Hugging Face id "
-                         f"needs the hub or a filled cache, HF_HUB_OFFLINE is {os.environ.get('HF_HUB_OFFLINE')!r}): {err}") from err
+        raise ValueError(
+            f"parameter `model`: cannot load {name_or_path!r} (named sizes: {list(SCRATCH_SIZES)}; a Hugging Face id "
+            f"needs the hub or a filled cache, HF_HUB_OFFLINE is {os.environ.get('HF_HUB_OFFLINE')!r}): {err}"
+        ) from err
     if gguf_file:
         # transformers dequantizes a GGUF file to plain float32 weights but keeps a "gguf quantizer" on the model, which makes
         # save_pretrained refuse it; the weights are ordinary tensors now, so the model is saved like any other (Stage-0 cache).

@@ -76,7 +76,7 @@ def train_stage(
         order = torch.randperm(n, generator=generator)
         total = 0.0
         for step in range(steps_per_epoch):
-            loss = loss_fn(model, batch_data, order[step * cfg.batch_size:(step + 1) * cfg.batch_size])
+            loss = loss_fn(model, batch_data, order[step * cfg.batch_size : (step + 1) * cfg.batch_size])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:

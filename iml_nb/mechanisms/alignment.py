@@ -44,8 +44,10 @@ def alignment(model: torch.nn.Module, tokenizer, data: DefineData, subsets: tupl
             continue
         a = rows[alias_ids]
         other = rows[others].view(len(pairs), N_OTHERS, -1)
-        out[f"align_{subset}"] = {"cos": float(F.cosine_similarity(a, rows[person_ids], dim=-1).mean()),
-                                  "cos_other": float(F.cosine_similarity(a.unsqueeze(1), other, dim=-1).mean())}
+        out[f"align_{subset}"] = {
+            "cos": float(F.cosine_similarity(a, rows[person_ids], dim=-1).mean()),
+            "cos_other": float(F.cosine_similarity(a.unsqueeze(1), other, dim=-1).mean()),
+        }
     return out
 
 

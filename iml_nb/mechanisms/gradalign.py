@@ -72,8 +72,17 @@ def example_gradient(model: torch.nn.Module, tokenizer, example: Example, loss_o
     model.zero_grad(set_to_none=True)
     logits, sel = target_logits(model, input_ids, targets)
     F.cross_entropy(logits, targets[sel]).backward()
-    flat = torch.cat([p.grad.reshape(-1) if p.grad is not None else torch.zeros(p.numel(), device=p.device)
-                      for p in model.parameters() if p.requires_grad]).float().cpu()
+    flat = (
+        torch.cat(
+            [
+                p.grad.reshape(-1) if p.grad is not None else torch.zeros(p.numel(), device=p.device)
+                for p in model.parameters()
+                if p.requires_grad
+            ]
+        )
+        .float()
+        .cpu()
+    )
     model.zero_grad(set_to_none=True)
     return sketch(flat)
 
@@ -86,14 +95,18 @@ def alignment(model: torch.nn.Module, tokenizer, pairs: dict, loss_on: str, sket
         per_alias = []
         for definition, questions in by_alias.values():
             g_def = example_gradient(model, tokenizer, definition, loss_on, sketch)
-            per_alias.append(np.mean([float(F.cosine_similarity(g_def, example_gradient(model, tokenizer, q, loss_on, sketch), dim=0))
-                                      for q in questions]))
+            per_alias.append(
+                np.mean(
+                    [float(F.cosine_similarity(g_def, example_gradient(model, tokenizer, q, loss_on, sketch), dim=0)) for q in questions]
+                )
+            )
         out[subset] = float(np.mean(per_alias)) if per_alias else float("nan")
     return out
 
 
-def run_seed(cfg: ExperimentConfig, measure_epochs: tuple[int, ...], project_dim: int, stage0_dir: str, seed: int,
-             report=lambda msg: None) -> list[dict]:
+def run_seed(
+    cfg: ExperimentConfig, measure_epochs: tuple[int, ...], project_dim: int, stage0_dir: str, seed: int, report=lambda msg: None
+) -> list[dict]:
     """One-stage training of one seed (the main experiment's data, replay and seeds), measuring alignment and EM at `measure_epochs`."""
     people = load_people(cfg)
     model, tokenizer = models.load_saved(stage0_dir)
@@ -115,15 +128,22 @@ def run_seed(cfg: ExperimentConfig, measure_epochs: tuple[int, ...], project_dim
             rows.extend(train_rows(loss, steps, seed, pd.NA, 1, epoch))
         report(f"batch {cfg.train.batch_size} seed {seed} epoch {epoch}")
 
-    train_stage(model, encode(data.train[stage] + replay, tokenizer, cfg.train.loss_on), cfg.train, cfg.train.stage_epochs[-1],
-                last_stage_seed(seed, 0, 1), on_epoch_end)
+    train_stage(
+        model,
+        encode(data.train[stage] + replay, tokenizer, cfg.train.loss_on),
+        cfg.train,
+        cfg.train.stage_epochs[-1],
+        last_stage_seed(seed, 0, 1),
+        on_epoch_end,
+    )
     return rows
 
 
 def gradalign_configs(params: dict, batch_sizes, measure_every: int, project_dim: int) -> list[ExperimentConfig]:
     """One one-stage config per batch size, every setting checked (and named) before any compute."""
-    require(isinstance(batch_sizes, (list, tuple)) and len(batch_sizes) > 0, "batch_sizes",
-            f"must be a non-empty list, got {batch_sizes!r}")
+    require(
+        isinstance(batch_sizes, (list, tuple)) and len(batch_sizes) > 0, "batch_sizes", f"must be a non-empty list, got {batch_sizes!r}"
+    )
     for b in batch_sizes:
         require_int(b, "batch_sizes")
     require_int(measure_every, "measure_every")
@@ -157,12 +177,33 @@ def alignment_table(metrics: pd.DataFrame, epoch: int | None = None) -> pd.DataF
         at = g[(g["epoch"] == e)].pivot_table(index="seed", columns=["metric", "subset"], values="value")
         cos_gap = mean_ci(at[("grad_cos", "d1consis")] - at[("grad_cos", "d2consis")])
         em_gap = mean_ci(at[("em", "d1consis")] - at[("em", "d2consis")])
-        rows.append({"batch_size": b, "epoch": e, "cos_d1consis": at[("grad_cos", "d1consis")].mean(),
-                     "cos_d2consis": at[("grad_cos", "d2consis")].mean(), "cos_gap": cos_gap["mean"], "cos_gap_ci_low": cos_gap["ci_low"],
-                     "cos_gap_ci_high": cos_gap["ci_high"], "em_gap": em_gap["mean"], "em_gap_ci_low": em_gap["ci_low"],
-                     "em_gap_ci_high": em_gap["ci_high"], "n_seeds": cos_gap["n_seeds"]})
+        rows.append(
+            {
+                "batch_size": b,
+                "epoch": e,
+                "cos_d1consis": at[("grad_cos", "d1consis")].mean(),
+                "cos_d2consis": at[("grad_cos", "d2consis")].mean(),
+                "cos_gap": cos_gap["mean"],
+                "cos_gap_ci_low": cos_gap["ci_low"],
+                "cos_gap_ci_high": cos_gap["ci_high"],
+                "em_gap": em_gap["mean"],
+                "em_gap_ci_low": em_gap["ci_low"],
+                "em_gap_ci_high": em_gap["ci_high"],
+                "n_seeds": cos_gap["n_seeds"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
-__all__ = ["SUBSETS", "Sketch", "alignment", "alignment_table", "example_gradient", "gradalign_configs", "measure_epochs_of",
-           "pairs_by_alias", "run_gradalign", "run_seed"]
+__all__ = [
+    "SUBSETS",
+    "Sketch",
+    "alignment",
+    "alignment_table",
+    "example_gradient",
+    "gradalign_configs",
+    "measure_epochs_of",
+    "pairs_by_alias",
+    "run_gradalign",
+    "run_seed",
+]

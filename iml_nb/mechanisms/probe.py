@@ -61,8 +61,11 @@ def probe_inputs(data: DefineData, probe: str, seed: int = 0) -> pd.DataFrame:
     if n < 2:
         raise ValueError(f"probe {probe!r} needs at least 2 aliases per class, got {[len(c) for c in classes]}: check the subset fractions")
     rng = random.Random(seed)
-    rows = [{"text": f"Q: {EA_TEMPLATE.format(alias)}\nA:", "label": label, "alias": alias, "subset": subset}
-            for label, members in enumerate(classes) for alias, subset in rng.sample(sorted(members), n)]
+    rows = [
+        {"text": f"Q: {EA_TEMPLATE.format(alias)}\nA:", "label": label, "alias": alias, "subset": subset}
+        for label, members in enumerate(classes)
+        for alias, subset in rng.sample(sorted(members), n)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -79,7 +82,7 @@ def hidden_states(model, tokenizer, texts: list[str], batch_size: int = 256) -> 
     device = next(model.parameters()).device
     out = []
     for start in range(0, len(rows), batch_size):
-        batch = torch.tensor(rows[start:start + batch_size], device=device)
+        batch = torch.tensor(rows[start : start + batch_size], device=device)
         hs = model(input_ids=batch, output_hidden_states=True).hidden_states
         out.append(torch.stack(hs, dim=1).float().cpu().numpy())
     return np.concatenate(out), tokenizer.convert_ids_to_tokens(rows[0]), kept
@@ -92,8 +95,9 @@ def grouped_folds(labels: np.ndarray, groups: np.ndarray, n_folds: int, seed: in
     return list(StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels, groups))
 
 
-def probe_grid(states: np.ndarray, labels: np.ndarray, groups: np.ndarray, tokens: list[str], C: float = 0.01, n_folds: int = 5,
-               seed: int = 0) -> pd.DataFrame:
+def probe_grid(
+    states: np.ndarray, labels: np.ndarray, groups: np.ndarray, tokens: list[str], C: float = 0.01, n_folds: int = 5, seed: int = 0
+) -> pd.DataFrame:
     """Cross-validated accuracy of a probe at every (layer, position): columns layer, position, token, accuracy, sd (over folds)."""
     folds = grouped_folds(labels, groups, n_folds, seed)
     rows = []
@@ -104,13 +108,15 @@ def probe_grid(states: np.ndarray, labels: np.ndarray, groups: np.ndarray, token
             for train, test in folds:
                 clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
                 scores.append(clf.fit(x[train], labels[train]).score(x[test], labels[test]))
-            rows.append({"layer": layer, "position": pos, "token": tokens[pos], "accuracy": float(np.mean(scores)),
-                         "sd": float(np.std(scores))})
+            rows.append(
+                {"layer": layer, "position": pos, "token": tokens[pos], "accuracy": float(np.mean(scores)), "sd": float(np.std(scores))}
+            )
     return pd.DataFrame(rows)
 
 
-def run_probes(cfg: ExperimentConfig, seed: int, probes=("tag", "defined"), C: float = 0.01, n_folds: int = 5,
-               progress: bool = True) -> pd.DataFrame:
+def run_probes(
+    cfg: ExperimentConfig, seed: int, probes=("tag", "defined"), C: float = 0.01, n_folds: int = 5, progress: bool = True
+) -> pd.DataFrame:
     """Every probe on the Stage-1 model of one seed: probe_grid rows plus probe, word_order, seed, n (aliases per class)."""
     model, tokenizer, data = stage1_model(cfg, seed, progress)
     frames = []
@@ -124,8 +130,15 @@ def run_probes(cfg: ExperimentConfig, seed: int, probes=("tag", "defined"), C: f
         alias_end = n_tokens("Q: " + EA_TEMPLATE.format(inputs["alias"].iloc[0]).rstrip("?"))
         tokens = [t if not alias_start <= i < alias_end else "<alias>" for i, t in enumerate(tokens)]  # the same label for every seed
         grid = probe_grid(states, inputs["label"].to_numpy(), inputs["alias"].to_numpy(), tokens, C, n_folds, seed)
-        frames.append(grid.assign(probe=probe, word_order=cfg.data.word_order, seed=seed, after_alias=grid["position"] >= alias_end,
-                                  n=int(inputs["label"].value_counts().min())))
+        frames.append(
+            grid.assign(
+                probe=probe,
+                word_order=cfg.data.word_order,
+                seed=seed,
+                after_alias=grid["position"] >= alias_end,
+                n=int(inputs["label"].value_counts().min()),
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -138,15 +151,19 @@ def _probe_seed(cfg: ExperimentConfig, probes, C: float, n_folds: int, seed: int
 def probe_configs(params: dict, word_orders, probes, C: float, n_folds: int) -> list[ExperimentConfig]:
     """One experiment config per word order, and the probe settings checked: every bad value named before any compute."""
     configs = grid(params, "word_order", word_orders, name="word_orders")
-    require(isinstance(probes, (list, tuple)) and len(probes) > 0 and set(probes) <= set(PROBES), "probes",
-           f"must be a non-empty list of {sorted(PROBES)}, got {probes!r}")
+    require(
+        isinstance(probes, (list, tuple)) and len(probes) > 0 and set(probes) <= set(PROBES),
+        "probes",
+        f"must be a non-empty list of {sorted(PROBES)}, got {probes!r}",
+    )
     require_number(C, "probe_C", 0.0, 1e6, low_open=True)
     require_int(n_folds, "n_folds", minimum=2)
     return configs
 
 
-def run_probe_experiment(configs: list[ExperimentConfig], probes=("tag", "defined"), C: float = 0.01, n_folds: int = 5,
-                         progress: bool = True) -> pd.DataFrame:
+def run_probe_experiment(
+    configs: list[ExperimentConfig], probes=("tag", "defined"), C: float = 0.01, n_folds: int = 5, progress: bool = True
+) -> pd.DataFrame:
     """run_probes for every config (word order) and Stage-1 seed (seeds in `n_jobs` processes; Stage 0 first, shared)."""
     frames = []
     for cfg in configs:
@@ -159,8 +176,18 @@ def run_probe_experiment(configs: list[ExperimentConfig], probes=("tag", "define
 def as_metrics(frame: pd.DataFrame, stage1_epochs: int) -> pd.DataFrame:
     """The probe results as the package's tidy metrics frame (subset "probe_<probe>@<order>", metric "acc_l<layer>_p<position>",
     at the end of Stage 1), so run folders, results.read_metrics and report read them like any run's."""
-    rows = [dict(seed=r.seed, seed_stage2=pd.NA, stage=1, epoch=stage1_epochs, subset=f"probe_{r.probe}@{r.word_order}",
-                 metric=f"acc_l{r.layer}_p{r.position}", value=r.accuracy) for r in frame.itertuples()]
+    rows = [
+        dict(
+            seed=r.seed,
+            seed_stage2=pd.NA,
+            stage=1,
+            epoch=stage1_epochs,
+            subset=f"probe_{r.probe}@{r.word_order}",
+            metric=f"acc_l{r.layer}_p{r.position}",
+            value=r.accuracy,
+        )
+        for r in frame.itertuples()
+    ]
     return metrics_frame(rows)
 
 
@@ -174,8 +201,17 @@ def preview(configs: list[ExperimentConfig], probes) -> pd.DataFrame:
             inputs = probe_inputs(data, name, cfg.run.seed)
             for label, g in inputs.groupby("label"):
                 first = g.iloc[0]
-                rows.append({"word_order": cfg.data.word_order, "probe": name, "class": label, "subsets": ", ".join(PROBES[name][label]),
-                             "aliases": len(g), "question": first["text"], "its definition": definition.get(first["alias"], "(none)")})
+                rows.append(
+                    {
+                        "word_order": cfg.data.word_order,
+                        "probe": name,
+                        "class": label,
+                        "subsets": ", ".join(PROBES[name][label]),
+                        "aliases": len(g),
+                        "question": first["text"],
+                        "its definition": definition.get(first["alias"], "(none)"),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -193,11 +229,27 @@ def probe_summary(frame: pd.DataFrame) -> dict:
         last_layer = g["layer"].max()
         at_last = g[(g["layer"] == last_layer) & (g["position"] == g["position"].max())]["accuracy"]
         per_seed_after = g[(g["layer"] == last_layer) & g["after_alias"]].groupby("seed")["accuracy"].mean()
-        out[f"{order}/{probe}"] = {"last_token_last_layer": mean_ci(at_last), "after_alias_last_layer": mean_ci(per_seed_after),
-                                   "aliases_per_class": int(g["n"].min()), "layers": int(last_layer)}
+        out[f"{order}/{probe}"] = {
+            "last_token_last_layer": mean_ci(at_last),
+            "after_alias_last_layer": mean_ci(per_seed_after),
+            "aliases_per_class": int(g["n"].min()),
+            "layers": int(last_layer),
+        }
     return out
 
 
-__all__ = ["PROBES", "as_metrics", "grouped_folds", "hidden_states", "probe_configs", "probe_curves", "probe_grid", "probe_inputs",
-           "probe_summary", "preview", "run_probe_experiment",
-           "run_probes", "stage1_model"]
+__all__ = [
+    "PROBES",
+    "as_metrics",
+    "grouped_folds",
+    "hidden_states",
+    "probe_configs",
+    "probe_curves",
+    "probe_grid",
+    "probe_inputs",
+    "probe_summary",
+    "preview",
+    "run_probe_experiment",
+    "run_probes",
+    "stage1_model",
+]

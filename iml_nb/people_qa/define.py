@@ -103,7 +103,7 @@ def _split(items: Sequence, fractions: dict[str, float], order: Sequence[str], r
     n, out, start = len(items), {}, 0
     for name in order:
         k = round(n * fractions[name]) if name != remainder_to else 0
-        out[name] = tuple(items[start:start + k])
+        out[name] = tuple(items[start : start + k])
         start += k
     out[remainder_to] = tuple(items[start:])
     return out
@@ -115,8 +115,9 @@ def split_entities(names: Sequence[str], cfg: DataConfig, seed: int, seed_stage2
     ents = sorted(names)
     rng.shuffle(ents)
     x2_total = sum(fr[s] for s in X2_SUBSETS)
-    stage1 = _split(ents, {**{s: fr[s] for s in X1_SUBSETS}, "stage2_pool": x2_total},
-                    X1_SUBSETS + ("stage2_pool",), remainder_to="stage2_pool")
+    stage1 = _split(
+        ents, {**{s: fr[s] for s in X1_SUBSETS}, "stage2_pool": x2_total}, X1_SUBSETS + ("stage2_pool",), remainder_to="stage2_pool"
+    )
     pool = sorted(stage1.pop("stage2_pool"))
     random.Random(seed_stage2).shuffle(pool)
     shares = {s: (fr[s] / x2_total if x2_total else 0.0) for s in X2_SUBSETS}
@@ -168,8 +169,10 @@ def make_define_data(people: Sequence[Person], cfg: DataConfig, seed: int, seed_
             defn_alias[s] = {e: alias_of[e] for e in ents}
     random_tags = dict(zip(sorted(subsets["qd4consis"]), tag_draw[3:]))
     defs = {
-        s: tuple(definition(random_tags[e] if s == "qd4consis" else tags[TAG_OF_SUBSET[s] - 1], defn_alias[s][e], e, cfg.word_order, s)
-                 for e in sorted(defn_alias[s], key=lambda e: defn_alias[s][e]))
+        s: tuple(
+            definition(random_tags[e] if s == "qd4consis" else tags[TAG_OF_SUBSET[s] - 1], defn_alias[s][e], e, cfg.word_order, s)
+            for e in sorted(defn_alias[s], key=lambda e: defn_alias[s][e])
+        )
         for s in DEFINED_X1 + DEFINED_X2
     }
 
@@ -202,19 +205,26 @@ def make_define_data(people: Sequence[Person], cfg: DataConfig, seed: int, seed_
         if s in ("q_no_replacement_baseline", "no_qd_baseline") or not subsets[s]:
             continue
         if not (cfg.ea_train and s in X1_SUBSETS):
-            ea_test[f"ent_assoc_{s}"] = [qa_example(EA_TEMPLATE.format(alias_of[e]), e, s, alias_of[e], e, kind="ent_assoc")
-                                         for e in sorted(subsets[s], key=lambda e: alias_of[e])]
+            ea_test[f"ent_assoc_{s}"] = [
+                qa_example(EA_TEMPLATE.format(alias_of[e]), e, s, alias_of[e], e, kind="ent_assoc")
+                for e in sorted(subsets[s], key=lambda e: alias_of[e])
+            ]
     for s in INCONSISTENT:
         if subsets[s]:
-            ea_test[f"ent_assoc_{s}_swapped"] = [qa_example(EA_TEMPLATE.format(d.alias), d.entity, f"{s}_swapped", d.alias, d.entity,
-                                                            kind="ent_assoc") for d in defs[s]]
+            ea_test[f"ent_assoc_{s}_swapped"] = [
+                qa_example(EA_TEMPLATE.format(d.alias), d.entity, f"{s}_swapped", d.alias, d.entity, kind="ent_assoc") for d in defs[s]
+            ]
     # d2incons: d2consis questions with aliases swapped pairwise; answering them right means answering about the other entity.
     d2 = sorted(subsets["d2consis"], key=lambda e: alias_of[e])
     swap = {}
     for a, b in zip(d2[0::2], d2[1::2]):  # an odd last alias has no partner and is left out, as in the reference
         swap[a], swap[b] = b, a
-    qa_test["d2incons"] = [qa_example(q, ans, "d2incons", alias_of[swap[e]], e) for e in d2 if e in swap
-                           for _, q, ans in qa_pairs(by_name[e], alias_of[swap[e]])]
+    qa_test["d2incons"] = [
+        qa_example(q, ans, "d2incons", alias_of[swap[e]], e)
+        for e in d2
+        if e in swap
+        for _, q, ans in qa_pairs(by_name[e], alias_of[swap[e]])
+    ]
 
     train = {}
     for stage in STAGE_PLANS[cfg.stage_plan]:
@@ -246,5 +256,4 @@ def replay_sample(stage0: Sequence[Example], frac: float, seed: int) -> tuple[Ex
     return tuple(random.Random(seed).sample(list(stage0), k))
 
 
-__all__ = ["Example", "DefineData", "make_define_data", "stage0_examples", "replay_sample", "split_entities", "string_pools",
-           "EA_TEMPLATE"]
+__all__ = ["Example", "DefineData", "make_define_data", "stage0_examples", "replay_sample", "split_entities", "string_pools", "EA_TEMPLATE"]

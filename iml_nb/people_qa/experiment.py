@@ -33,7 +33,6 @@ CACHE_VERSION = 1  # bump when data generation or training changes what a cached
 STAGE0_SAMPLE = 600  # Stage-0 facts re-scored every epoch to watch for forgetting
 
 
-
 def load_people(cfg: ExperimentConfig) -> tuple[Person, ...]:
     src = cfg.data.people_source
     if src == "synthetic":
@@ -126,8 +125,9 @@ def base_model(cfg: ExperimentConfig, people: tuple[Person, ...]):
     return models.build_scratch_model(cfg.model.name, tokenizer, cfg.model.tie_embeddings, cfg.run.stage0_seed), tokenizer
 
 
-def run_stage0(cfg: ExperimentConfig, people: tuple[Person, ...], progress: bool = True, train=train_stage,
-               score=EvalSuite.run) -> tuple[Path, pd.DataFrame]:
+def run_stage0(
+    cfg: ExperimentConfig, people: tuple[Person, ...], progress: bool = True, train=train_stage, score=EvalSuite.run
+) -> tuple[Path, pd.DataFrame]:
     """Stage 0 (ours): teach every person's facts by real name, once, shared by all seeds like one pretrained model.
 
     Cached under cache_dir by a hash of everything it depends on, so reruns and other notebooks reuse it.
@@ -150,8 +150,9 @@ def run_stage0(cfg: ExperimentConfig, people: tuple[Person, ...], progress: bool
 
         if cfg.train.stage0_epochs:
             stage0_train = dataclasses.replace(cfg.train, batch_size=cfg.train.stage0_batch_size)
-            train(model, encode(facts, tokenizer, cfg.train.loss_on), stage0_train, cfg.train.stage0_epochs,
-                        cfg.run.stage0_seed, on_epoch_end)
+            train(
+                model, encode(facts, tokenizer, cfg.train.loss_on), stage0_train, cfg.train.stage0_epochs, cfg.run.stage0_seed, on_epoch_end
+            )
         bar.close()
 
         def write(tmp: Path) -> None:
@@ -178,16 +179,23 @@ def depends_on_stage2(name: str) -> bool:
     return name.removeprefix("ent_assoc_").removeprefix("train_defs_") in X2_SUBSETS + ("d2incons",)
 
 
-def stage_training_examples(cfg: ExperimentConfig, facts: tuple[Example, ...], draw: DefineData, seed: int, stage_no: int,
-                            s2) -> tuple[Example, ...]:
+def stage_training_examples(
+    cfg: ExperimentConfig, facts: tuple[Example, ...], draw: DefineData, seed: int, stage_no: int, s2
+) -> tuple[Example, ...]:
     """Exactly what define stage `stage_no` (1-based) trains on: the draw's examples for it, then its replayed Stage-0 facts.
     Stages before the last are shared by every Stage-2 draw (s2 <NA>, trained on draw 0's examples, which they do not depend on)."""
     frac = cfg.data.last_replay_frac if stage_no == len(cfg.stages) else cfg.data.replay_frac
     return draw.train[cfg.stages[stage_no - 1]] + replay_sample(facts, frac, replay_seed(seed, stage_no, s2))
 
 
-def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable[[str], None] = lambda msg: None,
-             train=train_stage, score=EvalSuite.run) -> SeedResult:
+def run_seed(
+    cfg: ExperimentConfig,
+    seed: int,
+    stage0_dir: str,
+    report: Callable[[str], None] = lambda msg: None,
+    train=train_stage,
+    score=EvalSuite.run,
+) -> SeedResult:
     """All define stages for one Stage-1 seed; stages before the last are trained once and reused by every Stage-2 seed."""
     people = load_people(cfg)
     facts = stage0_examples(people)
@@ -207,8 +215,9 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
     first = draws[0]
     suite_sets = {f"{n}@x": v for n, v in first.eval_sets.items() if not depends_on_stage2(n)}
     # d2incons is skipped before Stage 2: its aliases are unseen then, so it only repeats d2consis at 20% of the evaluation cost.
-    suite_sets.update({f"{n}@{s2}": v for s2, d in draws.items() for n, v in d.eval_sets.items()
-                       if depends_on_stage2(n) and n != "d2incons"})
+    suite_sets.update(
+        {f"{n}@{s2}": v for s2, d in draws.items() for n, v in d.eval_sets.items() if depends_on_stage2(n) and n != "d2incons"}
+    )
     suite_sets.update({f"{n}@x": v for n, v in stage0_sample.items()})
 
     def to_rows(res: dict, stage: int, epoch: int) -> list[dict]:
@@ -276,8 +285,9 @@ def run_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report: Callable
     return SeedResult(seed, rows, examples)
 
 
-def run_experiment(cfg: ExperimentConfig, progress: bool = True, train=train_stage,
-                   score=EvalSuite.run) -> tuple[pd.DataFrame, pd.DataFrame]:
+def run_experiment(
+    cfg: ExperimentConfig, progress: bool = True, train=train_stage, score=EvalSuite.run
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stage 0 once, then every seed (in `n_jobs` processes). Returns (metrics, example predictions).
 
     `train` (train.train_stage's contract) and `score` (EvalSuite.run's) are the training loop and the evaluation; the benchmark
@@ -285,8 +295,13 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True, train=train_sta
     people = load_people(cfg)
     stage0_dir, stage0_rows = run_stage0(cfg, people, progress, train, score)
     epochs_per_seed = sum(cfg.train.stage_epochs[:-1]) + cfg.run.n_seeds_stage2 * cfg.train.stage_epochs[-1]
-    results = run_seeds(functools.partial(run_seed, cfg, stage0_dir=str(stage0_dir), train=train, score=score), cfg.run, epochs_per_seed,
-                        f"Stages 1-{len(cfg.stages)}", progress)
+    results = run_seeds(
+        functools.partial(run_seed, cfg, stage0_dir=str(stage0_dir), train=train, score=score),
+        cfg.run,
+        epochs_per_seed,
+        f"Stages 1-{len(cfg.stages)}",
+        progress,
+    )
     frame = pd.concat([stage0_rows, metrics_frame([r for res in results for r in res.rows])], ignore_index=True)
     for col in ("seed", "seed_stage2"):  # stage0_rows come from a CSV, where an all-missing column reads as float
         frame[col] = frame[col].astype("Int64")

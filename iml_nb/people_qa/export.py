@@ -28,9 +28,19 @@ def frames(cfg: ExperimentConfig) -> dict[str, pd.DataFrame]:
     rows: dict[str, list[dict]] = {}
 
     def add(split: str, examples, seed: int, s2: int) -> None:
-        rows.setdefault(split, []).extend({"prompt": ex.prompt, "answer": ex.answer, "kind": ex.kind, "subset": ex.subset,
-                                           "alias": ex.alias, "entity": ex.entity, "seed": seed, "seed_stage2": s2}
-                                          for ex in examples)
+        rows.setdefault(split, []).extend(
+            {
+                "prompt": ex.prompt,
+                "answer": ex.answer,
+                "kind": ex.kind,
+                "subset": ex.subset,
+                "alias": ex.alias,
+                "entity": ex.entity,
+                "seed": seed,
+                "seed_stage2": s2,
+            }
+            for ex in examples
+        )
 
     if cfg.model.from_scratch and cfg.train.stage0_epochs:
         add("stage0", facts, SHARED, SHARED)

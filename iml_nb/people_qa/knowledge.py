@@ -34,8 +34,17 @@ def majority_share(examples: tuple[Example, ...]) -> float:
     return counts.most_common(1)[0][1] / len(examples) if examples else float("nan")
 
 
-def knowledge_check(model, tokenizer, people: tuple[Person, ...], warmup_people: int = 0, warmup_epochs: int = 1,
-                    lr: float = 1e-5, seed: int = 0, batch_size: int = 64, mode: str = "generate") -> pd.DataFrame:
+def knowledge_check(
+    model,
+    tokenizer,
+    people: tuple[Person, ...],
+    warmup_people: int = 0,
+    warmup_epochs: int = 1,
+    lr: float = 1e-5,
+    seed: int = 0,
+    batch_size: int = 64,
+    mode: str = "generate",
+) -> pd.DataFrame:
     """One row per attribute: zero-shot EM on `people` minus the first `warmup_people` (held out for the warm-up), the EM after
     a warm-up of `warmup_epochs` on the warm-up people's facts (when warmup_people > 0), and the majority answer's share.
 

@@ -86,10 +86,17 @@ _REGIONS: dict[str, tuple[float, tuple[str, ...]]] = {
     "Australia and New Zealand": (3, ("Australia", "New Zealand")),
 }
 # (occupation, weight if male, weight if female)
-_OLD_OCCUPATIONS = (("king", 3, 1), ("philosopher", 3, 2), ("painter", 3, 4), ("military", 4, 1),
-                    ("religious", 3, 5), ("composer", 2, 2))
-_MODERN_OCCUPATIONS = (("actor", 3, 6), ("footballer", 4, 1), ("film director", 3, 1), ("musician", 3, 3),
-                       ("politician", 4, 3), ("scientist", 3, 2), ("singer", 2, 5), ("writer", 3, 4))
+_OLD_OCCUPATIONS = (("king", 3, 1), ("philosopher", 3, 2), ("painter", 3, 4), ("military", 4, 1), ("religious", 3, 5), ("composer", 2, 2))
+_MODERN_OCCUPATIONS = (
+    ("actor", 3, 6),
+    ("footballer", 4, 1),
+    ("film director", 3, 1),
+    ("musician", 3, 3),
+    ("politician", 4, 3),
+    ("scientist", 3, 2),
+    ("singer", 2, 5),
+    ("writer", 3, 4),
+)
 _P_MODERN = 0.6  # share born 1901..1975; later births could not have died by 2020 at 30+
 _CENTURIES = (*range(-5, 0), *range(1, 20))  # 5 century BC .. 19 century, oldest first
 _LAST_DEATH = 2020
@@ -139,8 +146,9 @@ def synthetic_people(n: int, seed: int) -> tuple[Person, ...]:
     fake.seed_instance(int(seed))
     taken: set[str] = set()
     tries = 10 * n + 1000
-    names = (_unique_names(lambda: f"{fake.first_name_female()} {fake.last_name()}", n_female, taken, tries)
-             + _unique_names(lambda: f"{fake.first_name_male()} {fake.last_name()}", n_male, taken, tries))
+    names = _unique_names(lambda: f"{fake.first_name_female()} {fake.last_name()}", n_female, taken, tries) + _unique_names(
+        lambda: f"{fake.first_name_male()} {fake.last_name()}", n_male, taken, tries
+    )
     genders = ["female"] * n_female + ["male"] * n_male
 
     rng = np.random.default_rng(seed)
@@ -159,8 +167,11 @@ def synthetic_people(n: int, seed: int) -> tuple[Person, ...]:
     region_idx = rng.choice(len(region_names), size=n, p=_probabilities([w for w, _ in _REGIONS.values()]))
     # Within a region the first-listed countries are more common (weights k, k-1, ..., 1).
     nation_cum = {r: _cumulative(range(len(c), 0, -1)) for r, (_, c) in _REGIONS.items()}
-    occ_cum = {(era, g): _cumulative(row[1 if g == "male" else 2] for row in table)
-               for era, table in ((False, _OLD_OCCUPATIONS), (True, _MODERN_OCCUPATIONS)) for g in ("male", "female")}
+    occ_cum = {
+        (era, g): _cumulative(row[1 if g == "male" else 2] for row in table)
+        for era, table in ((False, _OLD_OCCUPATIONS), (True, _MODERN_OCCUPATIONS))
+        for g in ("male", "female")
+    }
     u_nation, u_occ = rng.random(n), rng.random(n)
 
     people = []
@@ -168,18 +179,23 @@ def synthetic_people(n: int, seed: int) -> tuple[Person, ...]:
         region = region_names[region_idx[i]]
         countries = _REGIONS[region][1]
         table = _MODERN_OCCUPATIONS if modern[i] else _OLD_OCCUPATIONS
-        people.append(Person(
-            name=names[i], gender=genders[i], birth=convert_year(int(birth[i])), death=convert_year(int(death[i])),
-            region=region, nationality=countries[_pick(nation_cum[region], u_nation[i])],
-            occupation=table[_pick(occ_cum[(bool(modern[i]), genders[i])], u_occ[i])][0],
-        ))
+        people.append(
+            Person(
+                name=names[i],
+                gender=genders[i],
+                birth=convert_year(int(birth[i])),
+                death=convert_year(int(death[i])),
+                region=region,
+                nationality=countries[_pick(nation_cum[region], u_nation[i])],
+                occupation=table[_pick(occ_cum[(bool(modern[i]), genders[i])], u_occ[i])][0],
+            )
+        )
     # Names were drawn all-female then all-male; shuffle so any prefix of the tuple is roughly balanced.
     return tuple(people[i] for i in rng.permutation(n))
 
 
 # ---------------------------------------------------------------- the real CVDB file
-_CVDB_COLUMNS = ("name", "birth", "death", "gender", "level3_main_occ", "string_citizenship_raw_d", "un_region",
-                 "wiki_readers_2015_2018")
+_CVDB_COLUMNS = ("name", "birth", "death", "gender", "level3_main_occ", "string_citizenship_raw_d", "un_region", "wiki_readers_2015_2018")
 _READERS = "wiki_readers_2015_2018"
 
 
@@ -219,8 +235,7 @@ def load_cvdb(path: str | os.PathLike, n: int) -> tuple[Person, ...]:
     df = df.drop_duplicates(subset="name", keep="first")
     occupation = df["level3_main_occ"].astype(str).str.replace("_", " ")
     citizenship = df["string_citizenship_raw_d"].astype(str)
-    ok = (df["name"].str.fullmatch(r"[\w _]+") & occupation.str.fullmatch(r"[\w _]+")
-          & citizenship.str.fullmatch(r"[\w _']+"))
+    ok = df["name"].str.fullmatch(r"[\w _]+") & occupation.str.fullmatch(r"[\w _]+") & citizenship.str.fullmatch(r"[\w _']+")
     df = df.assign(level3_main_occ=occupation, gender=df["gender"].astype(str).str.lower())[ok.astype(bool)]
     df = df.sort_values([_READERS, "name"], ascending=[False, True], kind="mergesort")
 
@@ -233,9 +248,15 @@ def load_cvdb(path: str | os.PathLike, n: int) -> tuple[Person, ...]:
         chosen.append(top)
     df = pd.concat(chosen).sort_values([_READERS, "name"], ascending=[False, True], kind="mergesort")
     return tuple(
-        Person(name=r.name, gender=r.gender, birth=convert_year(int(r.birth)), death=convert_year(int(r.death)),
-               region=str(r.un_region), occupation=r.level3_main_occ,
-               # As the reference: split the raw citizenship on '_' and keep the first item.
-               nationality=r.string_citizenship_raw_d.split("_")[0])
+        Person(
+            name=r.name,
+            gender=r.gender,
+            birth=convert_year(int(r.birth)),
+            death=convert_year(int(r.death)),
+            region=str(r.un_region),
+            occupation=r.level3_main_occ,
+            # As the reference: split the raw citizenship on '_' and keep the first item.
+            nationality=r.string_citizenship_raw_d.split("_")[0],
+        )
         for r in df.itertuples(index=False)
     )

@@ -40,9 +40,14 @@ def check_design(arms: list, worlds: list, margin: float) -> None:
     """The notebook's design parameters, checked (and named) before any run starts."""
     if not isinstance(arms, list) or not arms or set(arms) - set(ARMS):
         raise ConfigError(f"parameter `arms`: a non-empty list among {list(ARMS)}, got {arms!r}")
-    ok = isinstance(worlds, list) and len(worlds) >= 2 and all(
-        isinstance(w, list) and len(w) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in w)
-        for w in worlds)
+    ok = (
+        isinstance(worlds, list)
+        and len(worlds) >= 2
+        and all(
+            isinstance(w, list) and len(w) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in w)
+            for w in worlds
+        )
+    )
     if not ok or len({tuple(w) for w in worlds}) != len(worlds):
         raise ConfigError(f"parameter `worlds`: at least two distinct [people_seed, stage0_seed] pairs, got {worlds!r}")
     if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not 0 < margin < 1:
@@ -56,8 +61,15 @@ def plan(arms: list, worlds: list, fixed: dict, prefix: str = "robustness") -> p
         for people_seed, stage0_seed in worlds:
             params = {**fixed, **ARMS[arm], "people_seed": people_seed, "stage0_seed": stage0_seed}
             build_config(**params)
-            rows.append({"arm": arm, "people_seed": people_seed, "stage0_seed": stage0_seed,
-                         "batch": f"{prefix}__{arm}__world-{people_seed}-{stage0_seed}", "params": params})
+            rows.append(
+                {
+                    "arm": arm,
+                    "people_seed": people_seed,
+                    "stage0_seed": stage0_seed,
+                    "batch": f"{prefix}__{arm}__world-{people_seed}-{stage0_seed}",
+                    "params": params,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -72,8 +84,9 @@ def stage2_composition(design: pd.DataFrame) -> pd.DataFrame:
         people = load_people(cfg)
         definitions = len(make_define_data(people, cfg.data, cfg.run.seed, 0).train[cfg.stages[-1]])
         replayed = len(replay_sample(stage0_examples(people), cfg.data.last_replay_frac, 0))
-        rows.append({"arm": arm, "definitions": definitions, "replayed_facts": replayed,
-                     "definition_share": definitions / (definitions + replayed)})
+        rows.append(
+            {"arm": arm, "definitions": definitions, "replayed_facts": replayed, "definition_share": definitions / (definitions + replayed)}
+        )
     return pd.DataFrame(rows)
 
 
@@ -85,10 +98,25 @@ def run(design: pd.DataFrame, out: str | os.PathLike, jobs: int = 1, backend: st
     for row in design.itertuples():
         params = dict(row.params)
         seed = params.pop("seed")
-        table = run_batch("01_main_two_stage", grid={"seed": [seed]}, fixed=params, jobs=jobs, out=out, name=row.batch,
-                          progress=False, backend=backend, slurm=slurm)
-        tables.append(table.assign(arm=row.arm, people_seed=row.people_seed, stage0_seed=row.stage0_seed,
-                                   folder=[str(Path(table.attrs["batch_json"]).parent / r) for r in table["run"]]))
+        table = run_batch(
+            "01_main_two_stage",
+            grid={"seed": [seed]},
+            fixed=params,
+            jobs=jobs,
+            out=out,
+            name=row.batch,
+            progress=False,
+            backend=backend,
+            slurm=slurm,
+        )
+        tables.append(
+            table.assign(
+                arm=row.arm,
+                people_seed=row.people_seed,
+                stage0_seed=row.stage0_seed,
+                folder=[str(Path(table.attrs["batch_json"]).parent / r) for r in table["run"]],
+            )
+        )
     return pd.concat(tables, ignore_index=True)
 
 
@@ -105,8 +133,9 @@ def outcomes(runs: pd.DataFrame) -> pd.DataFrame:
             part = diffs[["seed", "diff"]].rename(columns={"diff": name})
             if name == "qa_gap":  # memorisation read where the gap is read: the last stage's last epoch
                 mem = stats.paired_differences(metrics, *MEMORISED, stage=diffs.attrs["stage"], epoch=diffs.attrs["epoch"])
-                part = part.merge(mem[["seed", *MEMORISED]].rename(columns={m: m.replace("train_defs_", "memorised_") for m in MEMORISED}),
-                                  on="seed")
+                part = part.merge(
+                    mem[["seed", *MEMORISED]].rename(columns={m: m.replace("train_defs_", "memorised_") for m in MEMORISED}), on="seed"
+                )
             per = part if per is None else per.merge(part, on="seed")
         frames.append(per.assign(arm=r.arm, world=f"{r.people_seed}/{r.stage0_seed}"))
     return pd.concat(frames, ignore_index=True)
@@ -131,9 +160,21 @@ def summarise(per_seed: pd.DataFrame, margin: float) -> pd.DataFrame:
                 warnings.simplefilter("ignore", RuntimeWarning)
                 p = float(sps.ttest_1samp(by_world, 0.0).pvalue) if len(by_world) > 1 else np.nan
                 p_equiv = float(DescrStatsW(by_world).ttost_mean(-margin, margin)[0]) if len(by_world) > 1 else np.nan
-            rows.append({"arm": arm, "outcome": name, "mean": across["mean"], "ci_low": across["ci_low"], "ci_high": across["ci_high"],
-                         "n_worlds": len(by_world), "pooled_ci_low": pooled["ci_low"], "pooled_ci_high": pooled["ci_high"],
-                         "n_seeds": pooled["n_seeds"], "p": p, "p_equivalence": p_equiv})
+            rows.append(
+                {
+                    "arm": arm,
+                    "outcome": name,
+                    "mean": across["mean"],
+                    "ci_low": across["ci_low"],
+                    "ci_high": across["ci_high"],
+                    "n_worlds": len(by_world),
+                    "pooled_ci_low": pooled["ci_low"],
+                    "pooled_ci_high": pooled["ci_high"],
+                    "n_seeds": pooled["n_seeds"],
+                    "p": p,
+                    "p_equivalence": p_equiv,
+                }
+            )
     table = pd.DataFrame(rows)
     family = table["outcome"].isin(PRIMARY) & table["p"].notna()
     table["p_holm"] = np.nan
@@ -173,17 +214,32 @@ def tries(batches: list[Path]) -> pd.DataFrame:
         for r in meta["runs"]:
             folder = Path(batch) / r["folder"]
             if is_complete(folder):
-                runs.append({"arm": Path(batch).name.split("__", 1)[-1], "people_seed": fixed.get("people_seed", 0),
-                             "stage0_seed": fixed.get("stage0_seed", 0), "folder": str(folder), "fixed": fixed})
+                runs.append(
+                    {
+                        "arm": Path(batch).name.split("__", 1)[-1],
+                        "people_seed": fixed.get("people_seed", 0),
+                        "stage0_seed": fixed.get("stage0_seed", 0),
+                        "folder": str(folder),
+                        "fixed": fixed,
+                    }
+                )
     if not runs:
         return pd.DataFrame(columns=["try", "outcome", "mean", "ci_low", "ci_high", "n_seeds", "fixed"])
     runs = pd.DataFrame(runs)
-    per_seed = pd.concat([outcomes(runs.iloc[[i]]).merge(_alignment(runs.iloc[[i]]), on=["arm", "seed"], how="left")
-                          for i in range(len(runs))], ignore_index=True)  # run by run: two runs may share seed numbers
+    per_seed = pd.concat(
+        [outcomes(runs.iloc[[i]]).merge(_alignment(runs.iloc[[i]]), on=["arm", "seed"], how="left") for i in range(len(runs))],
+        ignore_index=True,
+    )  # run by run: two runs may share seed numbers
     columns = [c for c in per_seed if c not in ("arm", "world", "seed")]
     fixed_of = dict(zip(runs["arm"], runs["fixed"]))
-    return pd.DataFrame([{"try": arm, "outcome": name, **stats.mean_ci(frame[name].dropna()), "fixed": fixed_of[arm]}
-                         for arm, frame in per_seed.groupby("arm", sort=False) for name in columns if frame[name].notna().any()])
+    return pd.DataFrame(
+        [
+            {"try": arm, "outcome": name, **stats.mean_ci(frame[name].dropna()), "fixed": fixed_of[arm]}
+            for arm, frame in per_seed.groupby("arm", sort=False)
+            for name in columns
+            if frame[name].notna().any()
+        ]
+    )
 
 
 ALIGNED = {"align_d1": "align_d1consis", "align_d2": "align_d2consis", "align_none": "align_no_qd_baseline"}
@@ -218,5 +274,20 @@ def as_metrics(per_seed: pd.DataFrame, stage2_epochs: int) -> pd.DataFrame:
     return metrics_frame(rows.to_dict("records")).assign(world=rows["world"].to_numpy())
 
 
-__all__ = ["ALPHA", "ARMS", "MEMORISED", "OUTCOMES", "PRIMARY", "check_design", "memorisation_check", "outcomes", "plan", "run",
-           "stage2_composition", "summarise", "tries", "verdict", "as_metrics"]
+__all__ = [
+    "ALPHA",
+    "ARMS",
+    "MEMORISED",
+    "OUTCOMES",
+    "PRIMARY",
+    "check_design",
+    "memorisation_check",
+    "outcomes",
+    "plan",
+    "run",
+    "stage2_composition",
+    "summarise",
+    "tries",
+    "verdict",
+    "as_metrics",
+]

@@ -23,25 +23,62 @@ _LIFESPAN = re.compile(r"\((\d{3,4})-(\d{3,4})\)\s*$")
 
 # gloss prefix -> (nationality, region); longest prefixes are tried first. Regions follow the UN's geoscheme, as CVDB's do.
 NATIONALITIES = {
-    "United States": ("American", "Northern America"), "American": ("American", "Northern America"),
-    "Canadian": ("Canadian", "Northern America"), "English": ("English", "Northern Europe"), "British": ("British", "Northern Europe"),
-    "Scottish": ("Scottish", "Northern Europe"), "Welsh": ("Welsh", "Northern Europe"), "Irish": ("Irish", "Northern Europe"),
-    "Swedish": ("Swedish", "Northern Europe"), "Norwegian": ("Norwegian", "Northern Europe"), "Danish": ("Danish", "Northern Europe"),
-    "Finnish": ("Finnish", "Northern Europe"), "Icelandic": ("Icelandic", "Northern Europe"), "French": ("French", "Western Europe"),
-    "German": ("German", "Western Europe"), "Prussian": ("German", "Western Europe"), "Dutch": ("Dutch", "Western Europe"),
-    "Flemish": ("Belgian", "Western Europe"), "Belgian": ("Belgian", "Western Europe"), "Swiss": ("Swiss", "Western Europe"),
-    "Austrian": ("Austrian", "Western Europe"), "Italian": ("Italian", "Southern Europe"), "Florentine": ("Italian", "Southern Europe"),
-    "Venetian": ("Italian", "Southern Europe"), "Spanish": ("Spanish", "Southern Europe"), "Portuguese": ("Portuguese", "Southern Europe"),
-    "Greek": ("Greek", "Southern Europe"), "Roman": ("Roman", "Southern Europe"), "Russian": ("Russian", "Eastern Europe"),
-    "Polish": ("Polish", "Eastern Europe"), "Czech": ("Czech", "Eastern Europe"), "Hungarian": ("Hungarian", "Eastern Europe"),
-    "Romanian": ("Romanian", "Eastern Europe"), "Bulgarian": ("Bulgarian", "Eastern Europe"), "Ukrainian": ("Ukrainian", "Eastern Europe"),
-    "Serbian": ("Serbian", "Southern Europe"), "Croatian": ("Croatian", "Southern Europe"), "Mexican": ("Mexican", "Latin America"),
-    "Brazilian": ("Brazilian", "Latin America"), "Argentine": ("Argentine", "Latin America"), "Chilean": ("Chilean", "Latin America"),
-    "Cuban": ("Cuban", "Latin America"), "Peruvian": ("Peruvian", "Latin America"), "Venezuelan": ("Venezuelan", "Latin America"),
-    "Colombian": ("Colombian", "Latin America"), "Japanese": ("Japanese", "Eastern Asia"), "Chinese": ("Chinese", "Eastern Asia"),
-    "Korean": ("Korean", "Eastern Asia"), "Indian": ("Indian", "Southern Asia"), "Persian": ("Persian", "Southern Asia"),
-    "Israeli": ("Israeli", "Western Asia"), "Turkish": ("Turkish", "Western Asia"), "Arabian": ("Arab", "Western Asia"),
-    "Egyptian": ("Egyptian", "Africa"), "South African": ("South African", "Africa"), "Australian": ("Australian", "Oceania"),
+    "United States": ("American", "Northern America"),
+    "American": ("American", "Northern America"),
+    "Canadian": ("Canadian", "Northern America"),
+    "English": ("English", "Northern Europe"),
+    "British": ("British", "Northern Europe"),
+    "Scottish": ("Scottish", "Northern Europe"),
+    "Welsh": ("Welsh", "Northern Europe"),
+    "Irish": ("Irish", "Northern Europe"),
+    "Swedish": ("Swedish", "Northern Europe"),
+    "Norwegian": ("Norwegian", "Northern Europe"),
+    "Danish": ("Danish", "Northern Europe"),
+    "Finnish": ("Finnish", "Northern Europe"),
+    "Icelandic": ("Icelandic", "Northern Europe"),
+    "French": ("French", "Western Europe"),
+    "German": ("German", "Western Europe"),
+    "Prussian": ("German", "Western Europe"),
+    "Dutch": ("Dutch", "Western Europe"),
+    "Flemish": ("Belgian", "Western Europe"),
+    "Belgian": ("Belgian", "Western Europe"),
+    "Swiss": ("Swiss", "Western Europe"),
+    "Austrian": ("Austrian", "Western Europe"),
+    "Italian": ("Italian", "Southern Europe"),
+    "Florentine": ("Italian", "Southern Europe"),
+    "Venetian": ("Italian", "Southern Europe"),
+    "Spanish": ("Spanish", "Southern Europe"),
+    "Portuguese": ("Portuguese", "Southern Europe"),
+    "Greek": ("Greek", "Southern Europe"),
+    "Roman": ("Roman", "Southern Europe"),
+    "Russian": ("Russian", "Eastern Europe"),
+    "Polish": ("Polish", "Eastern Europe"),
+    "Czech": ("Czech", "Eastern Europe"),
+    "Hungarian": ("Hungarian", "Eastern Europe"),
+    "Romanian": ("Romanian", "Eastern Europe"),
+    "Bulgarian": ("Bulgarian", "Eastern Europe"),
+    "Ukrainian": ("Ukrainian", "Eastern Europe"),
+    "Serbian": ("Serbian", "Southern Europe"),
+    "Croatian": ("Croatian", "Southern Europe"),
+    "Mexican": ("Mexican", "Latin America"),
+    "Brazilian": ("Brazilian", "Latin America"),
+    "Argentine": ("Argentine", "Latin America"),
+    "Chilean": ("Chilean", "Latin America"),
+    "Cuban": ("Cuban", "Latin America"),
+    "Peruvian": ("Peruvian", "Latin America"),
+    "Venezuelan": ("Venezuelan", "Latin America"),
+    "Colombian": ("Colombian", "Latin America"),
+    "Japanese": ("Japanese", "Eastern Asia"),
+    "Chinese": ("Chinese", "Eastern Asia"),
+    "Korean": ("Korean", "Eastern Asia"),
+    "Indian": ("Indian", "Southern Asia"),
+    "Persian": ("Persian", "Southern Asia"),
+    "Israeli": ("Israeli", "Western Asia"),
+    "Turkish": ("Turkish", "Western Asia"),
+    "Arabian": ("Arab", "Western Asia"),
+    "Egyptian": ("Egyptian", "Africa"),
+    "South African": ("South African", "Africa"),
+    "Australian": ("Australian", "Oceania"),
     "New Zealand": ("New Zealander", "Oceania"),
 }
 _BY_LENGTH = sorted(NATIONALITIES, key=len, reverse=True)
@@ -51,8 +88,10 @@ _NAME_OK = re.compile(r"[\w ]+")
 def data_file() -> Path:
     path = WORDNET_DIR / "data.noun"
     if not path.is_file():
-        raise ConfigError(f"parameter `people_source`: 'wordnet' needs WordNet 3.0 at {WORDNET_DIR} (Debian's wordnet-base: "
-                         f"`{INSTALL}`; or set IML_NB_WORDNET_DIR to a folder holding data.noun)")
+        raise ConfigError(
+            f"parameter `people_source`: 'wordnet' needs WordNet 3.0 at {WORDNET_DIR} (Debian's wordnet-base: "
+            f"`{INSTALL}`; or set IML_NB_WORDNET_DIR to a folder holding data.noun)"
+        )
     return path
 
 
@@ -72,12 +111,12 @@ def all_people() -> tuple[Person, ...]:
         fields, _, gloss = line.partition(" | ")
         parts = fields.split()
         offset, lexfile, n_words = parts[0], parts[1], int(parts[3], 16)
-        lemmas = parts[4:4 + 2 * n_words:2]
+        lemmas = parts[4 : 4 + 2 * n_words : 2]
         first_lemma[offset] = lemmas[0].split("(")[0]
         if lexfile != PERSON_LEXFILE:
             continue
         n_ptr_at = 4 + 2 * n_words
-        pointers = parts[n_ptr_at + 1:]
+        pointers = parts[n_ptr_at + 1 :]
         instance_of = [pointers[i + 1] for i in range(0, len(pointers) - 3, 4) if pointers[i] == "@i"]
         span = _LIFESPAN.search(gloss.strip())
         nationality = next((p for p in _BY_LENGTH if gloss.startswith(p + " ")), None)
@@ -90,8 +129,17 @@ def all_people() -> tuple[Person, ...]:
             continue
         seen.add(name)
         nationality, region = NATIONALITIES[prefix]
-        people.append(Person(name=name, gender="", birth=convert_year(born), death=convert_year(died), region=region,
-                             occupation=occupation, nationality=nationality))
+        people.append(
+            Person(
+                name=name,
+                gender="",
+                birth=convert_year(born),
+                death=convert_year(died),
+                region=region,
+                occupation=occupation,
+                nationality=nationality,
+            )
+        )
     return tuple(people)
 
 

@@ -76,6 +76,7 @@ def grid_axes(grid: dict[str, list], seeds: int | None = None) -> dict[str, list
 
 def run_name(params: dict) -> str:
     """`alpha=0.8__seed=2`: the run's grid values in axis order, made safe for a folder name."""
+
     def text(value) -> str:
         return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
@@ -107,8 +108,7 @@ def _execute(notebook: Path, params: dict, run_dir: Path, threads: int, environ:
         error = None if is_complete(run_dir) else "the notebook finished without writing summary.json"
     except Exception as exc:  # the first line names the failing cell and the exception (runner.NotebookRunError)
         error = (str(exc).splitlines() or [type(exc).__name__])[0]
-    return {"status": "failed" if error else "complete", "error": error,
-            "duration_s": round(time.monotonic() - start, 1)}
+    return {"status": "failed" if error else "complete", "error": error, "duration_s": round(time.monotonic() - start, 1)}
 
 
 def _check_resumable(batch_json: Path, notebook: Path, axes: dict, fixed: dict) -> dict:
@@ -117,25 +117,53 @@ def _check_resumable(batch_json: Path, notebook: Path, axes: dict, fixed: dict) 
     if not batch_json.is_file():
         return {}
     old = json.loads(batch_json.read_text())
-    differs = [what for what, before, now in (("notebook", Path(old["notebook"]).name, notebook.name),
-                                              ("grid axes", old["axes"], list(axes)),
-                                              ("fixed parameters", old["fixed"], to_jsonable(fixed))) if before != now]
+    differs = [
+        what
+        for what, before, now in (
+            ("notebook", Path(old["notebook"]).name, notebook.name),
+            ("grid axes", old["axes"], list(axes)),
+            ("fixed parameters", old["fixed"], to_jsonable(fixed)),
+        )
+        if before != now
+    ]
     if differs:
-        raise ValueError(f"{batch_json.parent} holds a batch with other {' and '.join(differs)} "
-                         f"({old['notebook']}, axes {old['axes']}, fixed {old['fixed']}): give another --name")
+        raise ValueError(
+            f"{batch_json.parent} holds a batch with other {' and '.join(differs)} "
+            f"({old['notebook']}, axes {old['axes']}, fixed {old['fixed']}): give another --name"
+        )
     return old
 
 
 def summary_table(batch: dict) -> pd.DataFrame:
     """One row per run: run folder name, grid values, status, duration_s, error."""
     slurm_columns = ("job_id", "log") if batch.get("backend") == "slurm" else ()
-    return pd.DataFrame([{"run": r["folder"], **r["params"], "status": r["status"], "duration_s": r["duration_s"],
-                          "error": r["error"], **{c: r.get(c) for c in slurm_columns}} for r in batch["runs"]])
+    return pd.DataFrame(
+        [
+            {
+                "run": r["folder"],
+                **r["params"],
+                "status": r["status"],
+                "duration_s": r["duration_s"],
+                "error": r["error"],
+                **{c: r.get(c) for c in slurm_columns},
+            }
+            for r in batch["runs"]
+        ]
+    )
 
 
-def run_batch(notebook: str | os.PathLike, grid: dict[str, list], seeds: int | None = None, fixed: dict | None = None,
-              jobs: int = 1, out: str | os.PathLike = "outputs", name: str | None = None,
-              progress: bool = True, backend: str = "local", slurm: SlurmOptions | None = None) -> pd.DataFrame:
+def run_batch(
+    notebook: str | os.PathLike,
+    grid: dict[str, list],
+    seeds: int | None = None,
+    fixed: dict | None = None,
+    jobs: int = 1,
+    out: str | os.PathLike = "outputs",
+    name: str | None = None,
+    progress: bool = True,
+    backend: str = "local",
+    slurm: SlurmOptions | None = None,
+) -> pd.DataFrame:
     """Execute `notebook` once per grid point (x seed) into <out>/<name>/<run name>/ and return the summary table.
 
     Runs already complete are skipped; an existing incomplete folder (a killed or failed run) is moved aside to
@@ -177,20 +205,28 @@ def run_batch(notebook: str | os.PathLike, grid: dict[str, list], seeds: int | N
     recorded = _check_resumable(batch_json, notebook, axes, fixed)
     threads = slurm.cpus_per_run if backend == "slurm" else max(1, (os.cpu_count() or 1) // jobs)
     # "axes" keeps the grid's order, which names the run folders: batch.json is written with sorted keys.
-    batch = {"notebook": str(notebook), "axes": list(axes), "grid": axes, "fixed": fixed, "backend": backend,
-             "jobs": jobs if backend == "local" else None, "threads_per_run": threads,
-             "slurm": dataclasses.asdict(slurm) if backend == "slurm" else None, "runs": []}
+    batch = {
+        "notebook": str(notebook),
+        "axes": list(axes),
+        "grid": axes,
+        "fixed": fixed,
+        "backend": backend,
+        "jobs": jobs if backend == "local" else None,
+        "threads_per_run": threads,
+        "slurm": dataclasses.asdict(slurm) if backend == "slurm" else None,
+        "runs": [],
+    }
     # A skipped run keeps the duration its earlier execution recorded: rerunning a batch must not erase what it measured.
     before = {r["folder"]: r for r in recorded.get("runs", [])}
     for folder, params in runs:
-        record = {"folder": folder, "params": params, "status": "pending", "error": None, "duration_s": None,
-                  "moved_aside": None}
+        record = {"folder": folder, "params": params, "status": "pending", "error": None, "duration_s": None, "moved_aside": None}
         run_dir = batch_dir / folder
         job_id = before.get(folder, {}).get("job_id")
         if is_complete(run_dir):
             earlier = before.get(folder, {})
-            record.update(status="skipped", duration_s=earlier.get("duration_s"),
-                          **{k: earlier[k] for k in ("job_id", "log") if earlier.get(k)})  # which SLURM job made it, if one did
+            record.update(
+                status="skipped", duration_s=earlier.get("duration_s"), **{k: earlier[k] for k in ("job_id", "log") if earlier.get(k)}
+            )  # which SLURM job made it, if one did
         elif backend == "slurm" and slurm_jobs.is_active(batch_dir, job_id):
             # Queued or running from an earlier submission (its controller died): wait for it, never submit it twice.
             record.update(status="submitted", job_id=job_id, log=before[folder].get("log"), attached=True)
@@ -200,8 +236,14 @@ def run_batch(notebook: str | os.PathLike, grid: dict[str, list], seeds: int | N
         batch["runs"].append(record)
     atomic_write_json(batch_json, batch)
 
-    bar = tqdm(total=len(runs), initial=sum(r["status"] == "skipped" for r in batch["runs"]), desc=batch_dir.name,
-               unit="run", position=0, disable=not progress)
+    bar = tqdm(
+        total=len(runs),
+        initial=sum(r["status"] == "skipped" for r in batch["runs"]),
+        desc=batch_dir.name,
+        unit="run",
+        position=0,
+        disable=not progress,
+    )
 
     def finish(record: dict, result: dict) -> None:
         record.update(result)
@@ -228,9 +270,12 @@ def _run_local(notebook: Path, fixed: dict, batch_dir: Path, batch: dict, thread
     context = mp.get_context("forkserver")
     context.set_forkserver_preload(["iml_nb.runs.batch", "papermill"])
     with cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=exit_with_parent) as pool:
+
         def submit(records) -> dict:
-            return {pool.submit(_execute, notebook, {**fixed, **r["params"]}, batch_dir / r["folder"], threads,
-                                dict(os.environ)): r for r in records}
+            return {
+                pool.submit(_execute, notebook, {**fixed, **r["params"]}, batch_dir / r["folder"], threads, dict(os.environ)): r
+                for r in records
+            }
 
         # At most `jobs` runs handed out at a time, so after Ctrl-C no queued run starts in a worker.
         running = submit(itertools.islice(todo, jobs))
@@ -249,8 +294,7 @@ def _run_local(notebook: Path, fixed: dict, batch_dir: Path, batch: dict, thread
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _run_slurm(notebook: Path, fixed: dict, batch_dir: Path, batch: dict, batch_json: Path, options: SlurmOptions,
-               finish) -> None:
+def _run_slurm(notebook: Path, fixed: dict, batch_dir: Path, batch: dict, batch_json: Path, options: SlurmOptions, finish) -> None:
     todo = [r for r in batch["runs"] if r["status"] == "pending"]
     if todo:
         calls = [(_execute, notebook, {**fixed, **r["params"]}, batch_dir / r["folder"], options.cpus_per_run, None) for r in todo]

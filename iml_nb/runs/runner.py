@@ -38,8 +38,7 @@ def parse_value(text: str):
 def resolve_notebook(notebook: str | os.PathLike) -> Path:
     """A path to an .ipynb, or a stem such as "01_main_two_stage" looked up under notebooks/."""
     given = Path(notebook)
-    candidates = [given, given.with_name(given.name + ".ipynb"),
-                  NOTEBOOKS_DIR / given, NOTEBOOKS_DIR / (given.name + ".ipynb")]
+    candidates = [given, given.with_name(given.name + ".ipynb"), NOTEBOOKS_DIR / given, NOTEBOOKS_DIR / (given.name + ".ipynb")]
     for path in candidates:
         if path.is_file() and path.suffix == ".ipynb":
             return path.resolve()
@@ -54,8 +53,10 @@ def declared_parameters(notebook: str | os.PathLike) -> dict:
     try:
         return pm.inspect_notebook(str(notebook))
     except ValueError as exc:  # papermill's words for a notebook saved without kernelspec metadata
-        raise ValueError(f"cannot read the parameters of {Path(notebook).name}: {exc} "
-                         "(save it from Jupyter with the Python 3 kernel so it records metadata.kernelspec)") from exc
+        raise ValueError(
+            f"cannot read the parameters of {Path(notebook).name}: {exc} "
+            "(save it from Jupyter with the Python 3 kernel so it records metadata.kernelspec)"
+        ) from exc
 
 
 def check_parameters(notebook: str | os.PathLike, parameters: dict) -> None:
@@ -71,8 +72,9 @@ def check_parameters(notebook: str | os.PathLike, parameters: dict) -> None:
     reject_unknown(parameters, set(declared) - set(RUNNER_PARAMETERS), Path(notebook).name)
 
 
-def run_notebook(notebook: str | os.PathLike, parameters: dict | None = None,
-                 outputs_root: str | os.PathLike = "outputs", run_id: str | None = None) -> Path:
+def run_notebook(
+    notebook: str | os.PathLike, parameters: dict | None = None, outputs_root: str | os.PathLike = "outputs", run_id: str | None = None
+) -> Path:
     """Execute `notebook` into outputs_root/<stem>/<run id>/<notebook name> and return that run folder.
 
     The notebook gets `parameters` plus `output_dir` (the run folder, absolute) and writes its results there.
@@ -144,14 +146,20 @@ def execute_into(notebook: Path, parameters: dict, run_dir: Path, progress_bar: 
     tail = ProgressTail(run_dir / "progress.log") if progress_bar else contextlib.nullcontext()
     try:
         with tail:
-            pm.execute_notebook(str(notebook), str(run_dir / notebook.name),
-                                parameters={**parameters, "output_dir": str(run_dir)},
-                                kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=progress_bar)
+            pm.execute_notebook(
+                str(notebook),
+                str(run_dir / notebook.name),
+                parameters={**parameters, "output_dir": str(run_dir)},
+                kernel_name="python3",
+                cwd=str(PROJECT_ROOT),
+                progress_bar=progress_bar,
+            )
     except pm.PapermillExecutionError as exc:
         raise NotebookRunError(
             f"{notebook.name} failed in cell {exc.exec_count} with {exc.ename}: {exc.evalue}\n"
-            f"the executed notebook, with the traceback, is in {run_dir}", run_dir) from exc
+            f"the executed notebook, with the traceback, is in {run_dir}",
+            run_dir,
+        ) from exc
     except Exception as exc:  # kernel died, timed out or never started: the folder may hold a partial notebook
-        raise NotebookRunError(f"{notebook.name} did not finish ({type(exc).__name__}: {exc}); see {run_dir}",
-                               run_dir) from exc
+        raise NotebookRunError(f"{notebook.name} did not finish ({type(exc).__name__}: {exc}); see {run_dir}", run_dir) from exc
     return run_dir

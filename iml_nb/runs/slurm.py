@@ -17,8 +17,7 @@ from pathlib import Path
 
 # sacct states after which a job produces nothing more. PREEMPTED counts as final: with PreemptMode=REQUEUE SLURM shows the
 # job as REQUEUED/PENDING instead, so a job left PREEMPTED was cancelled by the preemption (submitit would wait on it forever).
-TERMINAL = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "REVOKED",
-            "TIMEOUT"}
+TERMINAL = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "REVOKED", "TIMEOUT"}
 SUBMITIT_FOLDER = "slurm/%j"  # under the batch folder: submitit's pickles and the jobs' logs, one folder per job (array task)
 
 
@@ -42,15 +41,23 @@ class SlurmOptions:
                 field = {"--sbatch-arg": "sbatch_args"}.get(option, option.lstrip("-").replace("-", "_"))
                 raise ValueError(f"{option} ({field}) must be {what}, got {value!r}")
 
-        for option, value, low in (("--gpus-per-run", self.gpus_per_run, 0), ("--cpus-per-run", self.cpus_per_run, 1),
-                                   ("--time-min", self.time_min, 1), ("--max-parallel", self.max_parallel, 0)):
+        for option, value, low in (
+            ("--gpus-per-run", self.gpus_per_run, 0),
+            ("--cpus-per-run", self.cpus_per_run, 1),
+            ("--time-min", self.time_min, 1),
+            ("--max-parallel", self.max_parallel, 0),
+        ):
             need(isinstance(value, int) and not isinstance(value, bool) and value >= low, option, f"an integer >= {low}", value)
         need(isinstance(self.partition, str) and " " not in self.partition, "--partition", "a partition name", self.partition)
         need(isinstance(self.mem_gb, (int, float)) and self.mem_gb >= 0, "--mem-gb", "a number >= 0", self.mem_gb)
         need(isinstance(self.poll_s, (int, float)) and self.poll_s > 0, "--poll-s", "a number > 0", self.poll_s)
         for key, _ in self.sbatch_args:
-            need(bool(key) and not key.startswith("-") and "=" not in key, "--sbatch-arg", "KEY=VALUE with KEY an sbatch option "
-                 "without its dashes (qos=high)", key)
+            need(
+                bool(key) and not key.startswith("-") and "=" not in key,
+                "--sbatch-arg",
+                "KEY=VALUE with KEY an sbatch option without its dashes (qos=high)",
+                key,
+            )
 
 
 def options_from(backend: str, slurm: dict) -> SlurmOptions | None:
@@ -60,10 +67,10 @@ def options_from(backend: str, slurm: dict) -> SlurmOptions | None:
         raise ValueError(f"parameter `slurm_options` must be a dict with keys among {sorted(fields)}, got {slurm!r}")
     if backend == "local":
         if slurm:
-            raise ValueError(f"parameter `slurm_options` ({sorted(slurm)}) applies only with backend = \"slurm\"")
+            raise ValueError(f'parameter `slurm_options` ({sorted(slurm)}) applies only with backend = "slurm"')
         return None
     if backend != "slurm":
-        raise ValueError(f"parameter `backend` must be \"local\" or \"slurm\", got {backend!r}")
+        raise ValueError(f'parameter `backend` must be "local" or "slurm", got {backend!r}')
     values = dict(slurm)
     if "sbatch_args" in values:  # a notebook writes them as a dict: {"qos": "high"}
         values["sbatch_args"] = tuple(dict(values["sbatch_args"]).items())
@@ -76,16 +83,26 @@ def check_available() -> None:
     """Fail before anything is submitted when this machine cannot talk to SLURM."""
     missing = [c for c in ("sbatch", "sacct", "scancel") if shutil.which(c) is None]
     if missing:
-        raise ValueError(f"--backend slurm needs SLURM's commands on PATH, missing {missing}: run the batch on a login node "
-                         "of the cluster, or use --backend local")
+        raise ValueError(
+            f"--backend slurm needs SLURM's commands on PATH, missing {missing}: run the batch on a login node "
+            "of the cluster, or use --backend local"
+        )
 
 
 def _executor(batch_dir: Path, options: SlurmOptions, job_name: str):
     import submitit
 
     executor = submitit.SlurmExecutor(folder=batch_dir / SUBMITIT_FOLDER, max_num_timeout=0)
-    params = dict(job_name=job_name, time=options.time_min, cpus_per_task=options.cpus_per_run, nodes=1, ntasks_per_node=1,
-                  additional_parameters=dict(options.sbatch_args), setup=list(options.setup), stderr_to_stdout=True)
+    params = dict(
+        job_name=job_name,
+        time=options.time_min,
+        cpus_per_task=options.cpus_per_run,
+        nodes=1,
+        ntasks_per_node=1,
+        additional_parameters=dict(options.sbatch_args),
+        setup=list(options.setup),
+        stderr_to_stdout=True,
+    )
     if options.partition:
         params["partition"] = options.partition
     if options.gpus_per_run:
@@ -187,6 +204,18 @@ def wait(jobs: dict, on_done, poll_s: float) -> None:
             time.sleep(poll_s)
 
 
-__all__ = ["SlurmOptions", "TERMINAL", "check_available", "options_from", "finished", "is_active", "job_for", "log_path", "outcome",
-           "refresh",
-           "state", "submit", "wait"]
+__all__ = [
+    "SlurmOptions",
+    "TERMINAL",
+    "check_available",
+    "options_from",
+    "finished",
+    "is_active",
+    "job_for",
+    "log_path",
+    "outcome",
+    "refresh",
+    "state",
+    "submit",
+    "wait",
+]

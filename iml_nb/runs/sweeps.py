@@ -37,9 +37,19 @@ def gap_table(metrics: pd.DataFrame, axis: str, metric: str = "em") -> pd.DataFr
             if {a, b} <= set(frame["subset"]):
                 diffs = stats.paired_differences(frame, a, b, metric)  # once: stats.gap would compute it again
                 g = stats.mean_ci(diffs["diff"])
-                rows.append({axis: value, "gap": kind, "mean": g["mean"], "ci_low": g["ci_low"], "ci_high": g["ci_high"],
-                             "n_seeds": g["n_seeds"], "verdict": verdict(g["ci_low"], g["ci_high"]),
-                             "em_reliable": diffs[a].mean(), "em_unreliable": diffs[b].mean()})
+                rows.append(
+                    {
+                        axis: value,
+                        "gap": kind,
+                        "mean": g["mean"],
+                        "ci_low": g["ci_low"],
+                        "ci_high": g["ci_high"],
+                        "n_seeds": g["n_seeds"],
+                        "verdict": verdict(g["ci_low"], g["ci_high"]),
+                        "em_reliable": diffs[a].mean(),
+                        "em_unreliable": diffs[b].mean(),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -87,8 +97,16 @@ class Sweep:
         from iml_nb.core.env import project_path
         from iml_nb.runs.batch import run_batch
 
-        return run_batch("01_main_two_stage", grid={self.axis: self.values}, fixed=self.fixed, jobs=self.jobs,
-                         out=project_path("outputs/batches"), name=self.batch_name, backend=self.backend, slurm=self.cluster)
+        return run_batch(
+            "01_main_two_stage",
+            grid={self.axis: self.values},
+            fixed=self.fixed,
+            jobs=self.jobs,
+            out=project_path("outputs/batches"),
+            name=self.batch_name,
+            backend=self.backend,
+            slurm=self.cluster,
+        )
 
     def collect(self, table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(metrics of every complete run with the axis as a column, the gap table per grid value)."""
@@ -99,10 +117,16 @@ class Sweep:
         """Config and metrics into the run folder; returns the summary for results.mark_complete (the notebook's last cell)."""
         from iml_nb.core import results
 
-        results.write_run(self.run_dir, {"axis": self.axis, "values": self.values, "fixed": self.fixed,
-                                         "batch_name": self.batch_name}, metrics)
-        return {"axis": self.axis, "values": self.values, "gaps": gaps.to_dict("records"), "batch": table.attrs["batch_json"],
-                "paper_expectation": expectation}
+        results.write_run(
+            self.run_dir, {"axis": self.axis, "values": self.values, "fixed": self.fixed, "batch_name": self.batch_name}, metrics
+        )
+        return {
+            "axis": self.axis,
+            "values": self.values,
+            "gaps": gaps.to_dict("records"),
+            "batch": table.attrs["batch_json"],
+            "paper_expectation": expectation,
+        }
 
     def qa_line(self, gaps: pd.DataFrame) -> str:
         """The QA gap at every grid value with its verdict, on one line."""

