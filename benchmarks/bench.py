@@ -22,13 +22,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from iml_nb.core.config import ExperimentConfig, TrainConfig, build_config
+from iml_nb.core.config import TrainConfig
 from iml_nb.lm import evaluate
 from iml_nb.lm import model as models
 from iml_nb.lm.encode import IGNORE, Encoded, encode
 from iml_nb.lm.evaluate import EvalSuite
 from iml_nb.lm.train import lr_lambda, make_optimizer, train_stage
 from iml_nb.people_qa import experiment
+from iml_nb.people_qa.config import ExperimentConfig, build_config
 from iml_nb.people_qa.define import make_define_data, replay_sample, stage0_examples
 
 BENCH_SCALE = dict(n_people=200, stage0_epochs=10, stage1_epochs=5, stage2_epochs=3, n_seeds=1, n_jobs=1)  # minutes, not hours

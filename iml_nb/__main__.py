@@ -242,7 +242,7 @@ def _paper(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from iml_nb.core.config import build_config
+    from iml_nb.people_qa.config import build_config
     from iml_nb.people_qa.export import write
 
     cfg = build_config(**collect_parameters(args.parameters_file, args.parameter))  # every parameter checked first

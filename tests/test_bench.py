@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from benchmarks import bench
-from iml_nb.core.config import build_config
 from iml_nb.lm.encode import IGNORE, encode
 from iml_nb.lm.evaluate import EvalSuite
 from iml_nb.lm.train import train_stage
 from iml_nb.people_qa import experiment
+from iml_nb.people_qa.config import build_config
 from iml_nb.people_qa.define import make_define_data
 
 

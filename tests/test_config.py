@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from iml_nb.core import config
-from iml_nb.core.config import ConfigError, build_config
+from iml_nb.core.parameters import ConfigError
+from iml_nb.people_qa import config
+from iml_nb.people_qa.config import build_config
 
 
 def test_defaults_build():
@@ -92,7 +93,7 @@ def test_from_dict_inverts_to_dict():
 
 
 def test_alpha_is_applied_however_the_config_is_built():
-    from iml_nb.core.config import DataConfig, from_dict
+    from iml_nb.people_qa.config import DataConfig, from_dict
 
     direct = DataConfig(alpha=0.75)
     built = build_config(alpha=0.75)
@@ -107,7 +108,7 @@ def test_building_a_config_imports_neither_torch_nor_transformers():
     import sys
 
     code = (
-        "import sys; from iml_nb.core.config import build_config; build_config(model='pythia-base', alpha=0.75); "
+        "import sys; from iml_nb.people_qa.config import build_config; build_config(model='pythia-base', alpha=0.75); "
         "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from iml_nb.core.config import DataConfig, build_config
+from iml_nb.people_qa.config import DataConfig, build_config
 from iml_nb.people_qa.define import EA_TEMPLATE, make_define_data, replay_sample, stage0_examples
 from iml_nb.people_qa.people import synthetic_people
 
@@ -148,7 +148,7 @@ def test_replay_sample_is_seeded():
 
 def test_same_seed_same_data_in_another_process():
     code = (
-        "from iml_nb.core.config import DataConfig; from iml_nb.people_qa.define import make_define_data; "
+        "from iml_nb.people_qa.config import DataConfig; from iml_nb.people_qa.define import make_define_data; "
         "from iml_nb.people_qa.people import synthetic_people;"
         "import hashlib; d = make_define_data(synthetic_people(200, 0), DataConfig(n_people=200), 5, 1);"
         "print(hashlib.sha256(repr((d.train, sorted(d.eval_sets.items()))).encode()).hexdigest())"
@@ -193,7 +193,7 @@ def test_multi_piece_aliases_share_their_pieces_and_tokenize_into_them():
 
 
 def test_multi_piece_aliases_are_pieces_of_the_run_vocabulary():
-    from iml_nb.core.config import build_config
+    from iml_nb.people_qa.config import build_config
     from iml_nb.people_qa.experiment import base_model
 
     cfg = build_config(n_people=200, alias_tokens=3, model="pythia-tiny")

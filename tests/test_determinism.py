@@ -8,12 +8,12 @@ from iml_nb.vision import experiment as vision_experiment
 
 
 def test_set_inclusion_is_deterministic():
-    cfg = setinc.build_setinc_config(n_vars=40, stage1_epochs=2, stage2_epochs=2, n_seeds=1, n_jobs=1)
+    cfg = setinc.PARAMETERS.build(n_vars=40, stage1_epochs=2, stage2_epochs=2, n_seeds=1, n_jobs=1)
     first, again = setinc_experiment.run_experiment(cfg, progress=False), setinc_experiment.run_experiment(cfg, progress=False)
     assert len(first) > 0 and first.equals(again)
 
 
 def test_mnist_convnet_is_deterministic():
-    cfg = vision_experiment.build_vision_config(n_vars=30, pretrain_epochs=0, stage1_epochs=2, stage2_epochs=1, n_seeds=1, n_jobs=1)
+    cfg = vision_experiment.PARAMETERS.build(n_vars=30, pretrain_epochs=0, stage1_epochs=2, stage2_epochs=1, n_seeds=1, n_jobs=1)
     first, again = vision_experiment.run_experiment(cfg, progress=False), vision_experiment.run_experiment(cfg, progress=False)
     assert len(first) > 0 and first.equals(again)

@@ -6,8 +6,9 @@ import pytest
 
 from iml_nb.analysis import explore
 from iml_nb.core import results
-from iml_nb.core.config import ConfigError, build_config
+from iml_nb.core.parameters import ConfigError
 from iml_nb.core.results import METRIC_COLUMNS
+from iml_nb.people_qa.config import build_config
 
 SUBSETS = ("qd1consis", "qd2incons", "d1consis", "d2consis")
 

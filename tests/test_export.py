@@ -7,8 +7,9 @@ import sys
 import pandas as pd
 import pytest
 
-from iml_nb.core.config import ConfigError, build_config
+from iml_nb.core.parameters import ConfigError
 from iml_nb.people_qa import export
+from iml_nb.people_qa.config import build_config
 from iml_nb.people_qa.define import make_define_data, stage0_examples
 from iml_nb.people_qa.experiment import load_people, stage_training_examples
 

@@ -5,8 +5,9 @@ import dataclasses
 import pytest
 import torch
 
-from iml_nb.core.config import ConfigError, build_config
+from iml_nb.core.parameters import ConfigError
 from iml_nb.mechanisms import gradalign
+from iml_nb.people_qa.config import build_config
 from iml_nb.people_qa.define import make_define_data
 from iml_nb.people_qa.experiment import load_people
 

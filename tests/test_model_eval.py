@@ -5,11 +5,12 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
 
-from iml_nb.core.config import TrainConfig, build_config
+from iml_nb.core.config import TrainConfig
 from iml_nb.lm import model as models_mod
 from iml_nb.lm.encode import encode, target_logits
 from iml_nb.lm.evaluate import EvalSuite, exact_match, f1, generate, normalize, teacher_forced_correct
 from iml_nb.lm.train import train_stage
+from iml_nb.people_qa.config import build_config
 from iml_nb.people_qa.define import stage0_examples
 from iml_nb.people_qa.experiment import base_model, run_experiment
 from iml_nb.people_qa.people import synthetic_people

@@ -11,7 +11,7 @@ import papermill
 import pytest
 import yaml
 
-from iml_nb.core.config import parameter_names
+from iml_nb.people_qa.config import PARAMETERS
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))  # the one list of notebooks
@@ -111,7 +111,7 @@ def test_compared_outputs_hold_no_path_of_this_checkout(path):
 
 def test_experiment_notebook_parameters_are_all_known_to_the_config():
     params = papermill.inspect_notebook(str(ROOT / "notebooks" / "01_main_two_stage.ipynb"))
-    assert set(params) <= parameter_names(), set(params) - parameter_names()
+    assert set(params) <= PARAMETERS.names(), set(params) - PARAMETERS.names()
 
 
 def test_torch_kernels_are_pinned_to_avx2_on_x86():
@@ -176,15 +176,11 @@ def _parameter_defaults(stem: str) -> dict:
 @pytest.mark.parametrize("stem", ["01_main_two_stage", "04_set_inclusion", "05_mnist"])
 def test_notebook_defaults_are_the_config_defaults(stem):
     """A notebook's parameters cell repeats its config's defaults (papermill needs them there); they must not drift apart."""
-    from iml_nb.core import config
+    from iml_nb.people_qa import config
     from iml_nb.setinc import data as setinc
     from iml_nb.vision import experiment as vision_experiment
 
-    pick, build = {
-        "01_main_two_stage": (config.pick, config.build_config),
-        "04_set_inclusion": (setinc.pick_setinc, setinc.build_setinc_config),
-        "05_mnist": (vision_experiment.pick_vision, vision_experiment.build_vision_config),
-    }[stem]
+    flat = {"01_main_two_stage": config.PARAMETERS, "04_set_inclusion": setinc.PARAMETERS, "05_mnist": vision_experiment.PARAMETERS}[stem]
 
     def leaves(d, prefix=""):
         return {
@@ -193,7 +189,7 @@ def test_notebook_defaults_are_the_config_defaults(stem):
             for k, v in (leaves(val, f"{key}.").items() if isinstance(val, dict) else [(key, val)])
         }
 
-    from_notebook, from_config = leaves(build(**pick(_parameter_defaults(stem))).to_dict()), leaves(build().to_dict())
+    from_notebook, from_config = leaves(flat.from_notebook(_parameter_defaults(stem)).to_dict()), leaves(flat.config().to_dict())
     differ = {k: (from_notebook.get(k), from_config.get(k)) for k in from_config if from_notebook.get(k) != from_config.get(k)}
     assert not differ, f"{stem}: parameters cell vs config defaults (notebook, config): {differ}"
 

@@ -8,7 +8,7 @@ import psutil
 import torch
 
 SCRIPT = """
-from iml_nb.core.config import build_config
+from iml_nb.people_qa.config import build_config
 from iml_nb.people_qa.experiment import run_experiment
 cfg = build_config(n_people=60, model="pythia-tiny", stage0_epochs=1, stage1_epochs=500, stage2_epochs=1, n_seeds=2, n_jobs=2,
                    cache_dir={cache!r})
@@ -41,7 +41,7 @@ def test_killing_the_parent_stops_its_seed_workers(tmp_path):
 
 
 def test_seeds_in_two_processes_equal_seeds_in_one(tmp_path):
-    from iml_nb.core.config import build_config
+    from iml_nb.people_qa.config import build_config
     from iml_nb.people_qa.experiment import run_experiment
 
     common = dict(n_people=60, model="pythia-tiny", stage0_epochs=1, stage1_epochs=1, stage2_epochs=1, n_seeds=2)

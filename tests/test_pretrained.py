@@ -8,9 +8,8 @@ import math
 
 import pytest
 
-from iml_nb.core import config
 from iml_nb.lm.model import SHIPPED, load_pretrained
-from iml_nb.people_qa import experiment
+from iml_nb.people_qa import config, experiment
 
 
 def test_shipped_model_loads_by_name_and_answers():

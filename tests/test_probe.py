@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from iml_nb.core.config import build_config
 from iml_nb.mechanisms import probe
+from iml_nb.people_qa.config import build_config
 from iml_nb.people_qa.define import make_define_data
 from iml_nb.people_qa.experiment import load_people
 
@@ -59,7 +59,7 @@ def test_hidden_states_line_positions_up_and_a_probe_is_at_chance_where_inputs_a
 
 
 def test_probe_settings_are_checked_by_name_before_any_compute():
-    from iml_nb.core.config import ConfigError
+    from iml_nb.core.parameters import ConfigError
 
     assert [c.data.word_order for c in probe.probe_configs({"n_people": 200}, ["tve", "vte"], ["tag"], 0.01, 5)] == ["tve", "vte"]
     for args, name in [

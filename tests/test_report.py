@@ -6,8 +6,8 @@ import pandas as pd
 
 from iml_nb.analysis import report
 from iml_nb.core import results
-from iml_nb.core.config import build_config
 from iml_nb.core.results import METRIC_COLUMNS
+from iml_nb.people_qa.config import build_config
 
 EMPTY = pd.DataFrame(columns=METRIC_COLUMNS)
 
@@ -46,14 +46,14 @@ def test_report_reads_runs_and_judges_claims(tmp_path):
     (main / "01_main_two_stage.ipynb").write_text(json.dumps(nb))
     (tmp_path / "01_main_two_stage" / "20270101-000000-ffff").mkdir()  # newer but killed: not complete, ignored
     _sweep(tmp_path, "02_alpha_sweep", "alpha", [(0.75, 0.03), (0.5, 0.0), (1.0, 0.07)])  # unsorted on purpose
-    from iml_nb.setinc.data import build_setinc_config
+    from iml_nb.setinc.data import PARAMETERS as SETINC
 
     setinc = tmp_path / "04_set_inclusion" / "20260101-000000-abcd"
-    results.finalize_run(setinc, build_setinc_config().to_dict(), EMPTY, {"stage1_gap_qa": _gap(0.05), "iml_gap_qa": _gap(0.0)})
-    from iml_nb.vision.experiment import build_vision_config
+    results.finalize_run(setinc, SETINC.build().to_dict(), EMPTY, {"stage1_gap_qa": _gap(0.05), "iml_gap_qa": _gap(0.0)})
+    from iml_nb.vision.experiment import PARAMETERS as VISION
 
     mnist = tmp_path / "05_mnist" / "20260101-000000-abcd"
-    results.finalize_run(mnist, build_vision_config().to_dict(), EMPTY, {"stage1_gap_qa": _gap(0.4), "iml_gap_qa": _gap(0.15)})
+    results.finalize_run(mnist, VISION.build().to_dict(), EMPTY, {"stage1_gap_qa": _gap(0.4), "iml_gap_qa": _gap(0.15)})
     configs = {"configs": [build_config(word_order=o, loss_on="all", n_people=500).to_dict() for o in ("tve", "vte")]}
     results.finalize_run(
         tmp_path / "06_probing" / "20260101-000000-abcd",

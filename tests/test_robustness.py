@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iml_nb.core.config import ConfigError
+from iml_nb.core.parameters import ConfigError
 from iml_nb.people_qa import robustness
 
 

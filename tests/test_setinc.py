@@ -2,7 +2,7 @@
 
 import pytest
 
-from iml_nb.core.config import ConfigError
+from iml_nb.core.parameters import ConfigError
 from iml_nb.setinc.data import X1, SetIncConfig, make_setinc_data, stage_examples, train_questions
 
 CFG = SetIncConfig(n_vars=200)
@@ -95,23 +95,23 @@ def test_bad_parameters_are_named(kwargs, name):
 
 
 def test_config_names_bad_parameters_before_compute():
-    from iml_nb.setinc.data import build_setinc_config
+    from iml_nb.setinc.data import PARAMETERS
 
     with pytest.raises(ConfigError, match="unknown parameter"):
-        build_setinc_config(n_people=10)
+        PARAMETERS.build(n_people=10)
     with pytest.raises(ConfigError, match="`model`"):
-        build_setinc_config(model="EleutherAI/pythia-70m")
-    cfg = build_setinc_config(n_vars=100, stage1_epochs=3, frac_qd1consis=0.3, frac_qd2incons=0.5)
+        PARAMETERS.build(model="EleutherAI/pythia-70m")
+    cfg = PARAMETERS.build(n_vars=100, stage1_epochs=3, frac_qd1consis=0.3, frac_qd2incons=0.5)
     assert cfg.train.stage_epochs == (3, 20) and cfg.data.fraction["qd2incons"] == 0.5 and cfg.model.tie_embeddings
 
 
 def test_experiment_learns_definitions_and_reports_the_gap(tmp_path):
     from iml_nb.analysis import stats
-    from iml_nb.setinc.data import build_setinc_config
+    from iml_nb.setinc.data import PARAMETERS
     from iml_nb.setinc.experiment import run_experiment
 
     # Untied: definitions are learned within these few epochs (tied, the default, needs ~20 to start).
-    cfg = build_setinc_config(
+    cfg = PARAMETERS.build(
         n_vars=60, stage1_epochs=15, stage2_epochs=10, n_seeds=2, n_seeds_stage2=2, n_jobs=1, tie_embeddings=False, cache_dir=str(tmp_path)
     )
     metrics = run_experiment(cfg, progress=False)
@@ -126,9 +126,9 @@ def test_experiment_learns_definitions_and_reports_the_gap(tmp_path):
 
 
 def test_preview_shows_every_stage_and_test_set_and_pick_keeps_only_parameters():
-    from iml_nb.setinc.data import build_setinc_config, pick_setinc, preview
+    from iml_nb.setinc.data import PARAMETERS, preview
 
-    cfg = build_setinc_config(**pick_setinc({"n_vars": 100, "stage1_epochs": 2, "cfg": object(), "np": None}))
+    cfg = PARAMETERS.from_notebook({"n_vars": 100, "stage1_epochs": 2, "cfg": object(), "np": None})
     table = preview(make_setinc_data(cfg.data, 0, 0), cfg.data)
     assert set(table["data"]) == {"stage 1 train", "stage 2 train", "test"}
     stage2 = table[table["data"] == "stage 2 train"]
@@ -142,12 +142,12 @@ def test_the_gpu_parameter_file_builds_a_paper_scale_config(monkeypatch):
     import yaml
 
     from iml_nb.core.env import project_path
-    from iml_nb.setinc.data import build_setinc_config
+    from iml_nb.setinc.data import PARAMETERS
 
     params = yaml.safe_load(project_path("params/04_set_inclusion_gpu.yaml").read_text())
     assert set(params) <= set(pm.inspect_notebook(str(project_path("notebooks/04_set_inclusion.ipynb"))))
     with pytest.raises(ConfigError, match="`device`"):  # no CUDA here: it fails before any compute, naming the parameter
         monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-        build_setinc_config(**params)
-    cfg = build_setinc_config(**{**params, "device": "cpu"})
+        PARAMETERS.build(**params)
+    cfg = PARAMETERS.build(**{**params, "device": "cpu"})
     assert (cfg.data.n_vars, cfg.model.name, cfg.train.batch_size, cfg.data.resample) == (8000, "pythia-70m", 512, False)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from iml_nb.core.config import ConfigError
+from iml_nb.core.parameters import ConfigError
 from iml_nb.vision.data import CELL, GRID, TAG_ROWS, VisionConfig, eval_specs, make_vision_data, render, stage_specs
 
 CFG = VisionConfig(n_vars=60)
@@ -140,9 +140,9 @@ def test_cell_net_reads_the_cells_row_major_and_its_trunk_classifies_single_digi
 
 
 def test_vision_config_names_bad_parameters_before_any_compute():
-    from iml_nb.vision.experiment import build_vision_config, vision_parameter_names
+    from iml_nb.vision.experiment import PARAMETERS
 
-    cfg = build_vision_config(n_vars=50, pretrain_epochs=0, stage1_epochs=2, stage2_epochs=3, lr=0.01, n_seeds=2, arch="plain")
+    cfg = PARAMETERS.build(n_vars=50, pretrain_epochs=0, stage1_epochs=2, stage2_epochs=3, lr=0.01, n_seeds=2, arch="plain")
     assert (cfg.data.n_vars, cfg.train.stage0_epochs, cfg.train.stage_epochs, cfg.train.lr, cfg.run.n_seeds, cfg.net.arch) == (
         50,
         0,
@@ -151,7 +151,7 @@ def test_vision_config_names_bad_parameters_before_any_compute():
         2,
         "plain",
     )
-    assert build_vision_config().train.stage0_epochs == 1
+    assert PARAMETERS.build().train.stage0_epochs == 1
     for bad, name in [
         ({"holdout_cells": 9}, "holdout_cells"),
         ({"arch": "resnet"}, "arch"),
@@ -163,28 +163,28 @@ def test_vision_config_names_bad_parameters_before_any_compute():
         ({"n_seeds": 0}, "n_seeds"),
     ]:
         with pytest.raises(ConfigError, match=f"`{name}"):
-            build_vision_config(**bad)
+            PARAMETERS.build(**bad)
     with pytest.raises(ConfigError, match="unknown parameter"):
-        build_vision_config(n_people=3)
-    assert {"n_vars", "holdout_cells", "arch", "pretrain_epochs", "stage1_epochs", "device", "output_dir"} <= vision_parameter_names()
+        PARAMETERS.build(n_people=3)
+    assert {"n_vars", "holdout_cells", "arch", "pretrain_epochs", "stage1_epochs", "device", "output_dir"} <= PARAMETERS.names()
 
 
 def test_notebook_parameters_are_the_config_parameters():
     import papermill as pm
 
     from iml_nb.core.env import project_path
-    from iml_nb.vision.experiment import vision_parameter_names
+    from iml_nb.vision.experiment import PARAMETERS
 
     declared = set(pm.inspect_notebook(str(project_path("notebooks/05_mnist.ipynb"))))
-    assert declared == vision_parameter_names()
+    assert declared == PARAMETERS.names()
 
 
 def test_notebook_defaults_are_the_config_defaults():
     import papermill as pm
 
     from iml_nb.core.env import project_path
-    from iml_nb.vision.experiment import build_vision_config
+    from iml_nb.vision.experiment import PARAMETERS
 
     declared = pm.inspect_notebook(str(project_path("notebooks/05_mnist.ipynb")))
     defaults = {name: eval(p["default"]) for name, p in declared.items()}  # literals from the parameters cell
-    assert build_vision_config(**defaults) == build_vision_config()
+    assert PARAMETERS.build(**defaults) == PARAMETERS.build()

@@ -3,8 +3,9 @@ questions each, a clear error naming `people_source` and the install command whe
 
 import pytest
 
-from iml_nb.core.config import ConfigError, build_config
+from iml_nb.core.parameters import ConfigError
 from iml_nb.people_qa import wordnet
+from iml_nb.people_qa.config import build_config
 from iml_nb.people_qa.people import qa_pairs
 
 HEADER = "  1 This software and database is being provided to you, the LICENSEE, by Princeton University\n"

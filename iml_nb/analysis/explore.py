@@ -16,9 +16,9 @@ from IPython.display import display
 
 from iml_nb.analysis import plots, stats
 from iml_nb.analysis.stats import METRIC_COLUMNS
-from iml_nb.core.config import build_config, from_dict
 from iml_nb.core.env import project_path
 from iml_nb.core.results import atomic_write_text, finalize_run, is_complete, read_metrics
+from iml_nb.people_qa.config import build_config, from_dict
 
 SKIPPED_FOLDERS = {"nbval", "batches", "diagnostics", ".cache", "00_explore"}  # not experiments' own run folders
 CURVE_METRICS = ("em", "acc")  # a run with one of these per subset and epoch has curves to show

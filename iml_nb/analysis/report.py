@@ -304,7 +304,7 @@ def scale_of(run_dir: Path) -> tuple[str, str]:
         per = f"orders {'/'.join(orders)}" if len(orders) > 1 else f"bs {'/'.join(map(str, sizes))}"
         return seeds, scale.rsplit(", bs ", 1)[0] + f", {per}, loss on {config['configs'][0]['train']['loss_on']}"
     if "design" in config:  # 10_robustness: one main-experiment run per arm and world
-        from iml_nb.core.config import build_config
+        from iml_nb.people_qa.config import build_config
 
         first = config["design"][0]["params"]
         worlds = len({(d["people_seed"], d["stage0_seed"]) for d in config["design"]})

@@ -19,13 +19,14 @@ import torch
 import torch.nn.functional as F
 
 from iml_nb.analysis.stats import mean_ci
-from iml_nb.core.config import ExperimentConfig, grid, require, require_int
 from iml_nb.core.parallel import Stream, derived_seed, run_seeds
+from iml_nb.core.parameters import require, require_int
 from iml_nb.core.results import metric_rows, metrics_frame, train_rows
 from iml_nb.lm import model as models
 from iml_nb.lm.encode import encode, target_logits
 from iml_nb.lm.evaluate import EvalSuite
 from iml_nb.lm.train import train_stage
+from iml_nb.people_qa.config import ExperimentConfig, grid
 from iml_nb.people_qa.define import DefineData, Example, make_define_data, replay_sample, stage0_examples
 from iml_nb.people_qa.experiment import last_stage_seed, load_people, replay_seed, run_stage0
 

@@ -22,10 +22,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from iml_nb.analysis.stats import mean_ci
-from iml_nb.core.config import ExperimentConfig, grid, require, require_int, require_number
 from iml_nb.core.parallel import run_seeds
+from iml_nb.core.parameters import require, require_int, require_number
 from iml_nb.core.results import metrics_frame
 from iml_nb.lm import model as models
+from iml_nb.people_qa.config import ExperimentConfig, grid
 from iml_nb.people_qa.define import EA_TEMPLATE, DefineData, make_define_data
 from iml_nb.people_qa.experiment import load_people, run_seed, run_stage0, shared_stages_dir
 

@@ -7,7 +7,8 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from iml_nb.core.config import STAGE_PLANS, TAG_OF_SUBSET, X1_SUBSETS, X2_SUBSETS, DataConfig
+from iml_nb.core.config import TAG_OF_SUBSET, X1_SUBSETS, X2_SUBSETS
+from iml_nb.people_qa.config import STAGE_PLANS, DataConfig
 from iml_nb.people_qa.people import Person, qa_pairs
 
 EA_TEMPLATE = "What is the name of {}?"  # the entity-association question the paper's poster plots

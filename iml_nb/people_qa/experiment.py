@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from iml_nb.core.config import X2_SUBSETS, ExperimentConfig
+from iml_nb.core.config import X2_SUBSETS
 from iml_nb.core.env import log_progress, project_path, quiet_transformers
 from iml_nb.core.parallel import derived_seed, run_seeds
 from iml_nb.core.results import METRIC_COLUMNS, atomic_write_folder, metric_rows, metrics_frame, train_rows
@@ -24,6 +24,7 @@ from iml_nb.lm.evaluate import EvalSuite
 from iml_nb.lm.train import train_stage
 from iml_nb.lm.vocab import build_word_tokenizer
 from iml_nb.mechanisms import alignment as mechanism
+from iml_nb.people_qa.config import ExperimentConfig
 from iml_nb.people_qa.define import EA_TEMPLATE, DefineData, Example, make_define_data, replay_sample, stage0_examples, string_pools
 from iml_nb.people_qa.people import QUESTION_TYPES, Person, load_cvdb, synthetic_people
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from iml_nb.core.config import ExperimentConfig
+from iml_nb.people_qa.config import ExperimentConfig
 from iml_nb.people_qa.define import make_define_data, stage0_examples
 from iml_nb.people_qa.experiment import depends_on_stage2, load_people, stage_training_examples
 

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from iml_nb.analysis import stats
-from iml_nb.core.config import ConfigError, build_config
+from iml_nb.core.parameters import ConfigError
 from iml_nb.core.results import is_complete, read_metrics
+from iml_nb.people_qa.config import build_config
 
 # Each arm changes the default main experiment in one respect (a shortcut of the toy, or a choice the paper makes differently).
 ARMS = {

@@ -13,7 +13,7 @@ import random
 import re
 from pathlib import Path
 
-from iml_nb.core.config import ConfigError
+from iml_nb.core.parameters import ConfigError
 from iml_nb.people_qa.people import Person, convert_year
 
 WORDNET_DIR = Path(os.environ.get("IML_NB_WORDNET_DIR", "/usr/share/wordnet"))

@@ -60,7 +60,7 @@ def verdict(ci_low: float, ci_high: float) -> str:
 
 def validate(fixed: dict, axis: str, values: list) -> None:
     """Build every grid point's config now, so a bad value fails before any run (each run would only fail when it starts)."""
-    from iml_nb.core.config import grid
+    from iml_nb.people_qa.config import grid
 
     grid(fixed, axis, values)
 

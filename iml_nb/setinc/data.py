@@ -7,22 +7,11 @@ import random
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import pandas as pd
 
-from iml_nb.core.config import (
-    TAG_OF_SUBSET,
-    X1_SUBSETS,
-    X2_SUBSETS,
-    ModelConfig,
-    RunConfig,
-    TrainConfig,
-    reject_unknown,
-    require,
-    require_int,
-    take,
-)
+from iml_nb.core.config import TAG_OF_SUBSET, X1_SUBSETS, X2_SUBSETS, ModelConfig, RunConfig, TrainConfig
+from iml_nb.core.parameters import Flat, require, require_int
 from iml_nb.people_qa.define import Example, _split
 
 TAGS = ("define1", "define2", "define3")  # fixed tokens, as in the reference (not random strings)
@@ -37,8 +26,9 @@ class SetIncConfig:
     """The data of the set-inclusion experiment (reference config `pythia70m_tokpervar_bs512_n8_i1`, at CPU scale)."""
 
     n_vars: int = 1000  # paper: 8000
-    max_x: int = 100  # hidden numbers and question numbers are 0 .. max_x-1 (the reference: 99)
-    n_nums: int = 8  # numbers per question
+    # Our CPU defaults (docs/results.md, "Set inclusion": the clearest Stage-1 effect we measured); the paper's are 100 and 8
+    max_x: int = 20  # hidden numbers and question numbers are 0 .. max_x-1 (the reference: 99)
+    n_nums: int = 4  # numbers per question
     n_train_qs: int = 12  # training questions per Stage-1 variable, half true and half false
     n_test_qs: int = 12  # held-out questions per variable, half true and half false
     resample: bool = True  # ours: fresh training questions every epoch (fixed questions were memorised on CPU; docs/background.md)
@@ -210,12 +200,13 @@ def preview(data: SetIncData, cfg: SetIncConfig, epoch_seed: int = 0) -> pd.Data
 
 @dataclass(frozen=True)
 class SetIncExperimentConfig:
-    """The set-inclusion experiment: its own data, and the main experiment's model, training and run settings."""
+    """The set-inclusion experiment: its own data, and the shared model, training and run sections, at our CPU defaults (a small
+    tied model, questions redrawn every epoch; `params/04_set_inclusion_gpu.yaml` holds the paper's scale)."""
 
     data: SetIncConfig = field(default_factory=SetIncConfig)
-    model: ModelConfig = field(default_factory=lambda: ModelConfig(tie_embeddings=False))
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(stage0_epochs=0, stage_epochs=(100, 20), lr=2e-3))
-    run: RunConfig = field(default_factory=lambda: RunConfig(n_seeds=2))
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(name="pythia-tiny", tie_embeddings=True))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(stage0_epochs=0, stage_epochs=(45, 20), lr=2e-3))
+    run: RunConfig = field(default_factory=lambda: RunConfig(n_seeds=4))
 
     def __post_init__(self) -> None:
         require(len(self.train.stage_epochs) == 2, "stage_epochs", "set inclusion has two stages")
@@ -229,54 +220,26 @@ class SetIncExperimentConfig:
         return dataclasses.asdict(self)
 
 
-# Flat parameter names of the set-inclusion notebook. Defaults: the CPU configuration with the clearest Stage-1 effect we measured
-# (docs/results.md, "Set inclusion"): 20 numbers, 4 per question, tied embeddings, questions redrawn every epoch. The dataclass defaults
-# above stay at the paper's 100 numbers, 8 per question.
-_DATA_NAMES = tuple(f.name for f in dataclasses.fields(SetIncConfig) if f.name != "fractions")
-_MODEL_NAMES = ("model", "tie_embeddings")
-_TRAIN_NAMES = (
-    "stage1_epochs",
-    "stage2_epochs",
-    "batch_size",
-    "lr",
-    "optimizer",
-    "schedule",
-    "warmup_steps",
-    "weight_decay",
-    "grad_clip",
-    "loss_on",
+# The notebook's flat parameter names, per config section.
+PARAMETERS = Flat(
+    SetIncExperimentConfig,
+    sections={
+        "data": tuple(f.name for f in dataclasses.fields(SetIncConfig) if f.name != "fractions"),
+        "model": ("model", "tie_embeddings"),
+        "train": (
+            "stage1_epochs",
+            "stage2_epochs",
+            "batch_size",
+            "lr",
+            "optimizer",
+            "schedule",
+            "warmup_steps",
+            "weight_decay",
+            "grad_clip",
+            "loss_on",
+        ),
+        "run": ("seed", "n_seeds", "n_seeds_stage2", "n_jobs", "eval_batch_size", "output_dir", "cache_dir", "device"),
+    },
+    rename={"model": "name"},
+    subsets=SUBSETS,
 )
-_RUN_NAMES = ("seed", "n_seeds", "n_seeds_stage2", "n_jobs", "eval_batch_size", "output_dir", "cache_dir", "device")
-SETINC_DEFAULTS = {
-    "max_x": 20,
-    "n_nums": 4,
-    "model": "pythia-tiny",
-    "tie_embeddings": True,
-    "stage1_epochs": 45,
-    "stage2_epochs": 20,
-    "lr": 2e-3,
-    "n_seeds": 4,
-}
-
-
-def setinc_parameter_names() -> set[str]:
-    return set(_DATA_NAMES + _MODEL_NAMES + _TRAIN_NAMES + _RUN_NAMES) | {f"frac_{n}" for n in SUBSETS}
-
-
-def pick_setinc(namespace: dict) -> dict:
-    """The set-inclusion parameters among a notebook's variables, for `build_setinc_config(**pick_setinc(globals()))`."""
-    return {k: v for k, v in namespace.items() if k in setinc_parameter_names()}
-
-
-def build_setinc_config(**params: Any) -> SetIncExperimentConfig:
-    """The frozen config from the notebook's flat parameters; unknown or invalid names fail here, before any compute."""
-    reject_unknown(params, setinc_parameter_names())
-    params = {**SETINC_DEFAULTS, **params}
-    fractions = {**DEFAULT_FRACTIONS, **{n[len("frac_") :]: params.pop(n) for n in list(params) if n.startswith("frac_")}}
-    stage_epochs = (params.pop("stage1_epochs"), params.pop("stage2_epochs"))
-    return SetIncExperimentConfig(
-        data=take(SetIncConfig, params, fractions=tuple(fractions.items())),
-        model=take(ModelConfig, params, rename={"model": "name"}),
-        train=take(TrainConfig, params, stage0_epochs=0, stage_epochs=stage_epochs),
-        run=take(RunConfig, params),
-    )

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from iml_nb.core.config import TAG_OF_SUBSET, X1_SUBSETS, X2_SUBSETS, require, require_int
+from iml_nb.core.config import TAG_OF_SUBSET, X1_SUBSETS, X2_SUBSETS
+from iml_nb.core.parameters import require, require_int
 
 SUBSETS = ("qd1consis", "qd2incons", "d1consis", "d2consis")
 X1 = tuple(s for s in X1_SUBSETS if s in SUBSETS)  # in the text experiment's split order

@@ -11,21 +11,20 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
 from iml_nb.analysis import stats
-from iml_nb.core.config import RunConfig, TrainConfig, reject_unknown, require, require_int, take
+from iml_nb.core.config import RunConfig, TrainConfig
 from iml_nb.core.parallel import Stream, derived_seed, run_seeds
+from iml_nb.core.parameters import Flat, require, require_int
 from iml_nb.core.results import metric_rows, metrics_frame, train_rows
 from iml_nb.lm.model import resolve_device
 from iml_nb.lm.train import train_stage
 from iml_nb.vision.data import (
     ARCHS,
-    DEFAULT_FRACTIONS,
     SUBSETS,
     ImageSet,
     VisionConfig,
@@ -77,51 +76,31 @@ class VisionExperimentConfig:
         return dataclasses.asdict(self)
 
 
-# Flat parameter names of the notebook; pretrain_epochs is TrainConfig.stage0_epochs, pretrain_batch_size its batch size.
-_DATA_NAMES = ("n_vars", "tag_bits", "holdout_cells")
-_NET_NAMES = ("arch", "width", "hidden")
-_TRAIN_NAMES = (
-    "pretrain_epochs",
-    "pretrain_batch_size",
-    "stage1_epochs",
-    "stage2_epochs",
-    "batch_size",
-    "lr",
-    "optimizer",
-    "schedule",
-    "warmup_steps",
-    "weight_decay",
-    "grad_clip",
+# The notebook's flat parameter names, per config section; pretrain_epochs is TrainConfig.stage0_epochs, pretrain_batch_size its
+# batch size.
+PARAMETERS = Flat(
+    VisionExperimentConfig,
+    sections={
+        "data": ("n_vars", "tag_bits", "holdout_cells"),
+        "net": ("arch", "width", "hidden"),
+        "train": (
+            "pretrain_epochs",
+            "pretrain_batch_size",
+            "stage1_epochs",
+            "stage2_epochs",
+            "batch_size",
+            "lr",
+            "optimizer",
+            "schedule",
+            "warmup_steps",
+            "weight_decay",
+            "grad_clip",
+        ),
+        "run": ("seed", "n_seeds", "n_jobs", "eval_batch_size", "output_dir", "device"),
+    },
+    rename={"pretrain_epochs": "stage0_epochs", "pretrain_batch_size": "stage0_batch_size"},
+    subsets=SUBSETS,
 )
-_RUN_NAMES = ("seed", "n_seeds", "n_jobs", "eval_batch_size", "output_dir", "device")
-
-
-def vision_parameter_names() -> set[str]:
-    return set(_DATA_NAMES + _NET_NAMES + _TRAIN_NAMES + _RUN_NAMES) | {f"frac_{n}" for n in SUBSETS}
-
-
-def pick_vision(namespace: dict) -> dict:
-    """The MNIST parameters among a notebook's variables, for `build_vision_config(**pick_vision(globals()))`."""
-    return {k: v for k, v in namespace.items() if k in vision_parameter_names()}
-
-
-def build_vision_config(**params: Any) -> VisionExperimentConfig:
-    """The frozen config from the notebook's flat parameters; unknown or invalid names fail here, before any compute."""
-    reject_unknown(params, vision_parameter_names())
-    params = dict(params)
-    fractions = {**DEFAULT_FRACTIONS, **{n[len("frac_") :]: params.pop(n) for n in list(params) if n.startswith("frac_")}}
-    base = VisionExperimentConfig()
-    stage_epochs = (params.pop("stage1_epochs", base.train.stage_epochs[0]), params.pop("stage2_epochs", base.train.stage_epochs[1]))
-    renamed = {"stage0_epochs": params.pop("pretrain_epochs", base.train.stage0_epochs)}
-    if "pretrain_batch_size" in params:
-        renamed["stage0_batch_size"] = params.pop("pretrain_batch_size")
-    train_params = {k: params.pop(k) for k in list(params) if k in _TRAIN_NAMES}
-    return VisionExperimentConfig(
-        data=take(VisionConfig, params, fractions=tuple(fractions.items())),
-        net=take(NetConfig, params),
-        train=dataclasses.replace(base.train, stage_epochs=stage_epochs, **renamed, **train_params),
-        run=dataclasses.replace(base.run, **{k: params.pop(k) for k in list(params) if k in _RUN_NAMES}),
-    )
 
 
 def preview(data: VisionData) -> pd.DataFrame:
@@ -233,13 +212,11 @@ __all__ = [
     "METRIC",
     "NetConfig",
     "VisionExperimentConfig",
-    "build_vision_config",
+    "PARAMETERS",
     "eval_sets",
-    "pick_vision",
     "preview",
     "run_experiment",
     "run_seed",
     "stage_data",
     "summary",
-    "vision_parameter_names",
 ]
