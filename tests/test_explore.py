@@ -4,7 +4,7 @@ from stored metrics, an alias's texts come from the stored config, and the try-i
 import pandas as pd
 import pytest
 
-from iml_nb.analysis import explore
+from iml_nb.analysis import explore, stored
 from iml_nb.core import results
 from iml_nb.core.parameters import ConfigError
 from iml_nb.core.results import METRIC_COLUMNS
@@ -43,7 +43,7 @@ def outputs(tmp_path):
 
 
 def test_lists_complete_runs_with_curves_newest_first(outputs):
-    runs = explore.list_runs(str(outputs))
+    runs = stored.list_runs(str(outputs))
     assert list(runs["label"]) == [
         "02_alpha_sweep / 20260103-000000-cccc",
         "01_main_two_stage / 20260102-000000-bbbb",
@@ -53,19 +53,19 @@ def test_lists_complete_runs_with_curves_newest_first(outputs):
 
 
 def test_first_run_and_a_bad_experiment_named(outputs):
-    runs = explore.list_runs(str(outputs))
-    assert explore.pick_run(runs, "") == "01_main_two_stage / 20260102-000000-bbbb"  # newest main-experiment run
-    assert explore.pick_run(runs, "02_alpha_sweep") == "02_alpha_sweep / 20260103-000000-cccc"
-    assert explore.pick_run(runs, "01_main_two_stage/20260101-000000-aaaa") == "01_main_two_stage / 20260101-000000-aaaa"
+    runs = stored.list_runs(str(outputs))
+    assert stored.pick_run(runs, "") == "01_main_two_stage / 20260102-000000-bbbb"  # newest main-experiment run
+    assert stored.pick_run(runs, "02_alpha_sweep") == "02_alpha_sweep / 20260103-000000-cccc"
+    assert stored.pick_run(runs, "01_main_two_stage/20260101-000000-aaaa") == "01_main_two_stage / 20260101-000000-aaaa"
     with pytest.raises(ValueError, match="parameter `experiment`"):
-        explore.pick_run(runs, "01_main")
+        stored.pick_run(runs, "01_main")
     with pytest.raises(ValueError, match="no complete run folder"):
-        explore.pick_run(runs.iloc[:0], "")
+        stored.pick_run(runs.iloc[:0], "")
 
 
 def test_widget_changes_redraw_from_stored_metrics(outputs):
-    runs = explore.list_runs(str(outputs))
-    ui = explore.Explorer(runs, explore.pick_run(runs, ""))
+    runs = stored.list_runs(str(outputs))
+    ui = explore.Explorer(runs, stored.pick_run(runs, ""))
     assert ui.chart is not None
     both = ui.chart.to_dict()["datasets"]
     ui.stage.value = 2
@@ -73,16 +73,16 @@ def test_widget_changes_redraw_from_stored_metrics(outputs):
     assert only2 != both
     stages = {row["stage"] for rows in only2.values() for row in rows if "stage" in row}
     assert stages == {2}
-    gaps = explore.gap_table(ui.current).set_index("gap")["value"]
+    gaps = stored.gap_table(ui.current).set_index("gap")["value"]
     assert gaps["D5 − D6, QA (IML gap)"].startswith("+0.150  95% CI [+0.150, +0.150]")  # stored: d1 = d2 - 0.05 + 0.2
     assert ui.alias_subset.value == "d1consis" and ui.alias_seed.value == 0 and ui.alias.value == ui.alias.options[0]
     ui.alias_subset.value = "d2consis"
-    assert ui.alias.value in explore.aliases_of(ui.current, 0, "d2consis")
-    assert explore.present_subsets(ui.current, stage=2) == ["d1consis", "d2consis"]
+    assert ui.alias.value in stored.aliases_of(ui.current, 0, "d2consis")
+    assert stored.present_subsets(ui.current, stage=2) == ["d1consis", "d2consis"]
     with pytest.raises(ValueError, match="none of"):
-        explore.curve_chart(ui.current, ["qd1consis"], stage=2)
+        stored.curve_chart(ui.current, ["qd1consis"], stage=2)
     ui.seeds.value = (0,)
-    assert "n=1" in explore.gap_table(ui.current, seeds=(0,)).iloc[0]["value"]
+    assert "n=1" in stored.gap_table(ui.current, seeds=(0,)).iloc[0]["value"]
     ui.run_box.value = "02_alpha_sweep / 20260103-000000-cccc"  # a sweep: its point chooser appears, the last point first
     assert ui.point.layout.display == "" and ui.point.value == 1.0 and ui.point.description == "alpha"
     ui.point.value = 0.5
@@ -90,9 +90,9 @@ def test_widget_changes_redraw_from_stored_metrics(outputs):
 
 
 def test_alias_view_reads_the_stored_config(outputs):
-    run = explore.load_run(str(outputs / "01_main_two_stage" / "20260101-000000-aaaa"))
-    alias = explore.aliases_of(run, 0, "d1consis")[0]
-    view = explore.alias_view(run, 0, alias)
+    run = stored.load_run(str(outputs / "01_main_two_stage" / "20260101-000000-aaaa"))
+    alias = stored.aliases_of(run, 0, "d1consis")[0]
+    view = stored.alias_view(run, 0, alias)
     assert (view["where"] == "stage2").sum() == 1 and view.loc[view["where"] == "stage2", "kind"].item() == "definition"
     assert view["where"].str.startswith("test: d1consis").any() and view["text"].str.contains(alias, regex=False).all()
 

@@ -86,7 +86,7 @@ def test_loss_and_accuracy_count_only_supervised_cells_and_the_one_loop_trains_t
 
     from iml_nb.core.config import TrainConfig
     from iml_nb.lm.train import train_stage
-    from iml_nb.vision.data import ConvNet, ImageSet, accuracy, image_loss
+    from iml_nb.vision.model import ConvNet, ImageSet, accuracy, image_loss
 
     data = make_vision_data(CFG, seed=0)
     ids, kinds, cells = stage_specs(data, "stage1")
@@ -127,7 +127,7 @@ def test_held_out_cells_are_never_trained_and_are_what_stage_1_is_tested_on():
 def test_cell_net_reads_the_cells_row_major_and_its_trunk_classifies_single_digits():
     import torch
 
-    from iml_nb.vision.data import CellNet, split_cells
+    from iml_nb.vision.model import CellNet, split_cells
 
     images = torch.zeros(2, TAG_ROWS + 3 * CELL, 3 * CELL)
     for c in range(9):

@@ -1,2 +1,2 @@
 """From metrics to claims: per-seed gaps and intervals (stats), verdict rules with multiplicity control (verdicts), invariant checks
-(checks), charts (plots), the paper-claims report (report), and the interactive explorer (explore)."""
+(checks), charts (plots), the paper's claims and how each is read (claims), the claims table (report), and the explorer (explore)."""

@@ -23,23 +23,9 @@ from iml_nb.core.parameters import Flat, require, require_int
 from iml_nb.core.results import metric_rows, metrics_frame, train_rows
 from iml_nb.lm.model import resolve_device
 from iml_nb.lm.train import train_stage
-from iml_nb.vision.data import (
-    ARCHS,
-    SUBSETS,
-    ImageSet,
-    VisionConfig,
-    VisionData,
-    accuracy,
-    build_net,
-    digit_accuracy,
-    digit_loss,
-    eval_specs,
-    image_loss,
-    make_vision_data,
-    render,
-    stage_specs,
-)
+from iml_nb.vision.data import SUBSETS, VisionConfig, VisionData, eval_specs, make_vision_data, render, stage_specs
 from iml_nb.vision.digits import load_mnist
+from iml_nb.vision.model import ARCHS, ImageSet, accuracy, build_net, digit_accuracy, digit_loss, image_loss
 
 METRIC = "acc"
 
