@@ -26,28 +26,19 @@ def collect_parameters(files: list[str], pairs: list[list[str]]) -> dict:
     return params
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m iml_nb", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = commands.add_parser("run", help="execute one notebook with parameters into its own run folder")
-    run.add_argument("notebook", help="path to an .ipynb, or a stem under notebooks/ such as 01_main_two_stage")
-    run.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="a parameter; VALUE is read as YAML (0.5, true, [1,2], 1e-4)",
+def _parameter_options(command: argparse.ArgumentParser, what: str, file_what: str) -> None:
+    """-p NAME VALUE (repeatable) and -f YAML, as `run`, `batch` and `data` take them."""
+    command.add_argument(
+        "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help=f"{what}; VALUE is read as YAML"
     )
-    run.add_argument(
-        "-f", "--parameters-file", action="append", default=[], metavar="YAML", help="a YAML mapping of parameters (applied before -p)"
-    )
-    run.add_argument("--outputs", default="outputs", help="root of the run folders (default: %(default)s)")
-    run.add_argument("--run-id", default=None, help="name of the run folder (default: UTC time + 4 hex)")
-    run.set_defaults(handler=_run)
+    command.add_argument("-f", "--parameters-file", action="append", default=[], metavar="YAML", help=f"{file_what} (applied before -p)")
 
+
+def _outputs_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--outputs", default="outputs", help="root of the run folders (default: %(default)s)")
+
+
+def _add_batch(commands) -> None:
     batch = commands.add_parser(
         "batch", help="execute one notebook per grid point x seed, in parallel; a rerun redoes only missing or failed runs"
     )
@@ -60,23 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a varied parameter, values read as YAML; repeat for a Cartesian product",
     )
     batch.add_argument("--seeds", type=int, default=None, metavar="N", help="also vary `seed` over 0..N-1")
-    batch.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="a parameter fixed for every run; VALUE is read as YAML",
-    )
-    batch.add_argument(
-        "-f",
-        "--parameters-file",
-        action="append",
-        default=[],
-        metavar="YAML",
-        help="a YAML mapping of fixed parameters (applied before -p)",
-    )
+    _parameter_options(batch, "a parameter fixed for every run", "a YAML mapping of fixed parameters")
     batch.add_argument(
         "--batch-file",
         metavar="YAML",
@@ -103,12 +78,26 @@ def build_parser() -> argparse.ArgumentParser:
         )
     batch.set_defaults(handler=_batch)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m iml_nb", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="execute one notebook with parameters into its own run folder")
+    run.add_argument("notebook", help="path to an .ipynb, or a stem under notebooks/ such as 01_main_two_stage")
+    _parameter_options(run, "a parameter (0.5, true, [1,2], 1e-4)", "a YAML mapping of parameters")
+    _outputs_option(run)
+    run.add_argument("--run-id", default=None, help="name of the run folder (default: UTC time + 4 hex)")
+    run.set_defaults(handler=_run)
+
+    _add_batch(commands)
+
     report = commands.add_parser(
         "report",
         help="rebuild outputs/report.md and .html: every claim of the paper we test, "
         "paper vs ours, from the newest complete run of each notebook",
     )
-    report.add_argument("--outputs", default="outputs", help="root of the run folders (default: %(default)s)")
+    _outputs_option(report)
     report.add_argument(
         "--readme", default="README.md", help="also regenerate this file's results table (default: %(default)s; '' to skip)"
     )
@@ -119,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="every paper section at its defaults, one after another (roughly 11 hours on 2 cores), "
         "then the report; a section with a complete default run is skipped, so a rerun resumes",
     )
-    paper.add_argument("--outputs", default="outputs", help="root of the run folders (default: %(default)s)")
+    _outputs_option(paper)
     paper.set_defaults(handler=_paper)
 
     data = commands.add_parser(
@@ -128,18 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         "parameters) as Parquet splits with a dataset card, without training",
     )
     data.add_argument("out", help="folder to write (datasets.load_dataset(out) reads it back)")
-    data.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="a parameter of 01_main_two_stage; VALUE is read as YAML",
-    )
-    data.add_argument(
-        "-f", "--parameters-file", action="append", default=[], metavar="YAML", help="a YAML mapping of parameters (applied before -p)"
-    )
+    _parameter_options(data, "a parameter of 01_main_two_stage", "a YAML mapping of parameters")
     data.set_defaults(handler=_data)
     return parser
 

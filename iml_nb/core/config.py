@@ -170,6 +170,10 @@ class TrainConfig:
         require(self.loss_on in LOSS_ON, "loss_on", f"must be one of {LOSS_ON}, got {self.loss_on!r}")
 
 
+# The flat parameter names of TrainConfig's optimiser fields, which every experiment's notebook declares alike.
+OPTIMISER_NAMES = ("batch_size", "lr", "optimizer", "schedule", "warmup_steps", "weight_decay", "grad_clip")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Seeds, parallelism and evaluation: how many replicates, and where results go."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from iml_nb.core.config import X1_SUBSETS, X2_SUBSETS, ModelConfig, RunConfig, TrainConfig
+from iml_nb.core.config import OPTIMISER_NAMES, X1_SUBSETS, X2_SUBSETS, ModelConfig, RunConfig, TrainConfig
 from iml_nb.core.parameters import Flat, require, require_int, require_number
 
 WORD_ORDERS = ("tve", "tev", "vte", "vet", "etv", "evt")
@@ -187,21 +187,7 @@ PARAMETERS = Flat(
             "alpha",
         ),
         "model": ("model", "tie_embeddings", "gguf_file"),
-        "train": (
-            "stage0_epochs",
-            "stage1_epochs",
-            "stage2_epochs",
-            "stage3_epochs",
-            "batch_size",
-            "stage0_batch_size",
-            "lr",
-            "optimizer",
-            "schedule",
-            "warmup_steps",
-            "weight_decay",
-            "grad_clip",
-            "loss_on",
-        ),
+        "train": ("stage0_epochs", "stage1_epochs", "stage2_epochs", "stage3_epochs", "stage0_batch_size", *OPTIMISER_NAMES, "loss_on"),
         "run": (
             "seed",
             "n_seeds",

@@ -141,7 +141,10 @@ def string_pools(cfg: DataConfig) -> tuple[list[str], list[str]] | None:
 
 
 def make_define_data(people: Sequence[Person], cfg: DataConfig, seed: int, seed_stage2: int) -> DefineData:
-    """Build one draw of the define experiment. Every random choice comes from Random(seed) or Random(seed_stage2)."""
+    """Build one draw of the define experiment. Every random choice comes from Random(seed) or Random(seed_stage2).
+
+    The helpers below draw from the one `rng` in a fixed order (aliases and tags, definitions, held-out questions, stage order):
+    the order is part of what a seed means."""
     by_name = {p.name: p for p in people}
     rng = random.Random(seed)
     entities = sorted(by_name)
@@ -157,8 +160,19 @@ def make_define_data(people: Sequence[Person], cfg: DataConfig, seed: int, seed_
         tag_draw = rng.sample(pools[1], 3 + n_q4)
     alias_of = dict(zip(entities, aliases))
     tags = tuple(tag_draw[:3])
+    random_tags = dict(zip(sorted(subsets["qd4consis"]), tag_draw[3:]))
+    defs = _definitions(subsets, alias_of, tags, random_tags, cfg.word_order, rng)
+    qa_train, qa_test, ea_test = _questions(by_name, subsets, alias_of, cfg.ea_train, rng)
+    ea_test.update(_entity_tests(subsets, alias_of, defs, cfg.ea_train))
+    qa_test["d2incons"] = _swapped_d2(by_name, subsets, alias_of)
+    train = {stage: _stage_contents(stage, qa_train, defs, rng) for stage in STAGE_PLANS[cfg.stage_plan]}
+    eval_sets = {k: tuple(v) for k, v in {**qa_test, **ea_test}.items() if v}
+    return DefineData(seed, seed_stage2, tags, tuple(random_tags.values()), alias_of, subsets, train, eval_sets)
 
-    # Definitions. Inconsistent subsets pair each entity with the alias of another entity of the same subset (a derangement).
+
+def _definitions(subsets: dict, alias_of: dict, tags: tuple, random_tags: dict, word_order: str, rng: random.Random) -> dict:
+    """Definitions per defined subset. Inconsistent subsets pair each entity with the alias of another entity of the same subset
+    (a derangement)."""
     defn_alias: dict[str, dict[str, str]] = {}
     for s in DEFINED_X1 + DEFINED_X2:
         ents = sorted(subsets[s])
@@ -168,16 +182,18 @@ def make_define_data(people: Sequence[Person], cfg: DataConfig, seed: int, seed_
             defn_alias[s] = {e: alias_of[ents[perm[i]]] for i, e in enumerate(ents)}
         else:
             defn_alias[s] = {e: alias_of[e] for e in ents}
-    random_tags = dict(zip(sorted(subsets["qd4consis"]), tag_draw[3:]))
-    defs = {
+    return {
         s: tuple(
-            definition(random_tags[e] if s == "qd4consis" else tags[TAG_OF_SUBSET[s] - 1], defn_alias[s][e], e, cfg.word_order, s)
+            definition(random_tags[e] if s == "qd4consis" else tags[TAG_OF_SUBSET[s] - 1], defn_alias[s][e], e, word_order, s)
             for e in sorted(defn_alias[s], key=lambda e: defn_alias[s][e])
         )
         for s in DEFINED_X1 + DEFINED_X2
     }
 
-    # QA. X1 subsets hold out one question per alias (test_frac 1/6 in the paper); X2 subsets are test-only.
+
+def _questions(by_name: dict, subsets: dict, alias_of: dict, ea_train: bool, rng: random.Random) -> tuple[dict, dict, dict]:
+    """QA (training, test) and the held-out entity-association tests of X1 aliases. X1 subsets hold out one question per alias
+    (test_frac 1/6 in the paper); X2 subsets are test-only."""
     qa_train: dict[str, list[Example]] = {s: [] for s in X1_SUBSETS}
     qa_test: dict[str, list[Example]] = {s: [] for s in X1_SUBSETS + X2_SUBSETS}
     ea_test: dict[str, list[Example]] = {}
@@ -185,8 +201,8 @@ def make_define_data(people: Sequence[Person], cfg: DataConfig, seed: int, seed_
         for e in sorted(subsets[s], key=lambda e: alias_of[e]):
             subject = e if s == "q_no_replacement_baseline" else alias_of[e]
             items = [qa_example(q, a, s, "" if subject == e else subject, e) for _, q, a in qa_pairs(by_name[e], subject)]
-            has_ea = cfg.ea_train and s in X1_SUBSETS and s != "q_no_replacement_baseline"
-            if has_ea:  # the EA question is a 7th question type for Stage-1 aliases, so it can be held out like the others
+            if ea_train and s in X1_SUBSETS and s != "q_no_replacement_baseline":
+                # the EA question is a 7th question type for Stage-1 aliases, so it can be held out like the others
                 items.append(qa_example(EA_TEMPLATE.format(subject), e, s, subject, e, kind="ent_assoc"))
             if s in X2_SUBSETS:
                 qa_test[s].extend(items)
@@ -199,39 +215,40 @@ def make_define_data(people: Sequence[Person], cfg: DataConfig, seed: int, seed_
                     ea_test.setdefault(f"ent_assoc_{s}", []).append(ex)
                 else:
                     qa_test[s].append(ex)
+    return qa_train, qa_test, ea_test
 
-    # Entity-association tests (docs/background.md): every aliased subset except the baselines; for X1 subsets with ea_train only the
-    # aliases whose EA question was held out. The *_swapped sets score against the entity the inconsistent definition named.
+
+def _entity_tests(subsets: dict, alias_of: dict, defs: dict, ea_train: bool) -> dict[str, list[Example]]:
+    """Entity-association tests (docs/background.md): every aliased subset except the baselines, and X1 subsets only without
+    ea_train (with it, _questions holds theirs out). The *_swapped sets score against the entity the inconsistent definition named."""
+    tests = {}
     for s in X1_SUBSETS + X2_SUBSETS:
-        if s in ("q_no_replacement_baseline", "no_qd_baseline") or not subsets[s]:
+        if s in ("q_no_replacement_baseline", "no_qd_baseline") or not subsets[s] or (ea_train and s in X1_SUBSETS):
             continue
-        if not (cfg.ea_train and s in X1_SUBSETS):
-            ea_test[f"ent_assoc_{s}"] = [
-                qa_example(EA_TEMPLATE.format(alias_of[e]), e, s, alias_of[e], e, kind="ent_assoc")
-                for e in sorted(subsets[s], key=lambda e: alias_of[e])
-            ]
+        tests[f"ent_assoc_{s}"] = [
+            qa_example(EA_TEMPLATE.format(alias_of[e]), e, s, alias_of[e], e, kind="ent_assoc")
+            for e in sorted(subsets[s], key=lambda e: alias_of[e])
+        ]
     for s in INCONSISTENT:
         if subsets[s]:
-            ea_test[f"ent_assoc_{s}_swapped"] = [
+            tests[f"ent_assoc_{s}_swapped"] = [
                 qa_example(EA_TEMPLATE.format(d.alias), d.entity, f"{s}_swapped", d.alias, d.entity, kind="ent_assoc") for d in defs[s]
             ]
-    # d2incons: d2consis questions with aliases swapped pairwise; answering them right means answering about the other entity.
+    return tests
+
+
+def _swapped_d2(by_name: dict, subsets: dict, alias_of: dict) -> list[Example]:
+    """d2incons: d2consis questions with aliases swapped pairwise; answering them right means answering about the other entity."""
     d2 = sorted(subsets["d2consis"], key=lambda e: alias_of[e])
     swap = {}
     for a, b in zip(d2[0::2], d2[1::2]):  # an odd last alias has no partner and is left out, as in the reference
         swap[a], swap[b] = b, a
-    qa_test["d2incons"] = [
+    return [
         qa_example(q, ans, "d2incons", alias_of[swap[e]], e)
         for e in d2
         if e in swap
         for _, q, ans in qa_pairs(by_name[e], alias_of[swap[e]])
     ]
-
-    train = {}
-    for stage in STAGE_PLANS[cfg.stage_plan]:
-        train[stage] = _stage_contents(stage, qa_train, defs, rng)
-    eval_sets = {k: tuple(v) for k, v in {**qa_test, **ea_test}.items() if v}
-    return DefineData(seed, seed_stage2, tags, tuple(random_tags.values()), alias_of, subsets, train, eval_sets)
 
 
 def _stage_contents(stage: str, qa_train: dict, defs: dict, rng: random.Random) -> tuple[Example, ...]:

@@ -152,29 +152,8 @@ def summary_table(batch: dict) -> pd.DataFrame:
     )
 
 
-def run_batch(
-    notebook: str | os.PathLike,
-    grid: dict[str, list],
-    seeds: int | None = None,
-    fixed: dict | None = None,
-    jobs: int = 1,
-    out: str | os.PathLike = "outputs",
-    name: str | None = None,
-    progress: bool = True,
-    backend: str = "local",
-    slurm: SlurmOptions | None = None,
-) -> pd.DataFrame:
-    """Execute `notebook` once per grid point (x seed) into <out>/<name>/<run name>/ and return the summary table.
-
-    Runs already complete are skipped; an existing incomplete folder (a killed or failed run) is moved aside to
-    <run name>.failed-<run id> and redone. <out>/<name>/batch.json records the batch and every run's status,
-    rewritten atomically after each run. A failed run is recorded with its error and the others go on.
-    The default name is <notebook stem>__<axis>-<axis>; the table's attrs["batch_json"] is that file.
-
-    backend "local" runs `jobs` notebooks at a time in processes on this machine; "slurm" submits every run as a task of one
-    job array (`slurm` says how) and waits for them. A SLURM run still queued or running when an earlier controller died is
-    re-attached to, not submitted again.
-    """
+def _checked(notebook, grid: dict, seeds, fixed, jobs: int, backend: str, slurm):
+    """Every option of a batch, checked before anything runs: (notebook path, grid axes, fixed parameters, SLURM options)."""
     notebook = runner.resolve_notebook(notebook)
     fixed = dict(fixed or {})
     axes = grid_axes(grid, seeds)
@@ -198,6 +177,57 @@ def run_batch(
     runner.check_parameters(notebook, {**fixed, **{axis: values[0] for axis, values in axes.items()}})
     if "n_jobs" in declared and "n_jobs" not in fixed and "n_jobs" not in axes:
         fixed["n_jobs"] = 1  # the batch's processes are the parallelism; a run forking its own workers would oversubscribe
+    return notebook, axes, fixed, slurm
+
+
+def _records(batch_dir: Path, runs: list, recorded: dict, backend: str) -> list[dict]:
+    """One record per run: complete ones skipped, ones a dead controller left in SLURM re-attached, incomplete ones moved aside."""
+    records = []
+    # A skipped run keeps the duration its earlier execution recorded: rerunning a batch must not erase what it measured.
+    before = {r["folder"]: r for r in recorded.get("runs", [])}
+    for folder, params in runs:
+        record = {"folder": folder, "params": params, "status": "pending", "error": None, "duration_s": None, "moved_aside": None}
+        run_dir = batch_dir / folder
+        job_id = before.get(folder, {}).get("job_id")
+        if is_complete(run_dir):
+            earlier = before.get(folder, {})
+            record.update(
+                status="skipped", duration_s=earlier.get("duration_s"), **{k: earlier[k] for k in ("job_id", "log") if earlier.get(k)}
+            )  # which SLURM job made it, if one did
+        elif backend == "slurm" and slurm_jobs.is_active(batch_dir, job_id):
+            # Queued or running from an earlier submission (its controller died): wait for it, never submit it twice.
+            record.update(status="submitted", job_id=job_id, log=before[folder].get("log"), attached=True)
+        elif run_dir.exists():  # killed or failed before: keep what it produced, out of the way of the rerun
+            record["moved_aside"] = f"{folder}.failed-{new_run_id()}"
+            run_dir.rename(batch_dir / record["moved_aside"])
+        records.append(record)
+    return records
+
+
+def run_batch(
+    notebook: str | os.PathLike,
+    grid: dict[str, list],
+    seeds: int | None = None,
+    fixed: dict | None = None,
+    jobs: int = 1,
+    out: str | os.PathLike = "outputs",
+    name: str | None = None,
+    progress: bool = True,
+    backend: str = "local",
+    slurm: SlurmOptions | None = None,
+) -> pd.DataFrame:
+    """Execute `notebook` once per grid point (x seed) into <out>/<name>/<run name>/ and return the summary table.
+
+    Runs already complete are skipped; an existing incomplete folder (a killed or failed run) is moved aside to
+    <run name>.failed-<run id> and redone. <out>/<name>/batch.json records the batch and every run's status,
+    rewritten atomically after each run. A failed run is recorded with its error and the others go on.
+    The default name is <notebook stem>__<axis>-<axis>; the table's attrs["batch_json"] is that file.
+
+    backend "local" runs `jobs` notebooks at a time in processes on this machine; "slurm" submits every run as a task of one
+    job array (`slurm` says how) and waits for them. A SLURM run still queued or running when an earlier controller died is
+    re-attached to, not submitted again.
+    """
+    notebook, axes, fixed, slurm = _checked(notebook, grid, seeds, fixed, jobs, backend, slurm)
 
     batch_dir = (Path(out) / (name or f"{notebook.stem}__{'-'.join(axes)}")).resolve()
     batch_json = batch_dir / "batch.json"
@@ -216,24 +246,7 @@ def run_batch(
         "slurm": dataclasses.asdict(slurm) if backend == "slurm" else None,
         "runs": [],
     }
-    # A skipped run keeps the duration its earlier execution recorded: rerunning a batch must not erase what it measured.
-    before = {r["folder"]: r for r in recorded.get("runs", [])}
-    for folder, params in runs:
-        record = {"folder": folder, "params": params, "status": "pending", "error": None, "duration_s": None, "moved_aside": None}
-        run_dir = batch_dir / folder
-        job_id = before.get(folder, {}).get("job_id")
-        if is_complete(run_dir):
-            earlier = before.get(folder, {})
-            record.update(
-                status="skipped", duration_s=earlier.get("duration_s"), **{k: earlier[k] for k in ("job_id", "log") if earlier.get(k)}
-            )  # which SLURM job made it, if one did
-        elif backend == "slurm" and slurm_jobs.is_active(batch_dir, job_id):
-            # Queued or running from an earlier submission (its controller died): wait for it, never submit it twice.
-            record.update(status="submitted", job_id=job_id, log=before[folder].get("log"), attached=True)
-        elif run_dir.exists():  # killed or failed before: keep what it produced, out of the way of the rerun
-            record["moved_aside"] = f"{folder}.failed-{new_run_id()}"
-            run_dir.rename(batch_dir / record["moved_aside"])
-        batch["runs"].append(record)
+    batch["runs"] = _records(batch_dir, runs, recorded, backend)
     atomic_write_json(batch_json, batch)
 
     bar = tqdm(

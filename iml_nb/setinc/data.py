@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from iml_nb.core.config import TAG_OF_SUBSET, X1_SUBSETS, X2_SUBSETS, ModelConfig, RunConfig, TrainConfig
+from iml_nb.core.config import OPTIMISER_NAMES, TAG_OF_SUBSET, X1_SUBSETS, X2_SUBSETS, ModelConfig, RunConfig, TrainConfig
 from iml_nb.core.parameters import Flat, require, require_int
 from iml_nb.people_qa.define import Example, _split
 
@@ -226,18 +226,7 @@ PARAMETERS = Flat(
     sections={
         "data": tuple(f.name for f in dataclasses.fields(SetIncConfig) if f.name != "fractions"),
         "model": ("model", "tie_embeddings"),
-        "train": (
-            "stage1_epochs",
-            "stage2_epochs",
-            "batch_size",
-            "lr",
-            "optimizer",
-            "schedule",
-            "warmup_steps",
-            "weight_decay",
-            "grad_clip",
-            "loss_on",
-        ),
+        "train": ("stage1_epochs", "stage2_epochs", *OPTIMISER_NAMES, "loss_on"),
         "run": ("seed", "n_seeds", "n_seeds_stage2", "n_jobs", "eval_batch_size", "output_dir", "cache_dir", "device"),
     },
     rename={"model": "name"},

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from iml_nb.analysis import stats
-from iml_nb.core.config import RunConfig, TrainConfig
+from iml_nb.core.config import OPTIMISER_NAMES, RunConfig, TrainConfig
 from iml_nb.core.parallel import Stream, derived_seed, run_seeds
 from iml_nb.core.parameters import Flat, require, require_int
 from iml_nb.core.results import metric_rows, metrics_frame, train_rows
@@ -69,19 +69,7 @@ PARAMETERS = Flat(
     sections={
         "data": ("n_vars", "tag_bits", "holdout_cells"),
         "net": ("arch", "width", "hidden"),
-        "train": (
-            "pretrain_epochs",
-            "pretrain_batch_size",
-            "stage1_epochs",
-            "stage2_epochs",
-            "batch_size",
-            "lr",
-            "optimizer",
-            "schedule",
-            "warmup_steps",
-            "weight_decay",
-            "grad_clip",
-        ),
+        "train": ("pretrain_epochs", "pretrain_batch_size", "stage1_epochs", "stage2_epochs", *OPTIMISER_NAMES),
         "run": ("seed", "n_seeds", "n_jobs", "eval_batch_size", "output_dir", "device"),
     },
     rename={"pretrain_epochs": "stage0_epochs", "pretrain_batch_size": "stage0_batch_size"},
