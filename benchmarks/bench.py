@@ -28,9 +28,10 @@ from iml_nb.lm import model as models
 from iml_nb.lm.encode import IGNORE, Encoded, encode
 from iml_nb.lm.evaluate import EvalSuite
 from iml_nb.lm.train import lr_lambda, make_optimizer, train_stage
-from iml_nb.people_qa import experiment
+from iml_nb.people_qa import experiment, stage0
 from iml_nb.people_qa.config import ExperimentConfig, build_config
 from iml_nb.people_qa.define import make_define_data, replay_sample, stage0_examples
+from iml_nb.people_qa.people import load_people
 
 BENCH_SCALE = dict(n_people=200, stage0_epochs=10, stage1_epochs=5, stage2_epochs=3, n_seeds=1, n_jobs=1)  # minutes, not hours
 
@@ -65,8 +66,8 @@ def model_flops(model: torch.nn.Module, data: Encoded) -> float:
 def stage1_training(model_name: str) -> tuple[ExperimentConfig, torch.nn.Module, Encoded]:
     """The default config at this model size, its fresh network, and the main experiment's Stage-1 training data (with replay)."""
     cfg = build_config(model=model_name)
-    people = experiment.load_people(cfg)
-    model, tokenizer = experiment.base_model(cfg, people)
+    people = load_people(cfg)
+    model, tokenizer = stage0.base_model(cfg, people)
     draw = make_define_data(people, cfg.data, cfg.run.seed, 0)
     data = encode(draw.train[cfg.stages[0]] + replay_sample(stage0_examples(people), cfg.data.replay_frac, 1), tokenizer, cfg.train.loss_on)
     return cfg, model, data
@@ -280,10 +281,10 @@ def pipeline_comparison(cfg: ExperimentConfig) -> dict:
 def fast_vs_generate(cfg: ExperimentConfig) -> dict:
     """A model after Stage 1 of this config (trained here), then every test set scored three ways: teacher-forced (ours), our batched
     greedy generation (items shared by sets decoded once), and the reference's way (reference_eval): agreement and speed."""
-    people = experiment.load_people(cfg)
+    people = load_people(cfg)
     with tempfile.TemporaryDirectory() as cache:
         cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, cache_dir=cache, n_jobs=1))
-        stage0_dir, _ = experiment.run_stage0(cfg, people, progress=False)
+        stage0_dir, _ = stage0.run_stage0(cfg, people, progress=False)
         model, tokenizer = models.load_saved(stage0_dir)
         draw = make_define_data(people, cfg.data, cfg.run.seed, 0)
         train_stage(model, encode(draw.train[cfg.stages[0]], tokenizer, cfg.train.loss_on), cfg.train, cfg.train.stage_epochs[0], 0)

@@ -10,16 +10,17 @@ from benchmarks import bench
 from iml_nb.lm.encode import IGNORE, encode
 from iml_nb.lm.evaluate import EvalSuite
 from iml_nb.lm.train import train_stage
-from iml_nb.people_qa import experiment
+from iml_nb.people_qa import stage0
 from iml_nb.people_qa.config import build_config
 from iml_nb.people_qa.define import make_define_data
+from iml_nb.people_qa.people import load_people
 
 
 @pytest.fixture(scope="module")
 def tiny():
     cfg = build_config(n_people=40, model="pythia-tiny", stage1_epochs=2, n_seeds=1)
-    people = experiment.load_people(cfg)
-    model, tokenizer = experiment.base_model(cfg, people)
+    people = load_people(cfg)
+    model, tokenizer = stage0.base_model(cfg, people)
     draw = make_define_data(people, cfg.data, 0, 0)
     return cfg, model, tokenizer, draw
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from iml_nb.core.parameters import ConfigError
-from iml_nb.people_qa import config
+from iml_nb.people_qa import config, stage0
 from iml_nb.people_qa.config import build_config
 
 
@@ -81,10 +81,9 @@ def test_a_cuda_device_on_a_machine_without_one_fails_before_compute(monkeypatch
 
 
 def test_cpu_device_keeps_the_cache_keys_of_runs_made_before_the_parameter_existed():
-    from iml_nb.people_qa import experiment
 
     cfg, explicit = build_config(), build_config(device="cpu")
-    assert experiment.shared_stages_key(cfg, 0, "stage0-x") == experiment.shared_stages_key(explicit, 0, "stage0-x")
+    assert stage0.shared_stages_key(cfg, 0, "stage0-x") == stage0.shared_stages_key(explicit, 0, "stage0-x")
 
 
 def test_from_dict_inverts_to_dict():

@@ -194,7 +194,7 @@ def test_multi_piece_aliases_share_their_pieces_and_tokenize_into_them():
 
 def test_multi_piece_aliases_are_pieces_of_the_run_vocabulary():
     from iml_nb.people_qa.config import build_config
-    from iml_nb.people_qa.experiment import base_model
+    from iml_nb.people_qa.stage0 import base_model
 
     cfg = build_config(n_people=200, alias_tokens=3, model="pythia-tiny")
     _, tokenizer = base_model(cfg, PEOPLE)

@@ -11,7 +11,8 @@ from iml_nb.core.parameters import ConfigError
 from iml_nb.people_qa import export
 from iml_nb.people_qa.config import build_config
 from iml_nb.people_qa.define import make_define_data, stage0_examples
-from iml_nb.people_qa.experiment import load_people, stage_training_examples
+from iml_nb.people_qa.experiment import stage_training_examples
+from iml_nb.people_qa.people import load_people
 
 
 def test_written_splits_load_back_and_equal_what_training_sees(tmp_path):

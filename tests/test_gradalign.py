@@ -9,7 +9,7 @@ from iml_nb.core.parameters import ConfigError
 from iml_nb.mechanisms import gradalign
 from iml_nb.people_qa.config import build_config
 from iml_nb.people_qa.define import make_define_data
-from iml_nb.people_qa.experiment import load_people
+from iml_nb.people_qa.people import load_people
 
 
 def _data():

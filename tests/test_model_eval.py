@@ -12,8 +12,9 @@ from iml_nb.lm.evaluate import EvalSuite, exact_match, f1, generate, normalize, 
 from iml_nb.lm.train import train_stage
 from iml_nb.people_qa.config import build_config
 from iml_nb.people_qa.define import stage0_examples
-from iml_nb.people_qa.experiment import base_model, run_experiment
+from iml_nb.people_qa.experiment import run_experiment
 from iml_nb.people_qa.people import synthetic_people
+from iml_nb.people_qa.stage0 import base_model
 
 PEOPLE = synthetic_people(60, seed=1)
 FACTS = stage0_examples(PEOPLE)

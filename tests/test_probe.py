@@ -6,7 +6,7 @@ import pytest
 from iml_nb.mechanisms import probe
 from iml_nb.people_qa.config import build_config
 from iml_nb.people_qa.define import make_define_data
-from iml_nb.people_qa.experiment import load_people
+from iml_nb.people_qa.people import load_people
 
 
 def test_grouped_folds_never_put_one_alias_in_train_and_test():

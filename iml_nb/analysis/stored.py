@@ -164,7 +164,7 @@ def alias_view(run: StoredRun, seed: int, alias: str) -> pd.DataFrame:
     """Everything the chosen seed's data says about one alias — each training text (stage, kind) and each test question — with
     the model's stored answer next to a question where the run kept one (answers.csv: a few items per Stage-2 subset)."""
     from iml_nb.people_qa.define import make_define_data
-    from iml_nb.people_qa.experiment import load_people
+    from iml_nb.people_qa.people import load_people
 
     cfg = run.define_config
     if cfg is None:
@@ -190,7 +190,7 @@ def alias_view(run: StoredRun, seed: int, alias: str) -> pd.DataFrame:
 
 def aliases_of(run: StoredRun, seed: int, subset: str) -> list[str]:
     from iml_nb.people_qa.define import make_define_data
-    from iml_nb.people_qa.experiment import load_people
+    from iml_nb.people_qa.people import load_people
 
     cfg = run.define_config
     if cfg is None:

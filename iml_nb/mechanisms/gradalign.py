@@ -28,7 +28,9 @@ from iml_nb.lm.evaluate import EvalSuite
 from iml_nb.lm.train import train_stage
 from iml_nb.people_qa.config import ExperimentConfig, grid
 from iml_nb.people_qa.define import DefineData, Example, make_define_data, replay_sample, stage0_examples
-from iml_nb.people_qa.experiment import last_stage_seed, load_people, replay_seed, run_stage0
+from iml_nb.people_qa.experiment import last_stage_seed, replay_seed
+from iml_nb.people_qa.people import load_people
+from iml_nb.people_qa.stage0 import run_stage0
 
 SUBSETS = ("d1consis", "d2consis")
 

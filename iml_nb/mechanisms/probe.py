@@ -28,7 +28,9 @@ from iml_nb.core.results import metrics_frame
 from iml_nb.lm import model as models
 from iml_nb.people_qa.config import ExperimentConfig, grid
 from iml_nb.people_qa.define import EA_TEMPLATE, DefineData, make_define_data
-from iml_nb.people_qa.experiment import load_people, run_seed, run_stage0, shared_stages_dir
+from iml_nb.people_qa.experiment import run_seed
+from iml_nb.people_qa.people import load_people
+from iml_nb.people_qa.stage0 import run_stage0, shared_stages_dir
 
 PROBES = {  # name -> (class-0 subsets, class-1 subsets)
     "tag": (("qd1consis",), ("qd2incons",)),  # which tag defined the alias (the paper's probe)

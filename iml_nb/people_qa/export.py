@@ -14,7 +14,8 @@ import pandas as pd
 
 from iml_nb.people_qa.config import ExperimentConfig
 from iml_nb.people_qa.define import make_define_data, stage0_examples
-from iml_nb.people_qa.experiment import depends_on_stage2, load_people, stage_training_examples
+from iml_nb.people_qa.experiment import depends_on_stage2, stage_training_examples
+from iml_nb.people_qa.people import load_people
 
 COLUMNS = ["prompt", "answer", "kind", "subset", "alias", "entity", "seed", "seed_stage2"]
 SHARED = -1  # seed_stage2 of examples shared by every Stage-2 draw (the stages before the last, and the test sets of X1 aliases)

@@ -8,10 +8,14 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from faker import Faker
+
+if TYPE_CHECKING:
+    from iml_nb.people_qa.config import ExperimentConfig
 
 QUESTION_TYPES: tuple[tuple[str, str], ...] = (
     ("gender", "What was the gender of {}?"),
@@ -260,3 +264,15 @@ def load_cvdb(path: str | os.PathLike, n: int) -> tuple[Person, ...]:
         )
         for r in df.itertuples(index=False)
     )
+
+
+def load_people(cfg: ExperimentConfig) -> tuple[Person, ...]:
+    """The people database a config names: synthetic, WordNet's people, or a CVDB-style table (file or saved dataset)."""
+    src = cfg.data.people_source
+    if src == "synthetic":
+        return synthetic_people(cfg.data.n_people, cfg.data.people_seed)
+    if src == "wordnet":
+        from iml_nb.people_qa.wordnet import wordnet_people
+
+        return wordnet_people(cfg.data.n_people, cfg.data.people_seed)
+    return load_cvdb(src, cfg.data.n_people)

@@ -77,7 +77,7 @@ def plan(arms: list, worlds: list, fixed: dict, prefix: str = "robustness") -> p
 def stage2_composition(design: pd.DataFrame) -> pd.DataFrame:
     """Per arm (first world, first seed): what Stage 2 trains on, definitions vs replayed Stage-0 facts."""
     from iml_nb.people_qa.define import make_define_data, replay_sample, stage0_examples
-    from iml_nb.people_qa.experiment import load_people
+    from iml_nb.people_qa.people import load_people
 
     rows = []
     for arm, first in design.groupby("arm", sort=False).first().iterrows():

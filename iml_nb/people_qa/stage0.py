@@ -1,0 +1,135 @@
+"""Stage 0, the stand-in for pretraining (one model per people database and Stage-0 seed, shared by every Stage-1 seed), and the
+checkpoint caches: Stage 0, and each seed's stages before the last, keyed by everything they depend on (docs/background.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from iml_nb.core.env import log_progress, project_path
+from iml_nb.core.results import METRIC_COLUMNS, atomic_write_folder, metric_rows, train_rows
+from iml_nb.lm import model as models
+from iml_nb.lm.encode import encode
+from iml_nb.lm.evaluate import EvalSuite
+from iml_nb.lm.train import train_stage
+from iml_nb.lm.vocab import build_word_tokenizer
+from iml_nb.people_qa.config import ExperimentConfig
+from iml_nb.people_qa.define import EA_TEMPLATE, Example, make_define_data, replay_sample, stage0_examples, string_pools
+from iml_nb.people_qa.people import QUESTION_TYPES, Person, load_people
+
+CACHE_VERSION = 1  # bump when data generation or training changes what a cached checkpoint means
+STAGE0_SAMPLE = 600  # Stage-0 facts re-scored every epoch to watch for forgetting
+
+
+def _key(obj: dict) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _file_digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if Path(path).is_file() else path
+
+
+def _device_part(cfg: ExperimentConfig) -> dict:
+    """Cache-key entry for the device: another device gives other floats; on the CPU it is absent, so older keys stay valid."""
+    kind = models.resolve_device(cfg.run.device).type
+    return {} if kind == "cpu" else {"device": kind}
+
+
+def stage0_key(cfg: ExperimentConfig) -> str:
+    train = dataclasses.asdict(cfg.train)
+    train.pop("stage_epochs")
+    train.pop("batch_size")  # define stages only; Stage 0 trains with stage0_batch_size
+    data = {"source": _file_digest(cfg.data.people_source), "n": cfg.data.n_people, "seed": cfg.data.people_seed}
+    key = {"v": CACHE_VERSION, "data": data, "model": dataclasses.asdict(cfg.model), "train": train, "stage0_seed": cfg.run.stage0_seed}
+    key.update(_device_part(cfg))
+    if cfg.model.from_scratch:  # the vocabulary holds this run's aliases and tags
+        key["atoms"] = _key({"atoms": run_atoms(cfg, load_people(cfg))})
+    return _key(key)
+
+
+def shared_stages_key(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> str:
+    """Everything the stages before the last depend on: all settings but the last stage's epochs and how the run is executed."""
+    d = cfg.to_dict()
+    d["train"]["stage_epochs"] = d["train"]["stage_epochs"][:-1]
+    d["data"].pop("stage2_replay_frac")  # the last stage's replay does not change the stages before it (and keeps older keys)
+    for name in ("seed", "n_seeds", "n_jobs", "output_dir", "cache_dir", "device"):
+        d["run"].pop(name)
+    d.update(_device_part(cfg))
+    return _key({"v": CACHE_VERSION, "config": d, "seed": seed, "stage0": Path(stage0_dir).name})
+
+
+def shared_stages_dir(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> Path:
+    """Where one seed's checkpoint after the stages before the last is cached (weights.pt, rows.csv)."""
+    return project_path(cfg.run.cache_dir) / f"shared-{shared_stages_key(cfg, seed, stage0_dir)}"
+
+
+def stage0_probe(facts: tuple[Example, ...], cfg: ExperimentConfig) -> tuple[Example, ...]:
+    """The Stage-0 facts re-scored every epoch to watch for forgetting: the same sample in Stage 0 and every later stage."""
+    return replay_sample(facts, min(1.0, STAGE0_SAMPLE / len(facts)), cfg.run.stage0_seed)
+
+
+def run_atoms(cfg: ExperimentConfig, people: tuple[Person, ...]) -> list[str]:
+    """Every alias and tag the run can use: the string pools, or (alias_pool 0) those of every seed of this run."""
+    pools = string_pools(cfg.data)
+    if pools is not None:  # a multi-piece alias is its pieces
+        return sorted({piece for alias in pools[0] for piece in alias.split()} | set(pools[1]))
+    seeds = range(cfg.run.seed, cfg.run.seed + cfg.run.n_seeds)
+    return sorted({a for s in seeds for a in make_define_data(people, cfg.data, s, 0).atoms()})
+
+
+def base_model(cfg: ExperimentConfig, people: tuple[Person, ...]):
+    """The starting network and tokenizer: from scratch (word-level vocabulary) or pretrained.
+
+    From scratch, the vocabulary is built once from everything the run can read, the alias/tag pool included, as a pretrained
+    vocabulary exists before fine-tuning: Stage 0 then trains alias rows only as never-predicted outputs (tied embeddings).
+    Adding them after Stage 0 instead (resized, mean or small init) gave no IML in our measurements (docs/results.md, main experiment).
+    """
+    if not cfg.model.from_scratch:
+        return models.load_pretrained(cfg.model.name, cfg.model.gguf_file)
+    texts = [ex.prompt for ex in stage0_examples(people)] + [f"Q: {EA_TEMPLATE}\nA:"]
+    atoms = {p.name for p in people} | {p.answer(q) for p in people for q, _ in QUESTION_TYPES if p.answer(q)} | set(run_atoms(cfg, people))
+    tokenizer = build_word_tokenizer(texts, atoms)
+    return models.build_scratch_model(cfg.model.name, tokenizer, cfg.model.tie_embeddings, cfg.run.stage0_seed), tokenizer
+
+
+def run_stage0(
+    cfg: ExperimentConfig, people: tuple[Person, ...], progress: bool = True, train=train_stage, score=EvalSuite.run
+) -> tuple[Path, pd.DataFrame]:
+    """Stage 0 (ours): teach every person's facts by real name, once, shared by all seeds like one pretrained model.
+
+    Cached under cache_dir by a hash of everything it depends on, so reruns and other notebooks reuse it.
+    """
+    folder = project_path(cfg.run.cache_dir) / f"stage0-{stage0_key(cfg)}"
+    if not (folder / "metrics.csv").exists():
+        model, tokenizer = base_model(cfg, people)
+        model.to(models.resolve_device(cfg.run.device))
+        facts = stage0_examples(people)
+        sample = EvalSuite({"stage0_facts": stage0_probe(facts, cfg)})
+        rows: list[dict] = []
+        bar = tqdm(total=cfg.train.stage0_epochs, desc="Stage 0 (facts by name)", disable=not progress)
+
+        def on_epoch_end(epoch: int, loss: float, steps: int) -> None:
+            res = score(sample, model, tokenizer, "fast", cfg.run.eval_batch_size)
+            rows.extend(metric_rows(res, pd.NA, pd.NA, 0, epoch) + train_rows(loss, steps, pd.NA, pd.NA, 0, epoch))
+            bar.set_postfix(loss=f"{loss:.3f}", em=f"{res['stage0_facts']['em']:.3f}")
+            bar.update()
+            log_progress(f"Stage 0: epoch {epoch}/{cfg.train.stage0_epochs} (loss {loss:.3f}, facts EM {res['stage0_facts']['em']:.3f})")
+
+        if cfg.train.stage0_epochs:
+            stage0_train = dataclasses.replace(cfg.train, batch_size=cfg.train.stage0_batch_size)
+            train(
+                model, encode(facts, tokenizer, cfg.train.loss_on), stage0_train, cfg.train.stage0_epochs, cfg.run.stage0_seed, on_epoch_end
+            )
+        bar.close()
+
+        def write(tmp: Path) -> None:
+            models.save(model, tokenizer, tmp)
+            pd.DataFrame(rows, columns=METRIC_COLUMNS).to_csv(tmp / "metrics.csv", index=False)
+
+        atomic_write_folder(folder, write)
+    return folder, pd.read_csv(folder / "metrics.csv")
