@@ -34,6 +34,9 @@ lint: install  ## ruff (settings in pyproject.toml)
 paper: install  ## every paper section at its defaults, then the report; resumable (complete sections are skipped); roughly 11 h on 2 cores
 	$(PY) -m iml_nb paper
 
+figures: install  ## redraw every figure of the curated run folders (the ones the docs show) from their stored files
+	$(PY) -m iml_nb figures
+
 lab: install  ## JupyterLab on the explorer (notebooks/00_explore.ipynb): stored results, and a short run to try
 	$(VENV)/bin/jupyter lab notebooks/00_explore.ipynb
 
@@ -44,4 +47,4 @@ notebooks: install  ## re-execute every notebook in place with its test-size par
 	done
 	$(VENV)/bin/nbstripout --keep-output --keep-count --extra-keys "$(STRIP_KEYS)" notebooks/*.ipynb
 
-.PHONY: install main test test-fast lint paper lab notebooks
+.PHONY: install main test test-fast lint paper figures lab notebooks

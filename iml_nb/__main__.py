@@ -111,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     _outputs_option(paper)
     paper.set_defaults(handler=_paper)
 
+    figures = commands.add_parser("figures", help="redraw every figure of the curated run folders from their stored files")
+    _outputs_option(figures)
+    figures.set_defaults(handler=_figures)
+
     data = commands.add_parser(
         "data",
         help="write the define experiment's data for a configuration (the main experiment's "
@@ -187,6 +191,14 @@ def _batch(args: argparse.Namespace) -> int:
     if len(failed):
         print(f"error: {len(failed)} of {len(table)} runs failed: {', '.join(failed.run)}", file=sys.stderr)
     return 1 if len(failed) else 0
+
+
+def _figures(args: argparse.Namespace) -> int:
+    from iml_nb.analysis.figures import redraw_all
+
+    for path in redraw_all(args.outputs):
+        print(path)
+    return 0
 
 
 PAPER = (

@@ -1,0 +1,159 @@
+"""Every figure the notebooks save and the docs show, each defined once: drawn from the data a notebook holds, or redrawn from a
+complete run folder's stored files (`python -m iml_nb figures`, `make figures`), never from live model state."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+
+from iml_nb.analysis import plots
+from iml_nb.core.results import read_metrics
+
+
+@dataclass(frozen=True)
+class Figure:
+    file: str  # its name in the run folder
+    draw: Callable[..., alt.TopLevelMixin]  # the chart from the data the notebook holds
+    load: Callable[[Path], tuple]  # the same data, read back from a complete run folder
+
+    def save(self, run_dir: str | Path, *data) -> alt.TopLevelMixin:
+        """Draw, write <run_dir>/<file>, and return the chart (a notebook's figure cell shows it)."""
+        chart = self.draw(*data)
+        plots.save_chart(chart, Path(run_dir) / self.file)
+        return chart
+
+    def redraw(self, run_dir: str | Path) -> alt.TopLevelMixin:
+        return self.save(run_dir, *self.load(Path(run_dir)))
+
+
+def _metrics(run: Path) -> tuple:
+    return (read_metrics(run / "metrics.csv"),)
+
+
+def _summary(run: Path) -> dict:
+    return json.loads((run / "summary.json").read_text())
+
+
+def _sweep(run: Path) -> tuple:
+    """A sweep's gap table and its grid values in the order they ran (config.json: `values`; older runs name the list after the
+    notebook's parameter, `orders` or `models`)."""
+    config = json.loads((run / "config.json").read_text())
+    order = config.get("values") or next(v for v in config.values() if isinstance(v, list))
+    return pd.DataFrame(_summary(run)["gaps"]), order
+
+
+def _entity_curves(metrics: pd.DataFrame):
+    present = set(metrics["subset"])
+    return plots.em_curves(
+        metrics, subsets=[s for s in plots.ENTITY_SUBSETS if s in present], title="Fig. 3b: entity association exact match"
+    )
+
+
+def _gradient_alignment(table: pd.DataFrame):
+    gaps = table.rename(columns={"cos_gap": "mean", "cos_gap_ci_low": "ci_low", "cos_gap_ci_high": "ci_high"}).assign(gap="gradient cosine")
+    return plots.gap_vs(
+        gaps,
+        "batch_size",
+        title="Gradient alignment gap (Define-dot − Define-bar) vs batch size",
+        log_x=True,
+        y_title="cos(d1consis) − cos(d2consis), end of training",
+    )
+
+
+def _robustness(table: pd.DataFrame, arms: list[str]):
+    from iml_nb.people_qa.robustness import PRIMARY
+
+    gaps = table[table["outcome"].isin(PRIMARY)].rename(columns={"outcome": "gap"})
+    return plots.gap_vs(
+        gaps.assign(n_seeds=gaps["n_worlds"]), "arm", order=arms, title="IML gaps per arm: mean and 95 % t-interval across worlds"
+    )
+
+
+def _probe_curves(run: Path) -> tuple:
+    from iml_nb.mechanisms.probe import probe_curves
+
+    return (probe_curves(pd.read_csv(run / "probes.csv")),)
+
+
+def _robustness_table(run: Path) -> tuple:
+    table = pd.read_csv(run / "robustness.csv")
+    return table, list(dict.fromkeys(table["arm"]))
+
+
+QA_CURVES = Figure("fig3a_qa.svg", lambda metrics: plots.em_curves(metrics, title="Fig. 3a: QA exact match per subset"), _metrics)
+ENTITY_CURVES = Figure("fig3b_entity.svg", _entity_curves, _metrics)
+ALPHA = Figure(
+    "fig4a_alpha.svg", lambda gaps, order=None: plots.gap_vs(gaps, "alpha", title="IML gap vs tag-consistency correlation alpha"), _sweep
+)
+WORD_ORDER = Figure(
+    "fig4b_word_order.svg",
+    lambda gaps, order: plots.gap_vs(gaps, "word_order", title="IML gap vs definition word order", order=order),
+    _sweep,
+)
+BATCH_SIZE = Figure(
+    "fig4c_batch_size.svg",
+    lambda gaps, order=None: plots.gap_vs(gaps, "batch_size", title="IML gap vs batch size (one-stage training)", log_x=True),
+    _sweep,
+)
+MODEL_SIZE = Figure(
+    "fig_model_size.svg", lambda gaps, order: plots.gap_vs(gaps, "model", title="IML gap vs model size", order=order), _sweep
+)
+SET_INCLUSION = Figure(
+    "fig_set_inclusion.svg",
+    lambda metrics: plots.em_curves(
+        metrics,
+        subsets=["qd1consis", "qd2incons", "d1consis", "d2consis"],
+        y_title="accuracy (true/false)",
+        y_domain=(0.3, 1),
+        title="Set inclusion: test accuracy per subset",
+    ),
+    _metrics,
+)
+MNIST = Figure(
+    "fig_mnist.svg",
+    lambda metrics: plots.em_curves(
+        metrics,
+        subsets=["qd1consis", "qd2incons", "d1consis", "d2consis"],
+        metric="acc",
+        y_title="QA accuracy (test cells)",
+        y_domain=(0.3, 1),
+        title="MNIST IML: QA accuracy per subset",
+    ),
+    _metrics,
+)
+PROBES = Figure("fig_probes.svg", plots.probe_heatmap, _probe_curves)
+GRADIENT_ALIGNMENT = Figure("fig_gradient_alignment.svg", _gradient_alignment, lambda run: (pd.DataFrame(_summary(run)["alignment"]),))
+ROBUSTNESS = Figure("fig_robustness.svg", _robustness, _robustness_table)
+
+FIGURES = {  # notebook -> the figures its run folder holds
+    "01_main_two_stage": (QA_CURVES, ENTITY_CURVES),
+    "02_alpha_sweep": (ALPHA,),
+    "03_word_order": (WORD_ORDER,),
+    "04_set_inclusion": (SET_INCLUSION,),
+    "05_mnist": (MNIST,),
+    "06_probing": (PROBES,),
+    "07_batch_size": (BATCH_SIZE,),
+    "08_model_size": (MODEL_SIZE,),
+    "09_gradient_alignment": (GRADIENT_ALIGNMENT,),
+    "10_robustness": (ROBUSTNESS,),
+}
+
+
+def redraw_all(outputs: str | Path = "outputs") -> list[Path]:
+    """Redraw the figures of every notebook's curated run: its newest complete one, which the report and the docs read."""
+    from iml_nb.analysis.report import latest_complete_run
+    from iml_nb.core.env import project_path
+
+    outputs = project_path(outputs)
+    written = []
+    for notebook, figures in FIGURES.items():
+        run = latest_complete_run(notebook, outputs)
+        for figure in figures if run else ():
+            figure.redraw(run)
+            written.append(run / figure.file)
+    return written

@@ -1,0 +1,27 @@
+"""Each figure is defined once (iml_nb.analysis.figures) and redrawn from a run folder's stored files: redrawing a committed
+curated run gives the figure its notebook saved (up to the renderer's clip-path numbering)."""
+
+import re
+import shutil
+
+import pytest
+
+from iml_nb.analysis import figures
+from iml_nb.analysis.report import latest_complete_run
+from iml_nb.core.env import project_path
+
+
+def _normalised(svg: str) -> str:
+    return re.sub(r"clip\d+", "clip", svg)
+
+
+@pytest.mark.parametrize("notebook", sorted(figures.FIGURES))
+def test_redrawn_figures_equal_the_committed_ones(notebook, tmp_path):
+    run = latest_complete_run(notebook, project_path("outputs"))
+    if run is None:
+        pytest.skip(f"no committed run of {notebook}")
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("*.svg", "*.ipynb"))
+    for figure in figures.FIGURES[notebook]:
+        figure.redraw(copy)
+        assert _normalised((copy / figure.file).read_text()) == _normalised((run / figure.file).read_text()), figure.file
