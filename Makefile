@@ -24,9 +24,9 @@ test: install  ## lint, then unit + integration tests and nbval on every noteboo
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
-test-fast: install  ## the inner loop: lint and the unit and integration tests, without notebooks, SLURM or the browser (a few minutes)
+test-fast: install  ## the inner loop: lint and the fast tests, without the slow, notebook, SLURM and browser tiers
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -q tests -m "not slurm and not browser"
+	$(PY) -m pytest -q tests -m "not slow and not notebook and not slurm and not browser"
 
 lint: install  ## ruff (settings in pyproject.toml)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
@@ -40,11 +40,11 @@ figures: install  ## redraw every figure of the curated run folders (the ones th
 lab: install  ## JupyterLab on the explorer (notebooks/00_explore.ipynb): stored results, and a short run to try
 	$(VENV)/bin/jupyter lab notebooks/00_explore.ipynb
 
-notebooks: install  ## re-execute every notebook in place with its test-size parameters (the outputs nbval checks)
+notebooks: install  ## re-run nbval's references: each notebook executed at its test size into tests/notebooks/ (outputs kept)
 	for nb in notebooks/*.ipynb; do \
 	  stem=$$(basename $$nb .ipynb); \
-	  $(PY) -m papermill --cwd . -f tests/params/$$stem.yaml $$nb $$nb || exit 1; \
+	  $(PY) -m papermill --cwd . -f tests/params/$$stem.yaml $$nb tests/notebooks/$$stem.ipynb || exit 1; \
 	done
-	$(VENV)/bin/nbstripout --keep-output --keep-count --extra-keys "$(STRIP_KEYS)" notebooks/*.ipynb
+	$(VENV)/bin/nbstripout --keep-output --keep-count --extra-keys "$(STRIP_KEYS)" tests/notebooks/*.ipynb
 
 .PHONY: install main test test-fast lint paper figures lab notebooks

@@ -113,6 +113,7 @@ def test_unknown_names_fail_before_anything_runs(tmp_path, no_execution):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_batch_runs_all_and_writes_batch_json(first_batch):
     nb, log, table = first_batch
     assert executions(log) == ["1 0", "1 1", "2 0", "2 1"]
@@ -135,6 +136,7 @@ def test_batch_runs_all_and_writes_batch_json(first_batch):
     assert all(s["n_jobs"] == 1 and s["threads"] == s["iml_threads"] == cores for s in summaries(batch_dir).values())
 
 
+@pytest.mark.slow
 def test_rerun_skips_complete_runs(first_batch, no_execution):
     nb, log, table = first_batch
     out = Path(table.attrs["batch_json"]).parents[1]
@@ -146,6 +148,7 @@ def test_rerun_skips_complete_runs(first_batch, no_execution):
         batch.run_batch(nb, {"x": [1, 2]}, seeds=2, fixed={"log": "elsewhere"}, out=out, progress=False)
 
 
+@pytest.mark.slow
 def test_killed_run_is_moved_aside_and_redone(tmp_path, first_batch):
     nb, _, first = first_batch
     log, batch_dir = tmp_path / "log.txt", tmp_path / "out" / "tiny__x-seed"
@@ -162,6 +165,7 @@ def test_killed_run_is_moved_aside_and_redone(tmp_path, first_batch):
     assert summaries(batch_dir) == {k: v for k, v in uninterrupted.items() if k.startswith("x=2__")}
 
 
+@pytest.mark.slow
 def test_failing_run_does_not_stop_the_others_and_jobs_2(tmp_path, venv_kernel, capsys):  # noqa: F811
     nb, log, out = tiny_notebook(tmp_path), tmp_path / "log.txt", tmp_path / "out"
     spec = tmp_path / "batch.yaml"
@@ -179,6 +183,7 @@ def test_failing_run_does_not_stop_the_others_and_jobs_2(tmp_path, venv_kernel, 
     assert done["x=1__fail_on=2"]["threads"] == str(max(1, (os.cpu_count() or 1) // 2)) == str(record["threads_per_run"])
 
 
+@pytest.mark.slow
 def test_run_killed_between_its_figures_is_not_complete_and_is_redone(tmp_path, venv_kernel):  # noqa: F811
     """A real notebook whose kernel is killed right after its first figure: the folder holds results and a figure but no
     summary.json, so it is not complete, and the next `batch` moves it aside and runs it again to the end."""
@@ -187,7 +192,7 @@ def test_run_killed_between_its_figures_is_not_complete_and_is_redone(tmp_path, 
 
     original = nbformat.read(project_path("notebooks/04_set_inclusion.ipynb"), as_version=4)
     killed = nbformat.from_dict(json.loads(json.dumps(original)))
-    first_figure = next(i for i, c in enumerate(killed.cells) if "plots.save_chart(" in c.source)
+    first_figure = next(i for i, c in enumerate(killed.cells) if "figures." in c.source and ".save(" in c.source)
     killed.cells.insert(first_figure + 1, nbformat.v4.new_code_cell("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"))
     path = tmp_path / "04_set_inclusion.ipynb"
     nbformat.write(killed, path)

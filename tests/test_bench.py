@@ -25,6 +25,7 @@ def tiny():
     return cfg, model, tokenizer, draw
 
 
+@pytest.mark.slow
 def test_model_flops_count_the_head_only_at_targets(tiny):
     cfg, model, tokenizer, draw = tiny
     data = encode(draw.train["stage1"], tokenizer, "answer")
@@ -43,6 +44,7 @@ def test_same_batches_are_the_batches_of_our_loop():
     assert len(batches) == 3
 
 
+@pytest.mark.slow
 def test_trainer_baseline_trains_as_our_loop(tiny):
     cfg, model, tokenizer, draw = tiny
     data = encode(draw.train["stage1"], tokenizer, cfg.train.loss_on)
@@ -55,6 +57,7 @@ def test_trainer_baseline_trains_as_our_loop(tiny):
     assert all(torch.allclose(after_ours[k], v, atol=1e-4) for k, v in model.state_dict().items())
 
 
+@pytest.mark.slow
 def test_reference_style_evaluation_scores_as_ours(tiny):
     cfg, model, tokenizer, draw = tiny
     suite = EvalSuite({k: v for k, v in draw.eval_sets.items() if k in ("qd1consis", "d1consis", "ent_assoc_d1consis")})
@@ -71,6 +74,7 @@ def test_bench_checks_its_options_before_measuring(monkeypatch, capsys):
     assert "`n_people`" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_fast_vs_generate_agrees_and_times_the_untrained_network(tmp_path):
     cfg = build_config(n_people=40, model="pythia-tiny", stage0_epochs=3, stage1_epochs=2, n_seeds=1, cache_dir=str(tmp_path))
     f = bench.fast_vs_generate(cfg)

@@ -10,6 +10,7 @@ from iml_nb.people_qa import config, stage0
 from iml_nb.people_qa.config import build_config
 
 
+@pytest.mark.slow
 def test_defaults_build():
     cfg = build_config()
     assert cfg.stages == ("stage1", "stage2") and cfg.train.stage_epochs == (15, 10)

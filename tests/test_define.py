@@ -146,6 +146,7 @@ def test_replay_sample_is_seeded():
     assert a == b and len(a) == len(facts) // 2 and a != replay_sample(facts, 0.5, 8)
 
 
+@pytest.mark.slow
 def test_same_seed_same_data_in_another_process():
     code = (
         "from iml_nb.people_qa.config import DataConfig; from iml_nb.people_qa.define import make_define_data; "
@@ -174,6 +175,7 @@ def test_aliases_and_tags_come_from_the_fixed_pool():
     assert not set(fresh.alias_of.values()) <= set(aliases)  # the paper's way: new random strings per seed
 
 
+@pytest.mark.slow
 def test_multi_piece_aliases_share_their_pieces_and_tokenize_into_them():
     from iml_nb.lm.vocab import build_word_tokenizer
 
@@ -192,6 +194,7 @@ def test_multi_piece_aliases_share_their_pieces_and_tokenize_into_them():
     assert one_piece == make_define_data(PEOPLE, DataConfig(n_people=200), 0, 0)
 
 
+@pytest.mark.slow
 def test_multi_piece_aliases_are_pieces_of_the_run_vocabulary():
     from iml_nb.people_qa.config import build_config
     from iml_nb.people_qa.stage0 import base_model

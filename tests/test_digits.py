@@ -22,6 +22,7 @@ def test_the_unpickler_refuses_anything_but_arrays():
     assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(arrays, back))
 
 
+@pytest.mark.slow
 def test_real_mnist_splits_have_the_classic_shapes_and_all_ten_digits():
     for split, n in (("train", 50_000), ("validation", 10_000), ("test", 10_000)):
         images, labels = load_mnist(split)

@@ -63,6 +63,7 @@ def test_first_run_and_a_bad_experiment_named(outputs):
         stored.pick_run(runs.iloc[:0], "")
 
 
+@pytest.mark.slow
 def test_widget_changes_redraw_from_stored_metrics(outputs):
     runs = stored.list_runs(str(outputs))
     ui = explore.Explorer(runs, stored.pick_run(runs, ""))
@@ -105,6 +106,7 @@ def test_try_it_checks_settings_and_waits_for_its_button():
     assert [c.description for c in (panel.n_people, panel.alpha, panel.word_order, panel.model)] == ["people", "α", "word order", "model"]
 
 
+@pytest.mark.slow
 def test_try_it_runs_a_short_experiment(tmp_path):
     panel = explore.TryIt(explore.TrySettings(stage0_epochs=1, stage1_epochs=2, stage2_epochs=2, cache_dir=str(tmp_path)))
     panel.n_people.value = 50

@@ -15,6 +15,7 @@ from iml_nb.people_qa.experiment import stage_training_examples
 from iml_nb.people_qa.people import load_people
 
 
+@pytest.mark.slow
 def test_written_splits_load_back_and_equal_what_training_sees(tmp_path):
     from datasets import load_dataset
 
@@ -42,6 +43,7 @@ def test_written_splits_load_back_and_equal_what_training_sees(tmp_path):
     assert "test_d1consis" in (folder / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_data_command_checks_parameters_before_writing(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "iml_nb", "data", str(tmp_path / "d"), "-p", "n_peple", "50"], capture_output=True, text=True

@@ -16,6 +16,7 @@ def _normalised(svg: str) -> str:
 
 
 @pytest.mark.parametrize("notebook", sorted(figures.FIGURES))
+@pytest.mark.slow
 def test_redrawn_figures_equal_the_committed_ones(notebook, tmp_path):
     run = latest_complete_run(notebook, project_path("outputs"))
     if run is None:

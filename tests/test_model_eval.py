@@ -29,6 +29,7 @@ def trained():
     return model, tokenizer
 
 
+@pytest.mark.slow
 def test_fast_exact_match_equals_greedy_generation(trained):
     model, tokenizer = trained
     fast = teacher_forced_correct(model, tokenizer, FACTS, batch_size=64)
@@ -38,6 +39,7 @@ def test_fast_exact_match_equals_greedy_generation(trained):
     assert torch.equal(fast, slow)
 
 
+@pytest.mark.slow
 def test_suite_modes_agree(trained):
     model, tokenizer = trained
     suite = EvalSuite({"a": FACTS[:100], "b": FACTS[50:200]})  # overlapping sets are scored once
@@ -47,6 +49,7 @@ def test_suite_modes_agree(trained):
     assert gen["a"]["f1"] >= gen["a"]["em"]
 
 
+@pytest.mark.slow
 def test_fast_and_generation_can_differ_only_at_near_ties(trained, monkeypatch):
     """The exact condition under which the two EMs agree: both passes give the same logits up to float rounding, far below
     NEAR_TIE, so an item can only be scored differently where its top two logits at an answer position are within NEAR_TIE."""
@@ -86,6 +89,7 @@ def test_fast_and_generation_can_differ_only_at_near_ties(trained, monkeypatch):
     assert suite.run(model, tokenizer, "both")["a"]["em_disagree_tie"] == flipped["em_disagree"]
 
 
+@pytest.mark.slow
 def test_suite_encodes_once_per_tokenizer(trained, monkeypatch):
     model, tokenizer = trained
     suite = EvalSuite({"a": FACTS[:100], "b": FACTS[50:200]})
@@ -100,6 +104,7 @@ def test_suite_encodes_once_per_tokenizer(trained, monkeypatch):
     assert suite.run(model, other, "fast") == first and len(calls) == 2  # another tokenizer object: encoded again
 
 
+@pytest.mark.slow
 def test_answer_only_logits_match_full_forward(trained):
     model, tokenizer = trained
     data = encode(FACTS[:16], tokenizer, loss_on="answer")
@@ -156,6 +161,7 @@ def _bpe_folder(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_pretrained_folder_runs_the_main_experiment(tmp_path):
     folder = _bpe_folder(tmp_path / "tiny-pretrained")
     model, tokenizer = models_mod.load_pretrained(str(folder))
@@ -183,6 +189,7 @@ def test_pretrained_file_instead_of_folder_is_a_clear_error(tmp_path):
         models_mod.load_pretrained(str(f))
 
 
+@pytest.mark.slow
 def test_experiment_is_deterministic_and_complete(tmp_path):
     cfg = build_config(
         n_people=60,
@@ -209,6 +216,7 @@ def test_unknown_pretrained_model_names_the_parameter(tmp_path):
         models_mod.load_pretrained(str(tmp_path / "no-such-model"))
 
 
+@pytest.mark.slow
 def test_stage1_is_shared_by_runs_differing_only_in_stage2(tmp_path):
     common = dict(n_people=60, model="pythia-tiny", stage0_epochs=2, stage1_epochs=2, n_seeds=2, n_jobs=1, cache_dir=str(tmp_path))
     short, _ = run_experiment(build_config(**common, stage2_epochs=1), progress=False)
@@ -243,6 +251,7 @@ def test_alias_alignment_reads_where_an_alias_row_points():
     assert abs(out["align_d2consis"]["cos"]) < 0.3  # untouched random rows
 
 
+@pytest.mark.slow
 def test_knowledge_check_scores_each_attribute_zero_shot_and_after_a_warmup():
     """Every attribute scored on the people held out of the warm-up, zero-shot and after it, beside the majority answer's share."""
     from iml_nb.people_qa.knowledge import knowledge_check

@@ -15,6 +15,8 @@ from iml_nb.people_qa.config import PARAMETERS
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))  # the one list of notebooks
+# nbval's references: each notebook executed at its test size (tests/params/), made by `make notebooks`
+REFERENCES = [ROOT / "tests" / "notebooks" / p.name for p in NOTEBOOKS]
 
 
 def _pins(lines):
@@ -63,7 +65,8 @@ def test_notebook_house_rules(path):
             definitions = (ast.FunctionDef, ast.ClassDef, ast.Lambda)
             assert not any(isinstance(n, definitions) for n in ast.walk(tree)), "no definitions in notebooks"
             assert "sys.path" not in cell.source and "%pip" not in cell.source
-    assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), "committed with its small-default outputs"
+    assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), "the source notebook carries no outputs"
+    assert not any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells), "Run All runs the parameters cell"
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert "plots.use_offline_renderer()" in code, "charts render offline through the one iml_nb call"
     assert (ROOT / "tests" / "params" / f"{path.stem}.yaml").exists(), "a test-size parameters file"
@@ -100,6 +103,19 @@ def test_notebook_checks_its_parameters_first_and_marks_complete_last(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_nbval_reference_is_the_notebook_run_with_its_test_parameters(path):
+    """tests/notebooks/<name> holds the same cells as notebooks/<name>, with outputs, plus papermill's injected cell, which
+    assigns exactly tests/params/<stem>.yaml: run `make notebooks` after changing either."""
+    nb, ref = nbformat.read(path, as_version=4), nbformat.read(ROOT / "tests" / "notebooks" / path.name, as_version=4)
+    injected = [c for c in ref.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1, "the reference was run through papermill with its test parameters"
+    assert [(c.cell_type, c.source) for c in ref.cells if c not in injected] == [(c.cell_type, c.source) for c in nb.cells]
+    assigned = {s.targets[0].id: ast.literal_eval(s.value) for s in ast.parse(injected[0].source).body}
+    assert assigned == yaml.safe_load((ROOT / "tests" / "params" / f"{path.stem}.yaml").read_text())
+    assert any(c.get("outputs") for c in ref.cells if c.cell_type == "code"), "executed, with the outputs nbval compares"
+
+
+@pytest.mark.parametrize("path", REFERENCES, ids=lambda p: p.stem)
 def test_compared_outputs_hold_no_path_of_this_checkout(path):
     """nbval compares untagged cells on every machine: an absolute path of the checkout would differ in a fresh clone."""
     nb = nbformat.read(path, as_version=4)
@@ -114,6 +130,7 @@ def test_experiment_notebook_parameters_are_all_known_to_the_config():
     assert set(params) <= PARAMETERS.names(), set(params) - PARAMETERS.names()
 
 
+@pytest.mark.slow
 def test_torch_kernels_are_pinned_to_avx2_on_x86():
     """Results must not depend on whether the machine has AVX-512 (env.configure; the MNIST convnet's numbers did)."""
     import platform
@@ -126,6 +143,7 @@ def test_torch_kernels_are_pinned_to_avx2_on_x86():
     assert torch.backends.cpu.get_cpu_capability() == os.environ["ATEN_CPU_CAPABILITY"].upper()
 
 
+@pytest.mark.slow
 def test_nothing_points_outside_the_repository_or_to_issue_numbers():
     """Code, notebooks and docs stand on their own: no pointers to documents that are not in the repository, and no issue numbers
     in code (what a reader needs from elsewhere is in docs/background.md)."""
@@ -174,6 +192,7 @@ def _parameter_defaults(stem: str) -> dict:
 
 
 @pytest.mark.parametrize("stem", ["01_main_two_stage", "04_set_inclusion", "05_mnist"])
+@pytest.mark.slow
 def test_notebook_defaults_are_the_config_defaults(stem):
     """A notebook's parameters cell repeats its config's defaults (papermill needs them there); they must not drift apart."""
     from iml_nb.people_qa import config
@@ -194,7 +213,7 @@ def test_notebook_defaults_are_the_config_defaults(stem):
     assert not differ, f"{stem}: parameters cell vs config defaults (notebook, config): {differ}"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS + REFERENCES, ids=lambda p: f"{p.parent.parent.name}/{p.stem}")
 def test_committed_notebooks_carry_no_timings_or_widget_state(path):
     """`make notebooks` strips what a re-execution changes without changing a result (nbstripout, keeping outputs for nbval)."""
     nb = json.loads(path.read_text())

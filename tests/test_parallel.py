@@ -5,6 +5,7 @@ import sys
 import time
 
 import psutil
+import pytest
 import torch
 
 SCRIPT = """
@@ -25,6 +26,7 @@ def _wait(predicate, timeout: float) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_killing_the_parent_stops_its_seed_workers(tmp_path):
     parent = subprocess.Popen([sys.executable, "-c", SCRIPT.format(cache=str(tmp_path))])
     proc = psutil.Process(parent.pid)
@@ -40,6 +42,7 @@ def test_killing_the_parent_stops_its_seed_workers(tmp_path):
     assert not alive, f"still running after the parent was killed: {[p.cmdline()[:4] for p in alive]}"
 
 
+@pytest.mark.slow
 def test_seeds_in_two_processes_equal_seeds_in_one(tmp_path):
     from iml_nb.people_qa.config import build_config
     from iml_nb.people_qa.experiment import run_experiment

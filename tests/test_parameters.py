@@ -28,6 +28,7 @@ def test_declared_in_reads_only_typed_assignment_cells():
     assert parameters.assigned_in('# Parameters\nx = 2\nname = "b"\n') == ["x", "name"]
 
 
+@pytest.mark.slow
 def test_runner_and_notebook_raise_the_same_error(tmp_path, venv_kernel):  # noqa: F811
     """Plain papermill on a real notebook: the typo fails in the first code cell, before any data or model exists."""
     notebook = project_path("notebooks/04_set_inclusion.ipynb")

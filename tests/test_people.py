@@ -56,6 +56,7 @@ def test_synthetic_is_deterministic_and_seed_dependent(crowd):
     assert {p.name for p in other} != {p.name for p in crowd}
 
 
+@pytest.mark.slow
 def test_synthetic_is_identical_in_a_fresh_process(crowd):
     code = (
         "import hashlib; from iml_nb.people_qa.people import synthetic_people; "
@@ -267,6 +268,7 @@ def test_load_cvdb_missing_columns(tmp_path):
 
 
 @pytest.mark.parametrize("form", ["parquet", "saved_dataset"])
+@pytest.mark.slow
 def test_load_cvdb_reads_parquet_and_saved_datasets_like_the_csv(cvdb_csv, tmp_path, form):
     import datasets
 

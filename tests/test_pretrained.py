@@ -12,6 +12,7 @@ from iml_nb.lm.model import SHIPPED, load_pretrained
 from iml_nb.people_qa import config, experiment
 
 
+@pytest.mark.slow
 def test_shipped_model_loads_by_name_and_answers():
     model, tokenizer = load_pretrained("smollm2-135m")
     assert type(model).__name__ == "LlamaForCausalLM" and sum(p.numel() for p in model.parameters()) > 100e6
@@ -21,6 +22,7 @@ def test_shipped_model_loads_by_name_and_answers():
     assert "Paris" in tokenizer.decode(out[0][ids["input_ids"].shape[1] :])  # really pretrained, not a random init
 
 
+@pytest.mark.slow
 def test_main_experiment_runs_on_the_pretrained_model(tmp_path):
     cfg = config.build_config(
         model="smollm2-135m",

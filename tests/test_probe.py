@@ -37,6 +37,7 @@ def test_probe_inputs_are_balanced_one_question_per_alias_from_the_right_subsets
         probe.probe_inputs(data, "colour")
 
 
+@pytest.mark.slow
 def test_hidden_states_line_positions_up_and_a_probe_is_at_chance_where_inputs_are_identical():
     import torch
 

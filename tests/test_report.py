@@ -3,6 +3,7 @@
 import json
 
 import pandas as pd
+import pytest
 
 from iml_nb.analysis import report
 from iml_nb.core import results
@@ -38,6 +39,7 @@ def _sweep(root, stem, axis, points, values=None):
     return folder
 
 
+@pytest.mark.slow
 def test_report_reads_runs_and_judges_claims(tmp_path):
     main = tmp_path / "01_main_two_stage" / "20260101-000000-abcd"
     summary = {"iml_gap_qa": _gap(0.07), "iml_gap_entity": _gap(0.01, 0.05), "stage1_gap_qa": _gap(-0.05)}
@@ -133,6 +135,7 @@ def test_report_writes_markdown_and_html(tmp_path):
     assert md.read_text().count("\n| ") == len(report.CLAIMS) + 1 and "<table" in html.read_text()
 
 
+@pytest.mark.slow
 def test_readme_table_is_generated_from_the_committed_run_folders(tmp_path):
     """The README's results table is what `report` builds from the run folders git tracks (not from local, uncommitted runs)."""
     import shutil

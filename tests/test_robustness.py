@@ -122,6 +122,7 @@ def _try_batch(root, name: str, fixed: dict, d1: float, complete=(True, True)):
     return batch
 
 
+@pytest.mark.slow
 def test_tries_pool_seeds_per_try_and_leave_incomplete_runs_out(tmp_path):
     from iml_nb.analysis import report
 

@@ -120,6 +120,7 @@ def test_resolve_notebook_by_stem(tmp_path, monkeypatch):
         runner.resolve_notebook("02_missing")
 
 
+@pytest.mark.slow
 def test_run_notebook_executes_into_its_run_folder(tmp_path, venv_kernel):
     nb = tiny_notebook(tmp_path)
     run_dir = runner.run_notebook(nb, {"x": 21}, outputs_root=tmp_path / "out", run_id="r1")
@@ -130,6 +131,7 @@ def test_run_notebook_executes_into_its_run_folder(tmp_path, venv_kernel):
     assert executed.metadata.papermill.parameters == {"x": 21, "output_dir": str(run_dir)}
 
 
+@pytest.mark.slow
 def test_failing_notebook_names_its_run_folder(tmp_path, venv_kernel):
     nb = tiny_notebook(tmp_path)
     with pytest.raises(runner.NotebookRunError, match="AssertionError") as err:
@@ -170,6 +172,7 @@ def test_cli_needs_a_command():
         cli.main([])
 
 
+@pytest.mark.slow
 def test_training_progress_from_the_kernel_reaches_the_terminal(tmp_path, venv_kernel, capsys):
     """`run` prints what the kernel reports through env.log_progress (a notebook's own bars stay inside the kernel)."""
     nb = nbformat.v4.new_notebook()
@@ -187,6 +190,7 @@ def test_training_progress_from_the_kernel_reaches_the_terminal(tmp_path, venv_k
     assert not (run_dir / "progress.log").exists()  # the tail cleans up after itself
 
 
+@pytest.mark.slow
 def test_progress_tail_shows_the_newest_line_at_most_once(tmp_path):
     import io
     import time
@@ -202,6 +206,7 @@ def test_progress_tail_shows_the_newest_line_at_most_once(tmp_path):
     assert shown[-1].strip() == "step 2" and len(shown) == len(set(shown)) <= 3
 
 
+@pytest.mark.slow
 def test_paper_runs_only_the_sections_without_a_complete_default_run(tmp_path, monkeypatch, capsys):
     import json
 

@@ -68,6 +68,7 @@ def test_resampling_draws_new_questions_each_epoch_and_is_deterministic():
     )
 
 
+@pytest.mark.slow
 def test_seeds_and_stage2_seeds():
     a, b = make_setinc_data(CFG, 0, 0), make_setinc_data(CFG, 0, 0)
     assert a == b
@@ -105,6 +106,7 @@ def test_config_names_bad_parameters_before_compute():
     assert cfg.train.stage_epochs == (3, 20) and cfg.data.fraction["qd2incons"] == 0.5 and cfg.model.tie_embeddings
 
 
+@pytest.mark.slow
 def test_experiment_learns_definitions_and_reports_the_gap(tmp_path):
     from iml_nb.analysis import stats
     from iml_nb.setinc.data import PARAMETERS

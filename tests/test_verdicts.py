@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 from scipy import stats as st
 
 from iml_nb.analysis import stats, verdicts
@@ -37,6 +38,7 @@ def test_holm_adjusts_only_real_p_values_and_can_undo_a_raw_significance():
     assert test.p < 0.05 and verdicts.verdict(test, 0.2) == "inconclusive"
 
 
+@pytest.mark.slow
 def test_slope_treats_seeds_as_clusters():
     rng = np.random.default_rng(0)
     rows = [

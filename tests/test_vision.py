@@ -81,6 +81,7 @@ def test_seeded_and_validated():
         VisionConfig(fractions=(("qd1consis", 0.5), ("qd2incons", 0.4)))
 
 
+@pytest.mark.slow
 def test_loss_and_accuracy_count_only_supervised_cells_and_the_one_loop_trains_the_convnet():
     import torch
 
@@ -139,6 +140,7 @@ def test_cell_net_reads_the_cells_row_major_and_its_trunk_classifies_single_digi
     assert net(images.to(torch.uint8)).shape == (2, 9, 2) and net.digit_logits(cells[:, 0].to(torch.uint8)).shape == (2, 10)
 
 
+@pytest.mark.slow
 def test_vision_config_names_bad_parameters_before_any_compute():
     from iml_nb.vision.experiment import PARAMETERS
 

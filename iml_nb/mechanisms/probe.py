@@ -241,7 +241,21 @@ def probe_summary(frame: pd.DataFrame) -> dict:
     return out
 
 
+def summary_table(summary: dict) -> pd.DataFrame:
+    """probe_summary as a table: per word order and probe, aliases per class and the two headline accuracies with their CIs."""
+    from iml_nb.analysis.stats import format_ci
+
+    names = ("last_token_last_layer", "after_alias_last_layer")
+    return pd.DataFrame(
+        [
+            {"order/probe": k, "aliases per class": v["aliases_per_class"], **{n: format_ci(v[n], ".3f", full=False) for n in names}}
+            for k, v in summary.items()
+        ]
+    )
+
+
 __all__ = [
+    "summary_table",
     "PROBES",
     "as_metrics",
     "grouped_folds",
