@@ -248,7 +248,7 @@ def _report(args: argparse.Namespace) -> int:
 
     md, html, table = write(args.outputs)
     if args.readme:
-        print(update_readme(table, project_path(args.readme)))
+        print(update_readme(table, project_path(args.readme), args.outputs))
     print(table[["notebook", "ours (95% CI)", "verdict"]].to_string(index=False))
     print(md)
     print(html)

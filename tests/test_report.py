@@ -152,15 +152,20 @@ def test_readme_table_is_generated_from_the_committed_run_folders(tmp_path):
     assert report.README_START + "\n" + report.readme_block(table) + "\n" + report.README_END in readme, (
         "README's results table is stale: run `python -m iml_nb report` and commit README.md"
     )
+    headline = report.headline(tmp_path / "outputs")
+    assert report.HEADLINE_START + "\n" + headline + "\n" + report.HEADLINE_END in readme, "README's headline is stale (same fix)"
 
 
 def test_update_readme_replaces_only_the_block(tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{report.README_START}\nSTALE-ROW\n{report.README_END}\nrest\n")
+    readme.write_text(
+        f"intro\n{report.HEADLINE_START}\nSTALE\n{report.HEADLINE_END}\nmiddle\n{report.README_START}\nSTALE-ROW\n{report.README_END}\nrest\n"
+    )
     table = report.build(tmp_path / "outputs")
-    report.update_readme(table, readme)
+    report.update_readme(table, readme, tmp_path / "outputs")
     text = readme.read_text()
-    assert text.startswith("intro\n") and text.endswith(f"{report.README_END}\nrest\n") and "STALE-ROW" not in text
+    assert text.startswith("intro\n") and text.endswith(f"{report.README_END}\nrest\n") and "STALE" not in text
+    assert "no complete run" in text  # the headline of an empty outputs/
     assert text.count("\n| ") == len(report.CLAIMS) + 1
     readme.write_text("no block\n")
     import pytest
