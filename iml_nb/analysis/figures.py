@@ -74,6 +74,12 @@ def _robustness(table: pd.DataFrame, arms: list[str]):
     )
 
 
+def _four_subsets(metrics: pd.DataFrame, metric: str, y_title: str, title: str):
+    """Accuracy curves of the four subsets the set-inclusion and MNIST experiments have (chance 0.5)."""
+    subsets = ["qd1consis", "qd2incons", "d1consis", "d2consis"]
+    return plots.em_curves(metrics, subsets=subsets, metric=metric, y_title=y_title, y_domain=(0.3, 1), title=title)
+
+
 def _probe_curves(run: Path) -> tuple:
     from iml_nb.mechanisms.probe import probe_curves
 
@@ -105,25 +111,12 @@ MODEL_SIZE = Figure(
 )
 SET_INCLUSION = Figure(
     "fig_set_inclusion.svg",
-    lambda metrics: plots.em_curves(
-        metrics,
-        subsets=["qd1consis", "qd2incons", "d1consis", "d2consis"],
-        y_title="accuracy (true/false)",
-        y_domain=(0.3, 1),
-        title="Set inclusion: test accuracy per subset",
-    ),
+    lambda metrics: _four_subsets(metrics, "em", "accuracy (true/false)", "Set inclusion: test accuracy per subset"),
     _metrics,
 )
 MNIST = Figure(
     "fig_mnist.svg",
-    lambda metrics: plots.em_curves(
-        metrics,
-        subsets=["qd1consis", "qd2incons", "d1consis", "d2consis"],
-        metric="acc",
-        y_title="QA accuracy (test cells)",
-        y_domain=(0.3, 1),
-        title="MNIST IML: QA accuracy per subset",
-    ),
+    lambda metrics: _four_subsets(metrics, "acc", "QA accuracy (test cells)", "MNIST IML: QA accuracy per subset"),
     _metrics,
 )
 PROBES = Figure("fig_probes.svg", plots.probe_heatmap, _probe_curves)

@@ -45,6 +45,15 @@ ENTITY_SUBSETS = (
 _FALLBACK_COLOURS = ["#17becf", "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39"]  # subsets the paper did not plot
 
 
+# What every interval chart shows on hover beside its own fields
+_CI_TOOLTIP = [
+    alt.Tooltip("mean:Q", format=".3f"),
+    alt.Tooltip("ci_low:Q", format=".3f"),
+    alt.Tooltip("ci_high:Q", format=".3f"),
+    "n_seeds:Q",
+]
+
+
 def style_for(subset: str) -> tuple[str, str] | None:
     """(label, colour) for a subset, or None if the paper has no style for it.
 
@@ -142,10 +151,7 @@ def em_curves(
             "subset:N",
             "stage:Q",
             "epoch:Q",
-            alt.Tooltip("mean:Q", format=".3f"),
-            alt.Tooltip("ci_low:Q", format=".3f"),
-            alt.Tooltip("ci_high:Q", format=".3f"),
-            "n_seeds:Q",
+            *_CI_TOOLTIP,
         ],
     )
     y = alt.Y("mean:Q", title=y_title, scale=alt.Scale(domain=list(y_domain)))
@@ -198,10 +204,7 @@ def gap_chart(metrics: pd.DataFrame, gaps=DEFAULT_GAPS, metric: str = "em", conf
     mean = summary.mark_point(shape="diamond", filled=True, size=90, color="black").encode(
         x=alt.X("mean:Q", title=x_title),
         tooltip=[
-            alt.Tooltip("mean:Q", format=".3f"),
-            alt.Tooltip("ci_low:Q", format=".3f"),
-            alt.Tooltip("ci_high:Q", format=".3f"),
-            "n_seeds:Q",
+            *_CI_TOOLTIP,
             "stage:Q",
             "epoch:Q",
         ],
@@ -255,10 +258,7 @@ def gap_vs(
         tooltip=[
             f"{axis}",
             "gap:N",
-            alt.Tooltip("mean:Q", format=".3f"),
-            alt.Tooltip("ci_low:Q", format=".3f"),
-            alt.Tooltip("ci_high:Q", format=".3f"),
-            "n_seeds:Q",
+            *_CI_TOOLTIP,
         ],
     )
     zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(strokeDash=[4, 4], color="black").encode(y="y:Q")
@@ -286,10 +286,7 @@ def probe_heatmap(curves: pd.DataFrame, title: str = "Linear probe accuracy (mea
                 "probe",
                 "layer",
                 "token",
-                alt.Tooltip("mean:Q", format=".3f"),
-                alt.Tooltip("ci_low:Q", format=".3f"),
-                alt.Tooltip("ci_high:Q", format=".3f"),
-                "n_seeds:Q",
+                *_CI_TOOLTIP,
             ],
         )
         .properties(width=300, height=120)

@@ -244,19 +244,12 @@ def run_batch(
         "jobs": jobs if backend == "local" else None,
         "threads_per_run": threads,
         "slurm": dataclasses.asdict(slurm) if backend == "slurm" else None,
-        "runs": [],
+        "runs": _records(batch_dir, runs, recorded, backend),
     }
-    batch["runs"] = _records(batch_dir, runs, recorded, backend)
     atomic_write_json(batch_json, batch)
 
-    bar = tqdm(
-        total=len(runs),
-        initial=sum(r["status"] == "skipped" for r in batch["runs"]),
-        desc=batch_dir.name,
-        unit="run",
-        position=0,
-        disable=not progress,
-    )
+    skipped = sum(r["status"] == "skipped" for r in batch["runs"])
+    bar = tqdm(total=len(runs), initial=skipped, desc=batch_dir.name, unit="run", position=0, disable=not progress)
 
     def finish(record: dict, result: dict) -> None:
         record.update(result)
