@@ -8,7 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from iml_nb.runs.batch import BACKENDS, load_batch_file, parse_grid_option, run_batch
+from iml_nb.runs.batch import BACKENDS, run_batch
+from iml_nb.runs.grid import load_batch_file, parse_grid_option
 from iml_nb.runs.runner import NotebookRunError, parse_value, run_notebook
 from iml_nb.runs.slurm import SlurmOptions
 

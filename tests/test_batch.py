@@ -10,7 +10,7 @@ import pytest
 from test_runner import venv_kernel  # noqa: F401  (the session fixture that makes kernel "python3" this venv's Python)
 
 from iml_nb import __main__ as cli
-from iml_nb.runs import batch
+from iml_nb.runs import batch, grid
 
 
 def tiny_notebook(folder: Path, seed: bool = True) -> Path:
@@ -76,27 +76,27 @@ def first_batch(tmp_path_factory, venv_kernel):  # noqa: F811
 
 
 def test_parse_grid_option():
-    assert batch.parse_grid_option("lr=1e-4, 0.5,true,abc,[1,2],'7'") == ("lr", [1e-4, 0.5, True, "abc", [1, 2], "7"])
+    assert grid.parse_grid_option("lr=1e-4, 0.5,true,abc,[1,2],'7'") == ("lr", [1e-4, 0.5, True, "abc", [1, 2], "7"])
     for bad in ("lr", "=1,2", "lr=", "lr=1,,2", "lr=1,"):
         with pytest.raises(ValueError, match="--grid"):
-            batch.parse_grid_option(bad)
+            grid.parse_grid_option(bad)
 
 
 def test_grid_times_seeds_expansion_and_folder_names():
-    axes = batch.grid_axes({"alpha": [0.8, 1.0], "word_order": ["tve", "a/b c"]}, seeds=2)
+    axes = grid.grid_axes({"alpha": [0.8, 1.0], "word_order": ["tve", "a/b c"]}, seeds=2)
     assert axes == {"alpha": [0.8, 1.0], "word_order": ["tve", "a/b c"], "seed": [0, 1]}
-    runs = batch.plan_runs(axes)
+    runs = grid.plan_runs(axes)
     assert len(runs) == 8
     assert runs[0] == ("alpha=0.8__word_order=tve__seed=0", {"alpha": 0.8, "word_order": "tve", "seed": 0})
     assert runs[1][0] == "alpha=0.8__word_order=tve__seed=1"  # the last axis varies fastest
     assert runs[3][0] == "alpha=0.8__word_order=a_b_c__seed=1"  # sanitised for a folder name
     assert runs[-1][0] == "alpha=1.0__word_order=a_b_c__seed=1"
     with pytest.raises(ValueError, match="share a run folder name"):
-        batch.plan_runs({"w": ["a/b", "a_b"]})
+        grid.plan_runs({"w": ["a/b", "a_b"]})
     with pytest.raises(ValueError, match="both a grid axis and --seeds"):
-        batch.grid_axes({"seed": [0, 1]}, seeds=2)
+        grid.grid_axes({"seed": [0, 1]}, seeds=2)
     with pytest.raises(ValueError, match="nothing to vary"):
-        batch.grid_axes({})
+        grid.grid_axes({})
 
 
 def test_unknown_names_fail_before_anything_runs(tmp_path, no_execution):

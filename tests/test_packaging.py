@@ -131,6 +131,17 @@ def test_experiment_notebook_parameters_are_all_known_to_the_config():
 
 
 @pytest.mark.slow
+def test_ruff_rules_and_format_hold():
+    """`make lint`'s two checks, so a plain `pytest` run catches a lint or format slip too."""
+    import subprocess
+    import sys
+
+    ruff = Path(sys.executable).with_name("ruff")
+    for args in (["check", "."], ["format", "--check", "."]):
+        done = subprocess.run([str(ruff), *args], cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_torch_kernels_are_pinned_to_avx2_on_x86():
     """Results must not depend on whether the machine has AVX-512 (env.configure; the MNIST convnet's numbers did)."""
     import platform
