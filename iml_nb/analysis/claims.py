@@ -148,7 +148,7 @@ def _alignment_small_batch(summary: dict, run_dir: Path) -> Judged:
     return Judged(f"bs {r['batch_size']}: {_ci(g)} ({series})", (verdicts.from_interval(g, "positive"),), verdicts.RULES["positive"])
 
 
-def _across_worlds(summary: dict, run_dir: Path) -> Judged:
+def across_worlds(summary: dict, run_dir: Path) -> Judged:
     """10_robustness: the pre-registered verdict of the default arm's QA gap across worlds, and which arms keep IML."""
     qa = {r["arm"]: r for r in summary.get("table", []) if r["outcome"] == "qa_gap"}
     unequal = {m["arm"] for m in summary.get("memorised", []) if m.get("unequal")}
@@ -252,7 +252,7 @@ CLAIMS = (
         "IML on QA holds across independent worlds and fresh seeds (pre-registered; default arm, across-world "
         "95% CI), and which of the toy's shortcuts it survives removing",
         "the paper's main result (Fig. 3a), one pretrained model",
-        _across_worlds,
+        across_worlds,
         evidence=CONFIRMED,
     ),
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from iml_nb.analysis import stats, verdicts
-from iml_nb.analysis.claims import CLAIMS
+from iml_nb.analysis.claims import CLAIMS, across_worlds
 from iml_nb.core.env import project_path
 from iml_nb.core.results import atomic_write_text, is_complete
 
@@ -261,16 +261,10 @@ def headline(outputs: str | os.PathLike = "outputs") -> str:
     robust = latest_complete_run("10_robustness", outputs)
     if robust is None:
         return text + " The pre-registered test across independent worlds (`10_robustness`) has not finished."
-    rows = json.loads((robust / "summary.json").read_text())["table"]
-    qa = {r["arm"]: r for r in rows if r["outcome"] == "qa_gap"}
-    if "default" not in qa:
-        return text
-    d = qa["default"]
-    kept = [arm for arm, r in qa.items() if r["verdict"] == "IML"]
+    judged = across_worlds(json.loads((robust / "summary.json").read_text()), robust)
     return text + (
-        f" Across {d['n_worlds']} independent worlds on fresh seeds (pre-registered, `{robust.relative_to(outputs.parent)}/`), the "
-        f"default arm's QA gap is {stats.format_ci(d, full=False)} across worlds ({d['verdict']}); arms that keep IML: "
-        f"{', '.join(kept) or 'none'}."
+        f" The pre-registered test on fresh seeds (`{robust.relative_to(outputs.parent)}/`), default arm's QA gap: {judged.value}; "
+        f"verdict {judged.verdict}."
     )
 
 
