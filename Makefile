@@ -37,6 +37,9 @@ paper: install  ## every paper section at its defaults, then the report; resumab
 figures: install  ## redraw every figure of the curated run folders (the ones the docs show) from their stored files
 	$(PY) -m iml_nb figures
 
+book: install  ## the results site from the README, docs, report and curated runs -> _build/book/_build/html/index.html (offline)
+	$(PY) -m iml_nb book
+
 lab: install  ## JupyterLab on the explorer (notebooks/00_explore.ipynb): stored results, and a short run to try
 	$(VENV)/bin/jupyter lab notebooks/00_explore.ipynb
 
@@ -47,4 +50,4 @@ notebooks: install  ## re-run nbval's references: each notebook executed at its 
 	done
 	$(VENV)/bin/nbstripout --keep-output --keep-count --extra-keys "$(STRIP_KEYS)" tests/notebooks/*.ipynb
 
-.PHONY: install main test test-fast lint paper figures lab notebooks
+.PHONY: install main test test-fast lint paper figures book lab notebooks

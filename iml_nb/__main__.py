@@ -116,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     _outputs_option(figures)
     figures.set_defaults(handler=_figures)
 
+    book = commands.add_parser(
+        "book",
+        help="build the results site (Jupyter Book: README, docs, report and each notebook's newest complete run) "
+        "into _build/book/_build/html; offline, nothing is executed",
+    )
+    _outputs_option(book)
+    book.add_argument("--out", default="_build/book", help="build folder (default: %(default)s)")
+    book.set_defaults(handler=_book)
+
     data = commands.add_parser(
         "data",
         help="write the define experiment's data for a configuration (the main experiment's "
@@ -229,6 +238,13 @@ def _paper(args: argparse.Namespace) -> int:
         print(run_notebook(notebook, {}, outputs_root=args.outputs))
     md, _, _ = write(args.outputs)
     print(md)
+    return 0
+
+
+def _book(args: argparse.Namespace) -> int:
+    from iml_nb.analysis.book import build
+
+    print(build(args.out, args.outputs) / "index.html")
     return 0
 
 

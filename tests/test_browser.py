@@ -7,7 +7,6 @@ Marked `browser`; `.ci/run` installs Chromium and sets IML_NB_REQUIRE_BROWSER=1,
 
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,25 +17,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from chromium import CHROMIUM, CHROMIUM_ARGS, require_browser
 
 ROOT = Path(__file__).resolve().parent.parent
-REQUIRE = os.environ.get("IML_NB_REQUIRE_BROWSER") == "1"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = ROOT / "outputs" / "explorer.png"
-# As the machine's own probe starts Chromium: the closed network refuses Google's background services otherwise.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _unavailable(reason: str):
-    (pytest.fail if REQUIRE else pytest.skip)(f"no browser test here: {reason}")
 
 
 def _free_port() -> int:
@@ -49,12 +33,7 @@ def _free_port() -> int:
 def lab(tmp_path_factory):
     """A JupyterLab server whose root holds a copy of 00_explore.ipynb writing its run folder to a temporary place, so the browser
     session neither autosaves into notebooks/ nor leaves a run folder in outputs/."""
-    if not Path(CHROMIUM).exists():
-        _unavailable("Chromium is not installed (`apt-get install chromium`, as .ci/run does)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        _unavailable("the playwright package is missing (requirements.txt pins it)")
+    require_browser()
     tmp = tmp_path_factory.mktemp("lab")
     root = tmp / "root"
     root.mkdir()
