@@ -51,3 +51,28 @@ def test_data_command_checks_parameters_before_writing(tmp_path):
     assert out.returncode != 0 and "n_peple" in out.stderr and not (tmp_path / "d").exists()
     with pytest.raises(ConfigError, match="n_people"):
         build_config(n_people=3)
+
+
+@pytest.mark.slow
+def test_the_readme_training_example_runs_on_exported_data(tmp_path, monkeypatch):
+    """The README's plain transformers loop, as written, on exported data, with a tiny from-scratch model saved as `MODEL`."""
+    from pathlib import Path
+
+    import torch
+
+    from iml_nb.lm import model as models
+    from iml_nb.people_qa.stage0 import base_model
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("<!-- training example: tests/test_export.py runs this block -->\n```python\n", 1)[1].split("```", 1)[0]
+    cfg = build_config(n_people=20, n_seeds=1, model="pythia-tiny")
+    export.write(cfg, tmp_path / "my_data")
+    network, tokenizer = base_model(cfg, load_people(cfg))
+    models.save(network, tokenizer, tmp_path / "model")
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    monkeypatch.chdir(tmp_path)
+    scope = {"MODEL": str(tmp_path / "model"), "EPOCHS": 1}
+    exec(compile(block, "README.md", "exec"), scope)
+    trained = scope["model"].state_dict()
+    assert any(not torch.equal(before[k], trained[k]) for k in before)  # it trained
+    assert len(scope["split"]) > 0 and set(scope["split"]["seed_stage2"]) <= {export.SHARED, 0}
