@@ -5,7 +5,9 @@ on the page (the stage dropdown changes, the chart changes) and a screenshot is 
 Marked `browser`; `.ci/run` installs Chromium and sets IML_NB_REQUIRE_BROWSER=1, so there a missing browser fails instead of skipping.
 """
 
+import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 from chromium import CHROMIUM, CHROMIUM_ARGS, require_browser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,24 +32,37 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# What a researcher types into 01's parameters cell for a quick look: the nbval run's test size.
+MAIN_VALUES = {
+    k: v for k, v in yaml.safe_load((ROOT / "tests" / "params" / "01_main_two_stage.yaml").read_text()).items() if k != "output_dir"
+}
+
+
+def _fresh_copy(name: str, root: Path, values: dict) -> None:
+    """notebooks/<name>.ipynb into the Lab's root with `values` typed into its parameters cell (each line keeps its type and comment)."""
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    lines = []
+    for line in params.source.splitlines():
+        m = re.match(r"(\w+): (\w+) = (.*?)(  #.*)?$", line)
+        if m and m.group(1) in values:
+            line = f"{m.group(1)}: {m.group(2)} = {values[m.group(1)]!r}{m.group(4) or ''}"
+        lines.append(line)
+    params.source = "\n".join(lines)
+    assert all(f"{k}: " in params.source for k in values)
+    nbformat.write(nb, root / f"{name}.ipynb")
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A JupyterLab server whose root holds a copy of 00_explore.ipynb writing its run folder to a temporary place, so the browser
-    session neither autosaves into notebooks/ nor leaves a run folder in outputs/."""
+    """A JupyterLab server whose root holds copies of 00_explore.ipynb and 01_main_two_stage.ipynb writing their run folders to a
+    temporary place, so the browser session neither autosaves into notebooks/ nor leaves a run folder in outputs/."""
     require_browser()
     tmp = tmp_path_factory.mktemp("lab")
     root = tmp / "root"
     root.mkdir()
-    nb = nbformat.read(ROOT / "notebooks" / "00_explore.ipynb", as_version=4)
-    # Without the committed outputs and papermill's injected cell, so a chart on the page can only come from this session's kernel.
-    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    nb.metadata.pop("widgets", None)
-    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    params.source = params.source.replace('output_dir: str = ""', f'output_dir: str = "{tmp / "run"}"')
-    nbformat.write(nb, root / "00_explore.ipynb")
+    _fresh_copy("00_explore", root, {"output_dir": str(tmp / "run")})
+    _fresh_copy("01_main_two_stage", root, {**MAIN_VALUES, "output_dir": str(tmp / "run01")})
     # No "get Jupyter news?" toast over the page (and no news or update checks, which the closed network would refuse).
     notification = tmp / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notification.parent.mkdir(parents=True)
@@ -102,23 +118,13 @@ def lab(tmp_path_factory):
 
 @pytest.mark.browser
 def test_explorer_runs_in_jupyterlab_and_its_widgets_redraw_the_chart(lab):
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1300, "height": 2400})
         try:
-            page.goto(f"{lab['url']}/lab/tree/00_explore.ipynb?token={lab['token']}", timeout=120_000)
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-            dialog = page.locator(".jp-Dialog", has_text="Select Kernel")  # JupyterLab may ask once which kernel to start
-            try:
-                dialog.locator("button", has_text="Select").click(timeout=15_000)
-            except PlaywrightTimeout:
-                pass
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            _open_and_run_all(page, lab, "00_explore.ipynb")
             # The last cell's print in an output area (the same words stand in its source): every cell ran.
             page.locator(".jp-OutputArea-output", has_text="Try it waits for its button").wait_for(timeout=240_000)
 
@@ -161,3 +167,45 @@ def test_explorer_runs_in_jupyterlab_and_its_widgets_redraw_the_chart(lab):
         finally:
             browser.close()
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+def _open_and_run_all(page, lab, name: str) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.goto(f"{lab['url']}/lab/tree/{name}?token={lab['token']}", timeout=120_000)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")  # JupyterLab may ask once which kernel to start
+    try:
+        dialog.locator("button", has_text="Select").click(timeout=15_000)
+    except PlaywrightTimeout:
+        pass
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+
+
+@pytest.mark.browser
+def test_main_notebook_run_all_runs_its_parameters_cell_as_written(lab):
+    """Freshly opened, *Run All* on 01 runs what its parameters cell says (here typed in at the test size): the run folder's
+    config is exactly the one those values build, so no hidden cell overrode them."""
+    from playwright.sync_api import sync_playwright
+
+    from iml_nb.core.results import to_jsonable
+    from iml_nb.people_qa.config import build_config
+
+    run = lab["tmp"] / "run01"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 2400})
+        try:
+            _open_and_run_all(page, lab, "01_main_two_stage.ipynb")
+            deadline = time.monotonic() + 600
+            while not (run / "summary.json").exists():
+                errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']")
+                assert errors.count() == 0, errors.first.inner_text()
+                assert time.monotonic() < deadline, "01 did not finish in 10 minutes"
+                time.sleep(2)
+        finally:
+            browser.close()
+    assert json.loads((run / "config.json").read_text()) == to_jsonable(build_config(**MAIN_VALUES, output_dir=str(run)).to_dict())
+    assert (run / "data" / "README.md").exists()  # its data, as a dataset, beside the metrics
