@@ -4,7 +4,9 @@
 2. the usual pipeline: the same main experiment through a Hugging Face Trainer with greedy-generation evaluation every epoch
    (the reference's way) vs ours, end to end, with the metrics of both compared cell by cell;
 3. fast (teacher-forced) exact match vs greedy generation on a trained model: identical scores, and the speed ratio;
-4. peak memory (resident, summed over the run's processes) of a main-experiment run through the notebook.
+4. peak memory (resident, summed over the run's processes) of a main-experiment run through the notebook;
+5. (`--pretrained`, alone) SmolLM2-135M on WordNet people: tokens/s of full fine-tuning and of LoRA at a few ranks, and what one
+   Stage-1 epoch then takes.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pandas as pd
 import torch
 
 from iml_nb.core.config import TrainConfig
-from iml_nb.lm import evaluate
+from iml_nb.lm import evaluate, lora
 from iml_nb.lm import model as models
 from iml_nb.lm.encode import IGNORE, Encoded, encode
 from iml_nb.lm.evaluate import EvalSuite
@@ -356,6 +358,41 @@ def peak_memory(params: dict, interval: float = 0.2) -> dict:
     }
 
 
+PRETRAINED_SCALE = dict(  # the pretrained experiment's setting: real people, no Stage 0, the paper's fresh random aliases
+    model="smollm2-135m", people_source="wordnet", n_people=400, stage0_epochs=0, alias_pool=0, batch_size=16, lr=5e-5, n_jobs=1
+)
+
+
+def pretrained_fine_tuning(ranks=(0, 8, 32), steps: int = 12, scale: dict | None = None) -> list[dict]:
+    """Stage-1 training speed of the pretrained model at each LoRA rank (0: full fine-tuning) on the main experiment's Stage-1 data:
+    one warm-up pass and one timed pass over the same `steps` batches, on all cores; the epoch time is extrapolated by tokens."""
+    cfg = build_config(**{**PRETRAINED_SCALE, **(scale or {})})
+    people = load_people(cfg)
+    model, tokenizer = stage0.base_model(cfg, people)
+    draw = make_define_data(people, cfg.data, cfg.run.seed, 0)
+    data = encode(draw.train[cfg.stages[0]] + replay_sample(stage0_examples(people), cfg.data.replay_frac, 1), tokenizer, cfg.train.loss_on)
+    take = torch.arange(min(len(data), steps * cfg.train.batch_size))
+    part = Encoded(data.input_ids[take], data.targets[take], data.lengths[take], data.prompt_lengths[take])
+    out = []
+    for rank in ranks:
+        with lora.adapters(model, rank):
+            share = lora.trainable_share(model)
+            _, seconds, loss = timed_epochs(model, part, cfg.train)
+        tokens_per_s = int(part.lengths.sum()) / seconds
+        out.append(
+            {
+                "lora_rank": rank,
+                "trainable_share": share,
+                "tokens_per_s": tokens_per_s,
+                "stage1_examples": len(data),
+                "stage1_epoch_min": int(data.lengths.sum()) / tokens_per_s / 60,
+                "timed_steps": math.ceil(len(part) / cfg.train.batch_size),
+                "loss": loss,
+            }
+        )
+    return out
+
+
 def run_all(
     sizes=("pythia-tiny", "pythia-small", "pythia-base"), scale: dict | None = None, memory_params: dict | None = None, report=print
 ) -> dict:
@@ -429,6 +466,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="figure 4 on the main experiment at its full defaults (~14 min) instead of the bench scale",
     )
+    parser.add_argument(
+        "--pretrained",
+        metavar="RANKS",
+        help="only figure 5: SmolLM2-135M Stage-1 speed at these LoRA ranks, comma-separated (0: full fine-tuning), e.g. 0,8,32",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write every figure to this JSON file")
     args = parser.parse_args(argv)
     try:
@@ -441,7 +483,24 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    figures = run_all(sizes, scale, memory_params={} if args.memory_defaults else None)
+    if args.pretrained is not None:
+        try:
+            ranks = [int(r) for r in args.pretrained.split(",")]
+            if not ranks or min(ranks) < 0:
+                raise ValueError
+            build_config(**PRETRAINED_SCALE)  # the model wheel and WordNet are here, or the error names what is missing
+        except ValueError as exc:
+            print(f"error: --pretrained: comma-separated LoRA ranks >= 0, got {args.pretrained!r} {exc}".rstrip(), file=sys.stderr)
+            return 1
+        print(f"bench on {os.cpu_count()} CPUs ({torch.backends.cpu.get_cpu_capability()}); {PRETRAINED_SCALE}")
+        figures = {"pretrained": pretrained_fine_tuning(ranks)}
+        for f in figures["pretrained"]:
+            print(
+                f"[5] lora_rank {f['lora_rank']:3d} ({f['trainable_share']:.2%} of the weights train): {f['tokens_per_s']:6.0f} tok/s, "
+                f"a Stage-1 epoch ({f['stage1_examples']} examples) {f['stage1_epoch_min']:.1f} min"
+            )
+    else:
+        figures = run_all(sizes, scale, memory_params={} if args.memory_defaults else None)
     if args.json:
         atomic_write_json(args.json, figures)
     return 0
@@ -454,6 +513,7 @@ __all__ = [
     "model_flops",
     "peak_memory",
     "pipeline_comparison",
+    "pretrained_fine_tuning",
     "run_all",
     "stage1_training",
     "timed_epochs",

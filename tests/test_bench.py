@@ -72,6 +72,9 @@ def test_bench_checks_its_options_before_measuring(monkeypatch, capsys):
     assert "--sizes" in capsys.readouterr().err
     assert bench.main(["-p", "n_people", "5"]) == 1
     assert "`n_people`" in capsys.readouterr().err
+    monkeypatch.setattr(bench, "pretrained_fine_tuning", lambda *a, **k: pytest.fail("nothing may be measured"))
+    assert bench.main(["--pretrained", "0,-8"]) == 1
+    assert "--pretrained" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -118,10 +118,12 @@ class ModelConfig:
     name: str = "pythia-small"
     tie_embeddings: bool = True  # from scratch only: the key ingredient of out-of-context alias resolution (docs/background.md)
     gguf_file: str = ""  # pretrained only: a GGUF file inside `name` (a folder), loaded through transformers + gguf
+    lora_rank: int = 0  # define stages train LoRA adapters of this rank, merged into the weights at each stage's end (0: full fine-tuning)
 
     def __post_init__(self) -> None:
         require(isinstance(self.name, str) and self.name != "", "model", "must be a named size or a Hugging Face id / local folder")
         require(isinstance(self.tie_embeddings, bool), "tie_embeddings", "must be true or false")
+        require_int(self.lora_rank, "lora_rank", minimum=0)
         if self.name.startswith("pythia-") and "/" not in self.name:
             require(
                 self.name in SCRATCH_SIZES,

@@ -186,7 +186,7 @@ PARAMETERS = Flat(
             "alias_pool",
             "alpha",
         ),
-        "model": ("model", "tie_embeddings", "gguf_file"),
+        "model": ("model", "tie_embeddings", "gguf_file", "lora_rank"),
         "train": ("stage0_epochs", "stage1_epochs", "stage2_epochs", "stage3_epochs", "stage0_batch_size", *OPTIMISER_NAMES, "loss_on"),
         "run": (
             "seed",

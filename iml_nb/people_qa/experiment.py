@@ -14,6 +14,7 @@ from iml_nb.core.config import X2_SUBSETS
 from iml_nb.core.env import quiet_transformers
 from iml_nb.core.parallel import derived_seed, run_seeds
 from iml_nb.core.results import METRIC_COLUMNS, atomic_write_folder, metric_rows, metrics_frame, train_rows
+from iml_nb.lm import lora
 from iml_nb.lm import model as models
 from iml_nb.lm.encode import encode
 from iml_nb.lm.evaluate import EvalSuite
@@ -102,7 +103,8 @@ class _SeedRun:
                 self.rows.extend(metric_rows(aligned, self.seed, s2, stage_no, epoch))
             self.report(f"seed {self.seed} stage {stage_no} epoch {epoch}")
 
-        self.train(self.model, data, cfg.train, epochs, train_seed, on_epoch_end)
+        with lora.adapters(self.model, cfg.model.lora_rank):
+            self.train(self.model, data, cfg.train, epochs, train_seed, on_epoch_end)
 
     def shared_stages(self, stage0_dir: str, stage0_sample: dict, device) -> None:
         """The stages before the last, trained once (evaluated on X1 sets once and on X2 sets under every Stage-2 draw) or loaded.

@@ -45,7 +45,9 @@ def stage0_key(cfg: ExperimentConfig) -> str:
     train.pop("stage_epochs")
     train.pop("batch_size")  # define stages only; Stage 0 trains with stage0_batch_size
     data = {"source": _file_digest(cfg.data.people_source), "n": cfg.data.n_people, "seed": cfg.data.people_seed}
-    key = {"v": CACHE_VERSION, "data": data, "model": dataclasses.asdict(cfg.model), "train": train, "stage0_seed": cfg.run.stage0_seed}
+    model = dataclasses.asdict(cfg.model)
+    model.pop("lora_rank")  # define stages only
+    key = {"v": CACHE_VERSION, "data": data, "model": model, "train": train, "stage0_seed": cfg.run.stage0_seed}
     key.update(_device_part(cfg))
     if cfg.model.from_scratch:  # the vocabulary holds this run's aliases and tags
         key["atoms"] = _key({"atoms": run_atoms(cfg, load_people(cfg))})
@@ -57,6 +59,8 @@ def shared_stages_key(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> str:
     d = cfg.to_dict()
     d["train"]["stage_epochs"] = d["train"]["stage_epochs"][:-1]
     d["data"].pop("stage2_replay_frac")  # the last stage's replay does not change the stages before it (and keeps older keys)
+    if not d["model"]["lora_rank"]:
+        d["model"].pop("lora_rank")  # full fine-tuning, as before the setting existed: older keys stay valid
     for name in ("seed", "n_seeds", "n_jobs", "output_dir", "cache_dir", "device"):
         d["run"].pop(name)
     d.update(_device_part(cfg))
