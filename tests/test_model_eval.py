@@ -258,6 +258,8 @@ def test_knowledge_check_scores_each_attribute_zero_shot_and_after_a_warmup():
 
     cfg = build_config(n_people=60, model="pythia-tiny")
     model, tokenizer = base_model(cfg, PEOPLE)
-    table = knowledge_check(model, tokenizer, PEOPLE, warmup_people=20, warmup_epochs=2, lr=3e-3, mode="fast")
+    table = knowledge_check(model, tokenizer, PEOPLE[20:], PEOPLE[:20], warmup_epochs=2, lr=3e-3, mode="fast")
     assert set(table["attribute"]) == {"gender", "birth", "death", "region", "occupation", "nationality"}
     assert (table["people"] == 40).all() and table[["zero_shot", "after_warmup", "majority"]].stack().between(0, 1).all()
+    with pytest.raises(ValueError, match="warm-up people"):
+        knowledge_check(model, tokenizer, PEOPLE[20:], PEOPLE[:21], mode="fast")

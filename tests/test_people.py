@@ -280,3 +280,17 @@ def test_load_cvdb_reads_parquet_and_saved_datasets_like_the_csv(cvdb_csv, tmp_p
         path = tmp_path / "cvdb_dataset"
         datasets.Dataset.from_pandas(frame, preserve_index=False).save_to_disk(str(path))
     assert load_cvdb(path, 8) == load_cvdb(cvdb_csv, 8)
+
+
+def test_other_people_are_from_the_same_source_and_never_the_experiments():
+    from iml_nb.core.parameters import ConfigError
+    from iml_nb.people_qa.config import build_config
+    from iml_nb.people_qa.wordnet import WORDNET_DIR
+
+    sources = ["synthetic"] + (["wordnet"] if (WORDNET_DIR / "data.noun").exists() else [])  # .ci/run installs WordNet
+    for cfg, n in [(build_config(n_people=40, people_source=s), 15) for s in sources]:
+        others = people_mod.other_people(cfg, n)
+        assert len(others) == n and not {p.name for p in others} & {p.name for p in people_mod.load_people(cfg)}
+        assert people_mod.other_people(cfg, n) == others and people_mod.other_people(cfg, 0) == ()
+    with pytest.raises(ConfigError, match="warmup_people"):
+        people_mod.other_people(cfg, -1)

@@ -7,7 +7,6 @@ answer's share (what always giving the most common answer would score)."""
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 
 import pandas as pd
@@ -38,28 +37,28 @@ def knowledge_check(
     model,
     tokenizer,
     people: tuple[Person, ...],
-    warmup_people: int = 0,
+    warmup: tuple[Person, ...] = (),
     warmup_epochs: int = 1,
     lr: float = 1e-5,
     seed: int = 0,
     batch_size: int = 64,
     mode: str = "generate",
 ) -> pd.DataFrame:
-    """One row per attribute: zero-shot EM on `people` minus the first `warmup_people` (held out for the warm-up), the EM after
-    a warm-up of `warmup_epochs` on the warm-up people's facts (when warmup_people > 0), and the majority answer's share.
+    """One row per attribute: zero-shot EM on `people`, the EM after a warm-up of `warmup_epochs` on the facts of the `warmup`
+    people (other people: people.other_people), when there are any, and the majority answer's share.
 
     The model is changed in place by the warm-up; pass a copy to keep it. mode: "generate" (greedy decoding, the paper's) or
     "fast" (teacher-forced, equal for one-token answers)."""
-    order = list(people)
-    random.Random(seed).shuffle(order)
-    warm, test = tuple(order[:warmup_people]), tuple(order[warmup_people:])
-    sets = by_attribute(test)
+    overlap = {p.name for p in warmup} & {p.name for p in people}
+    if overlap:
+        raise ValueError(f"the warm-up people must not be the checked people: {sorted(overlap)[:3]} are both")
+    sets = by_attribute(people)
     suite = EvalSuite(sets)
     rows = {q: {"attribute": q, "people": len(v), "majority": majority_share(v)} for q, v in sets.items()}
     for q, res in suite.run(model, tokenizer, mode, batch_size).items():
         rows[q]["zero_shot"] = res["em"]
-    if warm:
-        train_stage(model, encode(stage0_examples(warm), tokenizer, "answer"), TrainConfig(lr=lr, batch_size=16), warmup_epochs, seed)
+    if warmup:
+        train_stage(model, encode(stage0_examples(warmup), tokenizer, "answer"), TrainConfig(lr=lr, batch_size=16), warmup_epochs, seed)
         for q, res in suite.run(model, tokenizer, mode, batch_size).items():
             rows[q]["after_warmup"] = res["em"]
     return pd.DataFrame(list(rows.values()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import os
+import random
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from faker import Faker
+
+from iml_nb.core.parameters import require, require_int
 
 if TYPE_CHECKING:
     from iml_nb.people_qa.config import ExperimentConfig
@@ -276,3 +279,24 @@ def load_people(cfg: ExperimentConfig) -> tuple[Person, ...]:
 
         return wordnet_people(cfg.data.n_people, cfg.data.people_seed)
     return load_cvdb(src, cfg.data.n_people)
+
+
+def other_people(cfg: ExperimentConfig, n: int) -> tuple[Person, ...]:
+    """`n` people from the same source who are not among the config's: whom a format warm-up may train on without teaching the
+    experiment's people's facts (knowledge.knowledge_check). Synthetic: another people seed; WordNet: drawn from the rest with
+    the people seed; a CVDB table: the next most-read people."""
+    require_int(n, "warmup_people", minimum=0)
+    if n == 0:
+        return ()
+    src, taken = cfg.data.people_source, load_people(cfg)
+    if src == "synthetic":
+        names = {p.name for p in taken}
+        return tuple(p for p in synthetic_people(n + len(taken), cfg.data.people_seed + 1) if p.name not in names)[:n]
+    if src == "wordnet":
+        from iml_nb.people_qa.wordnet import all_people
+
+        rest = [p for p in all_people() if p not in set(taken)]
+        require(n <= len(rest), "warmup_people", f"only {len(rest)} WordNet people are left beside the experiment's {len(taken)}")
+        return tuple(random.Random(cfg.data.people_seed).sample(rest, n))
+    more = load_cvdb(src, cfg.data.n_people + n)
+    return tuple(p for p in more if p not in set(taken))[:n]
