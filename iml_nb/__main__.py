@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     paper = commands.add_parser(
         "paper",
-        help="every paper section at its defaults, one after another (roughly 11 hours on 2 cores), "
+        help="every paper section at its defaults, one after another (many hours on 2 cores), "
         "then the report; a section with a complete default run is skipped, so a rerun resumes",
     )
     _outputs_option(paper)
