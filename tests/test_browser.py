@@ -179,7 +179,8 @@ def _open_and_run_all(page, lab, name: str) -> None:
         dialog.locator("button", has_text="Select").click(timeout=15_000)
     except PlaywrightTimeout:
         pass
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    # :visible: with a second notebook open in the same Lab, the other tab's indicator is hidden
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']:visible", timeout=120_000)
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
 
