@@ -65,9 +65,10 @@ def model_flops(model: torch.nn.Module, data: Encoded) -> float:
     return 6 * non_embedding * tokens + 6 * head.numel() * targets
 
 
-def stage1_training(model_name: str) -> tuple[ExperimentConfig, torch.nn.Module, Encoded]:
-    """The default config at this model size, its fresh network, and the main experiment's Stage-1 training data (with replay)."""
-    cfg = build_config(model=model_name)
+def stage1_training(model_name: str, **params) -> tuple[ExperimentConfig, torch.nn.Module, Encoded]:
+    """The default config at this model size (with `params` on top), its fresh network, and the main experiment's Stage-1
+    training data (with replay)."""
+    cfg = build_config(model=model_name, **params)
     people = load_people(cfg)
     model, tokenizer = stage0.base_model(cfg, people)
     draw = make_define_data(people, cfg.data, cfg.run.seed, 0)
@@ -366,11 +367,8 @@ PRETRAINED_SCALE = dict(  # the pretrained experiment's setting: real people, no
 def pretrained_fine_tuning(ranks=(0, 8, 32), steps: int = 12, scale: dict | None = None) -> list[dict]:
     """Stage-1 training speed of the pretrained model at each LoRA rank (0: full fine-tuning) on the main experiment's Stage-1 data:
     one warm-up pass and one timed pass over the same `steps` batches, on all cores; the epoch time is extrapolated by tokens."""
-    cfg = build_config(**{**PRETRAINED_SCALE, **(scale or {})})
-    people = load_people(cfg)
-    model, tokenizer = stage0.base_model(cfg, people)
-    draw = make_define_data(people, cfg.data, cfg.run.seed, 0)
-    data = encode(draw.train[cfg.stages[0]] + replay_sample(stage0_examples(people), cfg.data.replay_frac, 1), tokenizer, cfg.train.loss_on)
+    params = {**PRETRAINED_SCALE, **(scale or {})}
+    cfg, model, data = stage1_training(params.pop("model"), **params)
     take = torch.arange(min(len(data), steps * cfg.train.batch_size))
     part = Encoded(data.input_ids[take], data.targets[take], data.lengths[take], data.prompt_lengths[take])
     out = []

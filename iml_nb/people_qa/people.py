@@ -288,15 +288,14 @@ def other_people(cfg: ExperimentConfig, n: int) -> tuple[Person, ...]:
     require_int(n, "warmup_people", minimum=0)
     if n == 0:
         return ()
-    src, taken = cfg.data.people_source, load_people(cfg)
+    src = cfg.data.people_source
+    taken = {p.name for p in load_people(cfg)}  # by name: the knowledge check refuses a warm-up person named like a checked one
     if src == "synthetic":
-        names = {p.name for p in taken}
-        return tuple(p for p in synthetic_people(n + len(taken), cfg.data.people_seed + 1) if p.name not in names)[:n]
+        return tuple(p for p in synthetic_people(n + len(taken), cfg.data.people_seed + 1) if p.name not in taken)[:n]
     if src == "wordnet":
         from iml_nb.people_qa.wordnet import all_people
 
-        rest = [p for p in all_people() if p not in set(taken)]
+        rest = [p for p in all_people() if p.name not in taken]
         require(n <= len(rest), "warmup_people", f"only {len(rest)} WordNet people are left beside the experiment's {len(taken)}")
         return tuple(random.Random(cfg.data.people_seed).sample(rest, n))
-    more = load_cvdb(src, cfg.data.n_people + n)
-    return tuple(p for p in more if p not in set(taken))[:n]
+    return tuple(p for p in load_cvdb(src, cfg.data.n_people + n) if p.name not in taken)[:n]
