@@ -222,6 +222,7 @@ PAPER = (
     "08_model_size",
     "09_gradient_alignment",
     "10_robustness",
+    "11_pretrained",
 )  # the order `paper` runs them in: cheapest evidence first
 
 

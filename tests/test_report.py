@@ -111,6 +111,7 @@ def test_report_reads_runs_and_judges_claims(tmp_path):
         "disagrees",
         "agrees",
         "agrees",
+        "not run",  # 11_pretrained: no run folder here
     ]
     assert table.loc[report.CLAIMS[15].claim, "ours (95% CI)"].startswith("+0.060 [+0.040, +0.080] across 2 worlds; IML kept by default")
     assert table.loc[report.CLAIMS[15].claim, "seeds"] == "2 worlds × 4"

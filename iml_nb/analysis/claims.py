@@ -255,4 +255,11 @@ CLAIMS = (
         across_worlds,
         evidence=CONFIRMED,
     ),
+    Claim(
+        "11_pretrained",
+        "IML on QA in a real pretrained model (SmolLM2-135M-Instruct) on real people (WordNet), no Stage 0, "
+        "the paper's random multi-token aliases (d1consis − d2consis, end of Stage 2)",
+        "≈ +0.03 (Pythia-2.8B, Fig. 3a)",
+        _gap_claim("iml_gap_qa"),
+    ),
 )

@@ -134,6 +134,7 @@ FIGURES = {  # notebook -> the figures its run folder holds
     "08_model_size": (MODEL_SIZE,),
     "09_gradient_alignment": (GRADIENT_ALIGNMENT,),
     "10_robustness": (ROBUSTNESS,),
+    "11_pretrained": (QA_CURVES, ENTITY_CURVES),
 }
 
 
