@@ -46,3 +46,5 @@ def test_lora_rank_is_checked_and_keys_the_define_stages_only():
     full, low = build_config(n_people=20, model="pythia-tiny"), build_config(n_people=20, model="pythia-tiny", lora_rank=8)
     assert stage0_key(full) == stage0_key(low)  # Stage 0 never uses adapters: one cached Stage 0 serves both
     assert shared_stages_key(full, 0, "s0") != shared_stages_key(low, 0, "s0")
+    sparse = build_config(n_people=20, model="pythia-tiny", eval_every=2)  # the cached rows.csv holds fewer epochs
+    assert shared_stages_key(full, 0, "s0") != shared_stages_key(sparse, 0, "s0")

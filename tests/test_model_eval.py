@@ -6,6 +6,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
 
 from iml_nb.core.config import TrainConfig
+from iml_nb.core.parameters import ConfigError
 from iml_nb.lm import model as models_mod
 from iml_nb.lm.encode import encode, target_logits
 from iml_nb.lm.evaluate import EvalSuite, exact_match, f1, generate, normalize, teacher_forced_correct
@@ -209,6 +210,16 @@ def test_experiment_is_deterministic_and_complete(tmp_path):
     assert sorted(s2["seed_stage2"].unique()) == [0, 1] and sorted(s2["seed"].unique()) == [0, 1]
     s1 = a[(a["stage"] == 1) & (a["subset"] == "qd1consis") & (a["metric"] == "em")]
     assert s1["seed_stage2"].isna().all() and len(s1) == 2 * 2  # seeds x epochs
+
+
+def test_eval_every_scores_every_nth_epoch_and_each_stage_end(tmp_path):
+    common = dict(n_people=60, model="pythia-tiny", stage0_epochs=1, stage1_epochs=3, stage2_epochs=2, n_seeds=1, n_jobs=1)
+    sparse, _ = run_experiment(build_config(**common, eval_every=2, cache_dir=str(tmp_path)), progress=False)
+    epochs = lambda metric: sorted(map(tuple, sparse.loc[sparse["metric"] == metric, ["stage", "epoch"]].drop_duplicates().values))  # noqa: E731
+    assert [e for e in epochs("em") if e[0] >= 1] == [(1, 2), (1, 3), (2, 2)]
+    assert [e for e in epochs("loss") if e[0] >= 1] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)]
+    with pytest.raises(ConfigError, match="eval_every"):
+        build_config(**common, eval_every=0)
 
 
 def test_unknown_pretrained_model_names_the_parameter(tmp_path):

@@ -186,6 +186,7 @@ class RunConfig:
     stage0_seed: int = 0  # initialisation and order of Stage 0 (the stand-in for one pretrained model shared by all seeds)
     n_jobs: int = 2
     eval_mode: str = "fast"  # "fast": teacher-forced EM every epoch; "generate": greedy generation every epoch
+    eval_every: int = 1  # score the test sets after every n-th epoch of a stage and always after its last (the loss: every epoch)
     eval_batch_size: int = 512
     max_new_tokens: int = 8
     output_dir: str = ""
@@ -200,6 +201,7 @@ class RunConfig:
         require_int(self.stage0_seed, "stage0_seed", minimum=0)
         require_int(self.n_jobs, "n_jobs")
         require(self.eval_mode in EVAL_MODES, "eval_mode", f"must be one of {EVAL_MODES}, got {self.eval_mode!r}")
+        require_int(self.eval_every, "eval_every")
         require_int(self.eval_batch_size, "eval_batch_size")
         require_int(self.max_new_tokens, "max_new_tokens")
         require(isinstance(self.output_dir, str), "output_dir", "must be a string path")

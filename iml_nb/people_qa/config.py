@@ -195,6 +195,7 @@ PARAMETERS = Flat(
             "stage0_seed",
             "n_jobs",
             "eval_mode",
+            "eval_every",
             "eval_batch_size",
             "max_new_tokens",
             "output_dir",

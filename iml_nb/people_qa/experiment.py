@@ -87,12 +87,17 @@ class _SeedRun:
         return out
 
     def phase(self, stage_no: int, draw: DefineData, suite: EvalSuite, train_seed: int, s2) -> None:
-        """Train one stage, scoring `suite` after every epoch (and, at a from-scratch stage's end, where alias rows point)."""
+        """Train one stage, scoring `suite` after every `eval_every`-th epoch and its last (and, at a from-scratch stage's end, where
+        alias rows point)."""
         cfg = self.cfg
         data = encode(stage_training_examples(cfg, self.facts, draw, self.seed, stage_no, s2), self.tokenizer, cfg.train.loss_on)
         epochs = cfg.train.stage_epochs[stage_no - 1]
 
         def on_epoch_end(epoch: int, loss: float, steps: int) -> None:
+            if epoch % cfg.run.eval_every and epoch != epochs:
+                self.rows.extend(train_rows(loss, steps, self.seed, s2, stage_no, epoch))
+                self.report(f"seed {self.seed} stage {stage_no} epoch {epoch}")
+                return
             # At each stage's end a fast run also decodes greedily: F1 needs the text, and "em_generate" must equal the fast "em".
             mode = "both" if epoch == epochs and cfg.run.eval_mode == "fast" else cfg.run.eval_mode
             res = self.score(suite, self.model, self.tokenizer, mode, cfg.run.eval_batch_size, cfg.run.max_new_tokens)
