@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from iml_nb.core.parameters import ConfigError
 from iml_nb.people_qa.config import DataConfig, build_config
 from iml_nb.people_qa.define import EA_TEMPLATE, make_define_data, replay_sample, stage0_examples
 from iml_nb.people_qa.people import synthetic_people
@@ -205,3 +206,20 @@ def test_multi_piece_aliases_are_pieces_of_the_run_vocabulary():
     alias = next(iter(d.alias_of.values()))
     assert tokenizer.tokenize(alias) == alias.split()
     assert tokenizer.unk_token_id not in tokenizer.convert_tokens_to_ids(d.atoms())
+
+
+def test_natural_language_tags_replace_the_random_ones_and_nothing_else():
+    natural = make_define_data(PEOPLE, DataConfig(n_people=200, tags="sources", word_order="vte"), seed=3, seed_stage2=0)
+    plain = make_define_data(PEOPLE, DataConfig(n_people=200, word_order="vte"), seed=3, seed_stage2=0)
+    assert natural.alias_of == plain.alias_of and natural.subsets == plain.subsets  # the same seed draws the same world
+    defs = {ex.subset: ex for ex in natural.train["stage2"] if ex.kind == "definition"}
+    alias = defs["d1consis"].alias
+    assert defs["d1consis"].prompt == f"{alias} according to Wikipedia is"  # reads "X according to Wikipedia is E"
+    assert defs["d2consis"].prompt.endswith("according to 4chan is")
+    with pytest.raises(ConfigError, match="tags"):
+        DataConfig(tags="tabloid")
+    with pytest.raises(ConfigError, match="tags"):
+        DataConfig(tags="is_isnt", fractions=(("d1consis", 0.5), ("d3consis", 0.5)))
+    with pytest.raises(ConfigError, match="pretrained"):
+        build_config(tags="sources")  # the default model is trained from scratch: no prior about any word
+    assert build_config(tags="is_isnt", model="smollm2-135m").data.tags == "is_isnt"

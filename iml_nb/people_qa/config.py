@@ -11,6 +11,14 @@ from iml_nb.core.config import OPTIMISER_NAMES, X1_SUBSETS, X2_SUBSETS, ModelCon
 from iml_nb.core.parameters import Flat, require, require_int, require_number
 
 WORD_ORDERS = ("tve", "tev", "vte", "vet", "etv", "evt")
+# Tags a reader (and a pretrained model) already has a prior about, in place of random strings: (Define-dot, Define-bar). Both pairs
+# are the reference's natural-language variants ("X according to wikipedia is E" / "... 4chan ...", "X stands for E" / "X is
+# definitely not E"), written to read naturally in the vte order. "random": fresh random strings per seed (the paper's main design).
+TAG_STYLES = {
+    "random": None,
+    "sources": ("according to Wikipedia is", "according to 4chan is"),
+    "is_isnt": ("stands for", "is definitely not"),
+}
 STAGE_PLANS = {
     # name -> the define-experiment stages trained after the optional Stage 0 (docs/background.md)
     "one_stage": ("full",),
@@ -54,6 +62,7 @@ class DataConfig:
     alias_tokens: int = 1  # from scratch: vocabulary pieces per alias (1: one row per alias; >1: pieces shared across aliases, as BPE)
     alias_pool: int = 8  # seeds draw aliases/tags from a fixed pool of alias_pool x n_people strings; 0: fresh strings per seed (paper)
     alpha: float = 1.0  # tag-consistency correlation (paper §5); applied to `fractions` here, so every way of building a config agrees
+    tags: str = "random"  # the tags' words: "random" strings, or natural-language ones (TAG_STYLES) for a pretrained model
 
     def __post_init__(self) -> None:
         require_number(self.alpha, "alpha", 0.0, 1.0)
@@ -80,6 +89,12 @@ class DataConfig:
                 f"frac_{name}",
                 "gives exactly one entity; an inconsistent subset needs 0 or at least 2 entities",
             )
+        require(self.tags in TAG_STYLES, "tags", f"must be one of {tuple(TAG_STYLES)}, got {self.tags!r}")
+        require(
+            self.tags == "random" or self.fraction["d3consis"] == 0,
+            "tags",
+            f"{self.tags!r} names two tags; the third tag's subset needs tags: random (or frac_d3consis: 0)",
+        )
         require(self.word_order in WORD_ORDERS, "word_order", f"must be one of {WORD_ORDERS}, got {self.word_order!r}")
         require(self.stage_plan in STAGE_PLANS, "stage_plan", f"must be one of {tuple(STAGE_PLANS)}, got {self.stage_plan!r}")
         require(isinstance(self.ea_train, bool), "ea_train", f"must be true or false, got {self.ea_train!r}")
@@ -113,6 +128,12 @@ class ExperimentConfig:
             len(self.train.stage_epochs) == n_stages,
             "stage_epochs",
             f"stage plan {self.data.stage_plan!r} has {n_stages} stage(s), got epochs {self.train.stage_epochs}",
+        )
+        require(
+            self.data.tags == "random" or not self.model.from_scratch,
+            "tags",
+            f"{self.data.tags!r} tags are words a pretrained model has a prior about; a from-scratch model has none (use a pretrained "
+            "`model` or tags: random)",
         )
 
     @property
@@ -185,6 +206,7 @@ PARAMETERS = Flat(
             "alias_tokens",
             "alias_pool",
             "alpha",
+            "tags",
         ),
         "model": ("model", "tie_embeddings", "gguf_file", "lora_rank"),
         "train": ("stage0_epochs", "stage1_epochs", "stage2_epochs", "stage3_epochs", "stage0_batch_size", *OPTIMISER_NAMES, "loss_on"),

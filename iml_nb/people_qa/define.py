@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from iml_nb.core.config import TAG_OF_SUBSET, X1_SUBSETS, X2_SUBSETS
-from iml_nb.people_qa.config import STAGE_PLANS, DataConfig
+from iml_nb.people_qa.config import STAGE_PLANS, TAG_STYLES, DataConfig
 from iml_nb.people_qa.people import Person, qa_pairs
 
 EA_TEMPLATE = "What is the name of {}?"  # the entity-association question the paper's poster plots
@@ -159,7 +159,9 @@ def make_define_data(people: Sequence[Person], cfg: DataConfig, seed: int, seed_
         aliases = rng.sample(pools[0], len(entities))
         tag_draw = rng.sample(pools[1], 3 + n_q4)
     alias_of = dict(zip(entities, aliases))
-    tags = tuple(tag_draw[:3])
+    # Natural-language tags replace the first two drawn strings, after the draw: every seed keeps its aliases and later choices.
+    natural = TAG_STYLES[cfg.tags]
+    tags = tuple(natural) + tuple(tag_draw[2:3]) if natural else tuple(tag_draw[:3])
     random_tags = dict(zip(sorted(subsets["qd4consis"]), tag_draw[3:]))
     defs = _definitions(subsets, alias_of, tags, random_tags, cfg.word_order, rng)
     qa_train, qa_test, ea_test = _questions(by_name, subsets, alias_of, cfg.ea_train, rng)

@@ -61,6 +61,8 @@ def shared_stages_key(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> str:
     d["data"].pop("stage2_replay_frac")  # the last stage's replay does not change the stages before it (and keeps older keys)
     if not d["model"]["lora_rank"]:
         d["model"].pop("lora_rank")  # full fine-tuning, as before the setting existed: older keys stay valid
+    if d["data"]["tags"] == "random":
+        d["data"].pop("tags")  # likewise: random tags, as before the setting existed
     if d["run"]["eval_every"] == 1:
         d["run"].pop("eval_every")  # likewise: every epoch scored, as before the setting existed
     for name in ("seed", "n_seeds", "n_jobs", "output_dir", "cache_dir", "device"):
