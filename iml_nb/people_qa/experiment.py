@@ -94,14 +94,13 @@ class _SeedRun:
         epochs = cfg.train.stage_epochs[stage_no - 1]
 
         def on_epoch_end(epoch: int, loss: float, steps: int) -> None:
-            if epoch % cfg.run.eval_every and epoch != epochs:
-                self.rows.extend(train_rows(loss, steps, self.seed, s2, stage_no, epoch))
-                self.report(f"seed {self.seed} stage {stage_no} epoch {epoch}")
-                return
-            # At each stage's end a fast run also decodes greedily: F1 needs the text, and "em_generate" must equal the fast "em".
-            mode = "both" if epoch == epochs and cfg.run.eval_mode == "fast" else cfg.run.eval_mode
-            res = self.score(suite, self.model, self.tokenizer, mode, cfg.run.eval_batch_size, cfg.run.max_new_tokens)
-            self.rows.extend(self.to_rows(res, stage_no, epoch) + train_rows(loss, steps, self.seed, s2, stage_no, epoch))
+            scored = []
+            if epoch == epochs or epoch % cfg.run.eval_every == 0:
+                # At each stage's end a fast run also decodes greedily: F1 needs the text, and "em_generate" must equal the fast "em".
+                mode = "both" if epoch == epochs and cfg.run.eval_mode == "fast" else cfg.run.eval_mode
+                res = self.score(suite, self.model, self.tokenizer, mode, cfg.run.eval_batch_size, cfg.run.max_new_tokens)
+                scored = self.to_rows(res, stage_no, epoch)
+            self.rows.extend(scored + train_rows(loss, steps, self.seed, s2, stage_no, epoch))
             if epoch == epochs and cfg.model.from_scratch:  # where each alias's row points, at the stage's end
                 subsets = ALIGNED_X1 if stage_no < len(cfg.stages) else ALIGNED_X1 + ALIGNED_X2
                 aligned = mechanism.alignment(self.model, self.tokenizer, self.draws[0 if s2 is pd.NA else s2], subsets)

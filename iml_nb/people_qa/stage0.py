@@ -54,17 +54,19 @@ def stage0_key(cfg: ExperimentConfig) -> str:
     return _key(key)
 
 
+# Settings added after Stage-1 caches existed, with the value that reproduces the behaviour from before (full fine-tuning, random
+# tags, every epoch scored): a config at that value hashes as it did then.
+ADDED_SETTINGS = (("model", "lora_rank", 0), ("data", "tags", "random"), ("run", "eval_every", 1))
+
+
 def shared_stages_key(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> str:
     """Everything the stages before the last depend on: all settings but the last stage's epochs and how the run is executed."""
     d = cfg.to_dict()
     d["train"]["stage_epochs"] = d["train"]["stage_epochs"][:-1]
     d["data"].pop("stage2_replay_frac")  # the last stage's replay does not change the stages before it (and keeps older keys)
-    if not d["model"]["lora_rank"]:
-        d["model"].pop("lora_rank")  # full fine-tuning, as before the setting existed: older keys stay valid
-    if d["data"]["tags"] == "random":
-        d["data"].pop("tags")  # likewise: random tags, as before the setting existed
-    if d["run"]["eval_every"] == 1:
-        d["run"].pop("eval_every")  # likewise: every epoch scored, as before the setting existed
+    for section, name, before in ADDED_SETTINGS:
+        if d[section][name] == before:
+            d[section].pop(name)  # set as before the setting existed: older keys stay valid
     for name in ("seed", "n_seeds", "n_jobs", "output_dir", "cache_dir", "device"):
         d["run"].pop(name)
     d.update(_device_part(cfg))
