@@ -7,8 +7,17 @@ import pytest
 
 from iml_nb.core.parameters import ConfigError
 from iml_nb.people_qa.config import DataConfig, build_config
-from iml_nb.people_qa.define import EA_TEMPLATE, make_define_data, replay_sample, stage0_examples
-from iml_nb.people_qa.people import synthetic_people
+from iml_nb.people_qa.define import (
+    BY_QUESTION,
+    EA_TEMPLATE,
+    Example,
+    make_define_data,
+    question_type,
+    replay_sample,
+    stage0_examples,
+    with_question_views,
+)
+from iml_nb.people_qa.people import QUESTION_TYPES, synthetic_people
 
 PEOPLE = synthetic_people(200, seed=0)
 CFG = DataConfig(n_people=200)
@@ -151,7 +160,7 @@ def test_replay_sample_is_seeded():
 def test_same_seed_same_data_in_another_process():
     code = (
         "from iml_nb.people_qa.config import DataConfig; from iml_nb.people_qa.define import make_define_data; "
-        "from iml_nb.people_qa.people import synthetic_people;"
+        "from iml_nb.people_qa.people import QUESTION_TYPES, synthetic_people;"
         "import hashlib; d = make_define_data(synthetic_people(200, 0), DataConfig(n_people=200), 5, 1);"
         "print(hashlib.sha256(repr((d.train, sorted(d.eval_sets.items()))).encode()).hexdigest())"
     )
@@ -223,3 +232,15 @@ def test_natural_language_tags_replace_the_random_ones_and_nothing_else():
     with pytest.raises(ConfigError, match="pretrained"):
         build_config(tags="sources")  # the default model is trained from scratch: no prior about any word
     assert build_config(tags="is_isnt", model="smollm2-135m").data.tags == "is_isnt"
+
+
+def test_question_views_partition_each_qa_test_set_by_question_type(data):
+    viewed = with_question_views(data)
+    assert {k: v for k, v in viewed.eval_sets.items() if ":" not in k} == data.eval_sets  # the original sets are untouched
+    for s in BY_QUESTION:
+        views = {k.split(":")[1]: v for k, v in viewed.eval_sets.items() if k.startswith(f"{s}:")}
+        assert set(views) == {q for q, _ in QUESTION_TYPES}  # synthetic people answer all six
+        assert sorted(ex.prompt for v in views.values() for ex in v) == sorted(ex.prompt for ex in data.eval_sets[s])
+        assert all(question_type(ex) == q for q, v in views.items() for ex in v)
+    with pytest.raises(ValueError, match="not a question"):
+        question_type(Example("Q: who?\nA:", "x", "qa", "q", "", "x"))

@@ -5,6 +5,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
 
+from iml_nb.analysis import stats
 from iml_nb.core.config import TrainConfig
 from iml_nb.core.parameters import ConfigError
 from iml_nb.lm import model as models_mod
@@ -220,6 +221,24 @@ def test_eval_every_scores_every_nth_epoch_and_each_stage_end(tmp_path):
     assert [e for e in epochs("loss") if e[0] >= 1] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)]
     with pytest.raises(ConfigError, match="eval_every"):
         build_config(**common, eval_every=0)
+
+
+def test_per_question_views_add_rows_not_generation(tmp_path):
+    common = dict(n_people=60, model="pythia-tiny", stage0_epochs=1, stage1_epochs=1, stage2_epochs=1, n_seeds=2, n_jobs=1)
+    common["cache_dir"] = str(tmp_path)
+    plain, _ = run_experiment(build_config(**common), progress=False)
+    viewed, _ = run_experiment(build_config(**common, score_by_question=True), progress=False)
+    views = viewed[viewed["subset"].str.contains(":")]
+    assert {"d1consis:birth", "d2consis:nationality", "no_qd_baseline:gender"} <= set(views["subset"])
+    assert sorted(views["stage"].unique()) == [1, 2]  # before and after Stage 2, for the gain
+    assert viewed[~viewed["subset"].str.contains(":")].reset_index(drop=True).equals(plain)  # views change nothing else
+    table = stats.gaps_by_question(viewed)
+    assert len(table) == 6 and table["n_seeds"].eq(2).all()
+    assert table["gap"].sub(table["d1consis"] - table["d2consis"]).abs().max() < 2e-3  # rounded to 3 decimals
+    with pytest.raises(ValueError, match="score_by_question"):
+        stats.gaps_by_question(plain)
+    with pytest.raises(ConfigError, match="score_by_question"):
+        build_config(**common, score_by_question="yes")
 
 
 def test_unknown_pretrained_model_names_the_parameter(tmp_path):

@@ -208,6 +208,36 @@ def gain_gap(metrics: pd.DataFrame, a: str, b: str, metric: str = "em", confiden
     }
 
 
+def gaps_by_question(metrics: pd.DataFrame, a: str = "d1consis", b: str = "d2consis", metric: str = "em") -> pd.DataFrame:
+    """The gap a − b per question type, from a run with `score_by_question`: after the last stage and its gain over it, beside
+    each side's EM: an attribute the model cannot answer shows no gap whatever the tags do, and dilutes the overall one."""
+    present = set(metrics.loc[metrics["metric"] == metric, "subset"])
+    questions = sorted(
+        {n.split(":", 1)[1] for n in present if n.startswith(f"{a}:")} & {n.split(":", 1)[1] for n in present if n.startswith(f"{b}:")}
+    )
+    if not questions:
+        raise ValueError(f"no per-question views of {a!r} and {b!r} in these metrics; run with score_by_question: true")
+    rows = []
+    for q in questions:
+        after, gain = gap(metrics, f"{a}:{q}", f"{b}:{q}", metric), gain_gap(metrics, f"{a}:{q}", f"{b}:{q}", metric)
+        pairs = paired_differences(metrics, f"{a}:{q}", f"{b}:{q}", metric)
+        rows.append(
+            {
+                "question": q,
+                f"{a}": pairs[f"{a}:{q}"].mean(),
+                f"{b}": pairs[f"{b}:{q}"].mean(),
+                "gap": after["mean"],
+                "gap low": after["ci_low"],
+                "gap high": after["ci_high"],
+                "gain gap": gain["mean"],
+                "gain low": gain["ci_low"],
+                "gain high": gain["ci_high"],
+                "n_seeds": after["n_seeds"],
+            }
+        )
+    return pd.DataFrame(rows).round(3)
+
+
 def _final_cells(seeds: pd.DataFrame) -> pd.DataFrame:
     """For each subset, the rows at the last epoch of the last stage in which it appears."""
     last_stage = seeds.groupby("subset")["stage"].transform("max")

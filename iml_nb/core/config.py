@@ -187,6 +187,7 @@ class RunConfig:
     n_jobs: int = 2
     eval_mode: str = "fast"  # "fast": teacher-forced EM every epoch; "generate": greedy generation every epoch
     eval_every: int = 1  # score the test sets after every n-th epoch of a stage and always after its last (the loss: every epoch)
+    score_by_question: bool = False  # also score the Stage-2 QA sets per question type ("d1consis:birth"): no extra generation
     eval_batch_size: int = 512
     max_new_tokens: int = 8
     output_dir: str = ""
@@ -202,6 +203,7 @@ class RunConfig:
         require_int(self.n_jobs, "n_jobs")
         require(self.eval_mode in EVAL_MODES, "eval_mode", f"must be one of {EVAL_MODES}, got {self.eval_mode!r}")
         require_int(self.eval_every, "eval_every")
+        require(isinstance(self.score_by_question, bool), "score_by_question", f"must be true or false, got {self.score_by_question!r}")
         require_int(self.eval_batch_size, "eval_batch_size")
         require_int(self.max_new_tokens, "max_new_tokens")
         require(isinstance(self.output_dir, str), "output_dir", "must be a string path")

@@ -218,6 +218,7 @@ PARAMETERS = Flat(
             "n_jobs",
             "eval_mode",
             "eval_every",
+            "score_by_question",
             "eval_batch_size",
             "max_new_tokens",
             "output_dir",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import string
 from collections.abc import Sequence
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 
 from iml_nb.core.config import TAG_OF_SUBSET, X1_SUBSETS, X2_SUBSETS
 from iml_nb.people_qa.config import STAGE_PLANS, TAG_STYLES, DataConfig
-from iml_nb.people_qa.people import Person, qa_pairs
+from iml_nb.people_qa.people import QUESTION_TYPES, Person, qa_pairs
 
 EA_TEMPLATE = "What is the name of {}?"  # the entity-association question the paper's poster plots
 ALIAS_LEN, TAG_LEN = 5, 6
@@ -17,6 +18,7 @@ PIECE_LEN = 2  # letters per alias piece when alias_tokens > 1: 676 pieces, each
 INCONSISTENT = ("qd1incons", "qd2incons")
 DEFINED_X1 = ("qd1consis", "qd1incons", "qd2consis", "qd2incons", "qd4consis")
 DEFINED_X2 = ("d1consis", "d2consis", "d3consis")
+BY_QUESTION = ("d1consis", "d2consis", "no_qd_baseline")  # the QA test sets the IML gap reads, and its floor
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,24 @@ def make_define_data(people: Sequence[Person], cfg: DataConfig, seed: int, seed_
     return DefineData(seed, seed_stage2, tags, tuple(random_tags.values()), alias_of, subsets, train, eval_sets)
 
 
+def question_type(ex: Example) -> str:
+    """Which of QUESTION_TYPES a QA example asks, read back from its prompt."""
+    for q, template in QUESTION_TYPES:
+        if qa_example(template.format(ex.alias or ex.entity), "", "", "", "").prompt == ex.prompt:
+            return q
+    raise ValueError(f"not a question of QUESTION_TYPES: {ex.prompt!r}")
+
+
+def with_question_views(draw: DefineData) -> DefineData:
+    """The draw with each BY_QUESTION test set also split by question type ("d1consis:birth"), so a gap can be read on the
+    attributes a pretrained model knows; an EvalSuite scores each distinct item once, so the views cost no generation."""
+    views: dict[str, list[Example]] = {}
+    for s in BY_QUESTION:
+        for ex in draw.eval_sets.get(s, ()):
+            views.setdefault(f"{s}:{question_type(ex)}", []).append(ex)
+    return dataclasses.replace(draw, eval_sets={**draw.eval_sets, **{k: tuple(v) for k, v in views.items()}})
+
+
 def _definitions(subsets: dict, alias_of: dict, tags: tuple, random_tags: dict, word_order: str, rng: random.Random) -> dict:
     """Definitions per defined subset. Inconsistent subsets pair each entity with the alias of another entity of the same subset
     (a derangement)."""
@@ -276,4 +296,16 @@ def replay_sample(stage0: Sequence[Example], frac: float, seed: int) -> tuple[Ex
     return tuple(random.Random(seed).sample(list(stage0), k))
 
 
-__all__ = ["Example", "DefineData", "make_define_data", "stage0_examples", "replay_sample", "split_entities", "string_pools", "EA_TEMPLATE"]
+__all__ = [
+    "Example",
+    "DefineData",
+    "make_define_data",
+    "question_type",
+    "with_question_views",
+    "BY_QUESTION",
+    "stage0_examples",
+    "replay_sample",
+    "split_entities",
+    "string_pools",
+    "EA_TEMPLATE",
+]

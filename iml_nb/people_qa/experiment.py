@@ -21,7 +21,7 @@ from iml_nb.lm.evaluate import EvalSuite
 from iml_nb.lm.train import train_stage
 from iml_nb.mechanisms import alignment as mechanism
 from iml_nb.people_qa.config import ExperimentConfig
-from iml_nb.people_qa.define import DefineData, Example, make_define_data, replay_sample, stage0_examples
+from iml_nb.people_qa.define import DefineData, Example, make_define_data, replay_sample, stage0_examples, with_question_views
 from iml_nb.people_qa.people import Person, load_people
 from iml_nb.people_qa.stage0 import run_stage0, shared_stages_dir, stage0_probe
 
@@ -50,8 +50,8 @@ class SeedResult:
 
 
 def depends_on_stage2(name: str) -> bool:
-    """Which aliases a test set holds depends on the Stage-2 draw (X2 subsets and their entity-association sets)."""
-    return name.removeprefix("ent_assoc_").removeprefix("train_defs_") in X2_SUBSETS + ("d2incons",)
+    """Which aliases a test set holds depends on the Stage-2 draw (X2 subsets, their entity-association sets and per-question views)."""
+    return name.split(":")[0].removeprefix("ent_assoc_").removeprefix("train_defs_") in X2_SUBSETS + ("d2incons",)
 
 
 def stage_training_examples(
@@ -166,6 +166,8 @@ def run_seed(
     people = load_people(cfg)
     facts = stage0_examples(people)
     draws: dict[int, DefineData] = {s2: make_define_data(people, cfg.data, seed, s2) for s2 in range(cfg.run.n_seeds_stage2)}
+    if cfg.run.score_by_question:
+        draws = {s2: with_question_views(d) for s2, d in draws.items()}
     model, tokenizer = models.load_saved(stage0_dir)
     device = models.resolve_device(cfg.run.device)
     model.to(device)
