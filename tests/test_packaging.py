@@ -88,6 +88,13 @@ def test_parameters_are_documented_for_papermill(path):
     assert set(test_params) <= set(params), set(test_params) - set(params)
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "params").glob("*.yaml")), ids=lambda p: p.stem)
+def test_each_shipped_parameters_file_names_only_its_notebooks_parameters(path):
+    """params/<notebook>_<variant>.yaml runs unchanged with -f: a misspelt name would only fail at run time."""
+    notebook = next(nb for nb in NOTEBOOKS if path.stem.startswith(nb.stem))
+    assert set(yaml.safe_load(path.read_text())) <= set(papermill.inspect_notebook(str(notebook)))
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_checks_its_parameters_first_and_marks_complete_last(path):
     """Plain papermill's unknown names fail in the first code cell; summary.json is the last thing a run writes."""
