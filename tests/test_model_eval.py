@@ -235,6 +235,12 @@ def test_per_question_views_add_rows_not_generation(tmp_path):
     table = stats.gaps_by_question(viewed)
     assert len(table) == 6 and table["n_seeds"].eq(2).all()
     assert table["gap"].sub(table["d1consis"] - table["d2consis"]).abs().max() < 2e-3  # rounded to 3 decimals
+    pooled = stats.gaps_by_question(viewed, pool=("nationality", "region"))
+    assert pooled["question"].iloc[-1] == "nationality+region" and pooled.iloc[:-1].equals(table)
+    both = table.set_index("question").loc[["nationality", "region"], ["d1consis", "d2consis"]].mean()
+    assert (pooled.iloc[-1][["d1consis", "d2consis"]] - both).abs().max() < 2e-3
+    with pytest.raises(ValueError, match="`pool`"):
+        stats.gaps_by_question(viewed, pool=("nationality", "shoe size"))
     with pytest.raises(ValueError, match="score_by_question"):
         stats.gaps_by_question(plain)
     with pytest.raises(ConfigError, match="score_by_question"):

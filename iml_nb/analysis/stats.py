@@ -208,15 +208,34 @@ def gain_gap(metrics: pd.DataFrame, a: str, b: str, metric: str = "em", confiden
     }
 
 
-def gaps_by_question(metrics: pd.DataFrame, a: str = "d1consis", b: str = "d2consis", metric: str = "em") -> pd.DataFrame:
+def gaps_by_question(
+    metrics: pd.DataFrame, a: str = "d1consis", b: str = "d2consis", metric: str = "em", pool: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """The gap a − b per question type, from a run with `score_by_question`: after the last stage and its gain over it, beside
-    each side's EM: an attribute the model cannot answer shows no gap whatever the tags do, and dilutes the overall one."""
+    each side's EM: an attribute the model cannot answer shows no gap whatever the tags do, and dilutes the overall one.
+
+    `pool` (question types, e.g. the ones a knowledge check shows the model knows) adds a row for their unweighted mean per seed,
+    named "q1+q2+…": the gap on those questions only, with its interval across seeds."""
     present = set(metrics.loc[metrics["metric"] == metric, "subset"])
     questions = sorted(
         {n.split(":", 1)[1] for n in present if n.startswith(f"{a}:")} & {n.split(":", 1)[1] for n in present if n.startswith(f"{b}:")}
     )
     if not questions:
         raise ValueError(f"no per-question views of {a!r} and {b!r} in these metrics; run with score_by_question: true")
+    if pool:
+        unknown = sorted(set(pool) - set(questions))
+        if unknown or len(pool) < 2:
+            raise ValueError(f"`pool` needs two or more of the question types {questions}; got {list(pool)}")
+        name = "+".join(pool)
+        views = metrics[metrics["subset"].isin([f"{s}:{q}" for s in (a, b) for q in pool]) & (metrics["metric"] == metric)]
+        keys = ["seed", "seed_stage2", "stage", "epoch", "metric"]
+        pooled = (
+            views.assign(subset=views["subset"].str.split(":").str[0] + f":{name}")
+            .groupby(keys + ["subset"], dropna=False, as_index=False)["value"]
+            .mean()
+        )
+        metrics = pd.concat([metrics, pooled[list(metrics.columns)]], ignore_index=True)
+        questions.append(name)
     rows = []
     for q in questions:
         after, gain = gap(metrics, f"{a}:{q}", f"{b}:{q}", metric), gain_gap(metrics, f"{a}:{q}", f"{b}:{q}", metric)
