@@ -160,7 +160,7 @@ def test_replay_sample_is_seeded():
 def test_same_seed_same_data_in_another_process():
     code = (
         "from iml_nb.people_qa.config import DataConfig; from iml_nb.people_qa.define import make_define_data; "
-        "from iml_nb.people_qa.people import QUESTION_TYPES, synthetic_people;"
+        "from iml_nb.people_qa.people import synthetic_people;"
         "import hashlib; d = make_define_data(synthetic_people(200, 0), DataConfig(n_people=200), 5, 1);"
         "print(hashlib.sha256(repr((d.train, sorted(d.eval_sets.items()))).encode()).hexdigest())"
     )
