@@ -223,6 +223,7 @@ PAPER = (
     "09_gradient_alignment",
     "10_robustness",
     "11_pretrained",
+    "12_generality",
 )  # the order `paper` runs them in: cheapest evidence first
 
 

@@ -244,3 +244,25 @@ def test_question_views_partition_each_qa_test_set_by_question_type(data):
         assert all(question_type(ex) == q for q, v in views.items() for ex in v)
     with pytest.raises(ValueError, match="not a question"):
         question_type(Example("Q: who?\nA:", "x", "qa", "q", "", "x"))
+
+
+def test_definitions_in_context_precede_every_question_about_their_alias_and_are_never_trained():
+    cfg = DataConfig(n_people=200, stage_plan="one_stage", definitions="in_context")
+    inctx = make_define_data(PEOPLE, cfg, seed=3, seed_stage2=0)
+    trained = make_define_data(PEOPLE, DataConfig(n_people=200, stage_plan="one_stage"), seed=3, seed_stage2=0)
+    assert inctx.alias_of == trained.alias_of and inctx.subsets == trained.subsets  # the same world
+    assert not any(ex.kind == "definition" for ex in inctx.train["full"])
+    said = {d.alias: f"{d.prompt} {d.answer}" for d in trained.train["full"] if d.kind == "definition"}
+    for name, items in {**inctx.eval_sets, "train": inctx.train["full"]}.items():
+        for ex in items:
+            if ex.alias in said:
+                assert ex.prompt.startswith(said[ex.alias] + "\nQ: "), (name, ex.prompt)
+            else:
+                assert ex.prompt.startswith("Q: "), (name, ex.prompt)  # q, real names, never-defined aliases: as before
+    wrong = [ex for ex in inctx.eval_sets["qd2incons"] if said[ex.alias].split(" ", 2)[2] != ex.entity]
+    assert len(wrong) == len(inctx.eval_sets["qd2incons"])  # an inconsistent definition stays inconsistent in context
+    assert question_type(inctx.eval_sets["d1consis"][0]) in {q for q, _ in QUESTION_TYPES}
+    with pytest.raises(ConfigError, match="`definitions`.*one_stage"):
+        DataConfig(definitions="in_context")  # two stages: Stage 2 would train nothing
+    with pytest.raises(ConfigError, match="`definitions`"):
+        DataConfig(definitions="prompted")

@@ -46,3 +46,13 @@ def test_verdict_reads_the_ci():
     assert sweeps.verdict(0.01, 0.2) == "IML"
     assert sweeps.verdict(-0.2, -0.01) == "reversed"
     assert sweeps.verdict(-0.1, 0.1) == "n.s." and sweeps.verdict(float("nan"), float("nan")) == "n.s."
+
+
+def test_gap_table_reports_memorisation_beside_each_gap():
+    metrics = _metrics(0.05)
+    memorised = metrics[metrics["subset"] == "d1consis"].assign(subset="train_defs_d1consis", value=0.9)
+    both = pd.concat([metrics, memorised, memorised.assign(subset="train_defs_d2consis", value=0.7)], ignore_index=True)
+    row = sweeps.gap_table(both.assign(alpha=1.0), "alpha").iloc[0]
+    assert row["memorised_reliable"] == pytest.approx(0.9) and row["memorised_unreliable"] == pytest.approx(0.7)
+    plain = sweeps.gap_table(metrics.assign(alpha=1.0), "alpha").iloc[0]  # definitions in context: nothing memorised to show
+    assert plain["memorised_reliable"] != plain["memorised_reliable"]

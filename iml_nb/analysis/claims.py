@@ -3,6 +3,7 @@ our value and verdict off that run's summary (and, for trends, its per-seed metr
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,18 @@ class Claim:
     paper: str  # the paper's value, in words where its numbers were not retrievable
     judge: Callable[[dict, Path], Judged]  # (summary.json, run folder) -> what it says
     evidence: str = EXPLORED
+    select: Callable[[Path], bool] | None = None  # which of the notebook's complete runs can answer it (default: any)
+    section: str = ""  # 12_generality: the section of the run that holds the evidence
+
+
+def has_section(name: str) -> Callable[[Path], bool]:
+    """A 12_generality run that ran section `name`."""
+    return lambda run: name in json.loads((run / "summary.json").read_text()).get("sections", {})
+
+
+def tags_are(style: str) -> Callable[[Path], bool]:
+    """A run whose definitions' tags were `style` (random strings, or a natural-language pair)."""
+    return lambda run: json.loads((run / "config.json").read_text()).get("data", {}).get("tags", "random") == style
 
 
 def _ci(g: dict | None) -> str:
@@ -76,13 +89,25 @@ def _log2_size(model: str) -> float:
     return math.log2(12 * layers * d * d)
 
 
-AXIS_SCALE = {"alpha": ("α", float), "batch_size": ("log2 batch size", math.log2), "model": ("log2 non-embedding parameters", _log2_size)}
+AXIS_SCALE = {
+    "alpha": ("α", float),
+    "batch_size": ("log2 batch size", math.log2),
+    "model": ("log2 non-embedding parameters", _log2_size),
+    "n_people": ("log2 people", math.log2),
+}
 
 
-def per_seed_gaps(run_dir: Path, axis: str) -> pd.DataFrame:
-    """A sweep's per-seed QA gap (d1consis − d2consis, end of the last stage) at every grid value: columns seed, <axis>, gap."""
+def per_seed_gaps(run_dir: Path, axis: str, section: str = "") -> pd.DataFrame:
+    """A sweep's per-seed QA gap (d1consis − d2consis, end of the last stage) at every grid value: columns seed, <axis>, gap.
+    `section`: only that section's rows of a 12_generality run (the other sections leave its axis column empty)."""
 
     metrics = read_metrics(run_dir / "metrics.csv")
+    if section:
+        metrics = metrics[metrics["section"] == section].copy()
+        try:  # read back from CSV as text, since the other sections' rows were empty
+            metrics[axis] = pd.to_numeric(metrics[axis])
+        except ValueError:
+            pass  # a categorical axis stays text
     frames = []
     for value, frame in metrics.groupby(axis, sort=True):
         diffs = stats.paired_differences(frame.drop(columns=[axis]), "d1consis", "d2consis")
@@ -90,13 +115,15 @@ def per_seed_gaps(run_dir: Path, axis: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _trend(direction: int) -> Callable[[dict, Path], Judged]:
-    """The per-seed QA gap's slope along the sweep's axis (grows: direction +1, shrinks: -1), seeds as clusters."""
+def _trend(direction: int, section: str = "") -> Callable[[dict, Path], Judged]:
+    """The per-seed QA gap's slope along the sweep's axis (grows: direction +1, shrinks: -1), seeds as clusters; `section`: that
+    section of a 12_generality run (its axis is a column of that section's rows only)."""
 
     def judge(summary: dict, run_dir: Path) -> Judged:
+        summary = summary["sections"][section] if section else summary
         axis = summary["axis"]
         name, scale = AXIS_SCALE[axis]
-        gaps = per_seed_gaps(run_dir, axis)
+        gaps = per_seed_gaps(run_dir, axis, section)
         gaps["x"] = [scale(v) for v in gaps[axis]]
         test = verdicts.slope(gaps, "x", "gap", "slope+" if direction > 0 else "slope-")
         slope = f"slope per {name} {_ci({'mean': test.estimate, 'ci_low': test.ci_low, 'ci_high': test.ci_high}) if test else 'n/a'}"
@@ -164,6 +191,71 @@ def across_worlds(summary: dict, run_dir: Path) -> Judged:
     return Judged(value, rule=rule, verdict="disagrees" if d["verdict"] in ("reversed", "no effect") else "inconclusive")
 
 
+def _point(summary: dict, axis: str, value, gap: str = "qa") -> dict | None:
+    """One row of a sweep's gap table: `gap` at `axis` = `value`."""
+    rows = [g for g in summary.get("gaps", []) if g["gap"] == gap and g.get(axis) == value]
+    return rows[0] if rows else None
+
+
+def _memorised(g: dict) -> str:
+    """How well the gap's two sides' definitions were memorised, beside it (none where they were given in context)."""
+    a, b = g.get("memorised_reliable"), g.get("memorised_unreliable")
+    return "" if a is None or b is None or a != a or b != b else f" (definitions memorised {a:.2f} / {b:.2f})"
+
+
+def _all_agree(per_test: list[str]) -> str:
+    return "agrees" if per_test and all(v == "agrees" for v in per_test) else "disagrees" if "disagrees" in per_test else "inconclusive"
+
+
+def _alpha_point(value: float) -> Callable[[dict, Path], Judged]:
+    def judge(summary: dict, run_dir: Path) -> Judged:
+        g = _point(summary, "alpha", value)
+        if g is None:
+            return Judged(f"alpha = {value} not run", verdict="not run")
+        return Judged(f"QA gap at {value}: {_ci(g)}{_memorised(g)}", (verdicts.from_interval(g, "positive"),), verdicts.RULES["positive"])
+
+    return judge
+
+
+def _section_gap(section: str, axis: str, value) -> Callable[[dict, Path], Judged]:
+    """The QA IML gap at one grid value of a 12_generality section, predicted > 0."""
+
+    def judge(summary: dict, run_dir: Path) -> Judged:
+        g = _point(summary["sections"][section], axis, value)
+        if g is None:
+            return Judged(f"{axis} = {value} not run", verdict="not run")
+        return Judged(f"{_ci(g)}{_memorised(g)}", (verdicts.from_interval(g, "positive"),), verdicts.RULES["positive"])
+
+    return judge
+
+
+def _unseen_tag(summary: dict, run_dir: Path) -> Judged:
+    """D8 above D6 (positive) and level with D5 (TOST); agrees only if both do."""
+    part = summary["sections"]["unseen_tag"]
+    above, level = (next((g for g in part["gaps"] if g["gap"] == name), None) for name in ("unseen − unreliable", "unseen − reliable"))
+    if above is None or level is None:
+        return Judged("d3consis not scored", verdict="not run")
+    tests = (verdicts.from_interval(above, "positive", label="D8−D6"), verdicts.from_interval(level, "none", label="D8−D5"))
+    d8, d6, d5 = above["memorised_reliable"], above["memorised_unreliable"], level["memorised_unreliable"]
+    value = f"D8 − D6: {_ci(above)}; D8 − D5: {_ci(level)}; definitions memorised D8 {d8:.2f}, D6 {d6:.2f}, D5 {d5:.2f}"
+    rule = f"D8 − D6: t-test vs 0, Holm; D8 − D5: TOST ±{verdicts.MARGIN_GAP}; agrees if both do"
+    return Judged(value, tests, rule, _all_agree)
+
+
+def _in_context(summary: dict, run_dir: Path) -> Judged:
+    """With definitions in context, d1consis − d2consis predicted > 0; the trained (one-stage) gap and D5 vs real-name QA beside."""
+    part = summary["sections"]["in_context"]
+    g = _point(part, "definitions", "in_context")
+    if g is None:
+        return Judged("definitions in context not run", verdict="not run")
+    trained = _point(part, "definitions", "trained")
+    real = _point(part, "definitions", "in_context", "reliable − real name")
+    value = (
+        f"in context: {_ci(g)}; D5 − real-name QA in context: {_ci(real)}; trained (one stage): {_ci(trained)}{_memorised(trained or {})}"
+    )
+    return Judged(value, (verdicts.from_interval(g, "positive"),), verdicts.RULES["positive"])
+
+
 CLAIMS = (
     Claim(
         "01_main_two_stage",
@@ -190,6 +282,12 @@ CLAIMS = (
         _alpha_half,
     ),
     Claim("02_alpha_sweep", "The IML gap grows with α", "grows with α (Fig. 4a)", _trend(+1)),
+    Claim(
+        "02_alpha_sweep",
+        "At α = 0.95 the tag still wins over a minority of conflicting definitions (QA gap at α = 0.95)",
+        "the α grid 0.5-0.95 was run (configs); IML increases with α (Fig. 4a; numbers not retrievable)",
+        _alpha_point(0.95),
+    ),
     Claim(
         "03_word_order",
         "IML only when the entity comes last in the definition (tve, vte)",
@@ -261,5 +359,55 @@ CLAIMS = (
         "the paper's random multi-token aliases (d1consis − d2consis, end of Stage 2)",
         "≈ +0.03 (Pythia-2.8B, Fig. 3a)",
         _gap_claim("iml_gap_qa"),
+        select=tags_are("random"),
+    ),
+    Claim(
+        "11_pretrained",
+        'Natural-language tags ("according to Wikipedia is" vs "according to 4chan is") in place of random ones: Define-dot '
+        "definitions internalized more (d1consis − d2consis, end of Stage 2)",
+        "run with fixed natural-language tags (configs); how the paper reports it: not retrievable",
+        _gap_claim("iml_gap_qa"),
+        select=tags_are("sources"),
+    ),
+    Claim(
+        "12_generality",
+        "A third tag never seen in Stage 1 (D8, d3consis) is internalized like the reliable tag: above D6, level with D5",
+        "D8 ≈0.30, D5 ≈0.31, D6 ≈0.28 (Fig. 3a); entity ≈0.22",
+        _unseen_tag,
+        select=has_section("unseen_tag"),
+        section="unseen_tag",
+    ),
+    Claim(
+        "12_generality",
+        "Single-stage training (all data at once) shows IML (d1consis − d2consis)",
+        'also shows the effect; "more significant" in an earlier version (§4)',
+        _section_gap("stage_plan", "stage_plan", "one_stage"),
+        select=has_section("stage_plan"),
+        section="stage_plan",
+    ),
+    Claim(
+        "12_generality",
+        "Three-stage training (definitions, then QA, then new definitions) shows IML (d1consis − d2consis)",
+        "run for Pythia-2.8B and 410M (configs); results not retrievable",
+        _section_gap("stage_plan", "stage_plan", "three_stage"),
+        select=has_section("stage_plan"),
+        section="stage_plan",
+    ),
+    Claim(
+        "12_generality",
+        "Definitions given in context instead of trained: Define-dot ones are used more than Define-bar ones (d1consis − d2consis, "
+        "one stage)",
+        "in context, Define-dot QA nearly matches QA about real names (old Fig. 3)",
+        _in_context,
+        select=has_section("in_context"),
+        section="in_context",
+    ),
+    Claim(
+        "12_generality",
+        "The IML gap grows with the amount of data (250 to 2,000 people)",
+        "run with 250-2k entities, Pythia-1B (configs); results not retrievable",
+        _trend(+1, "data_amount"),
+        select=has_section("data_amount"),
+        section="data_amount",
     ),
 )

@@ -86,6 +86,18 @@ def _probe_curves(run: Path) -> tuple:
     return (probe_curves(pd.read_csv(run / "probes.csv")),)
 
 
+def _generality(gaps: dict[str, pd.DataFrame]):
+    """12_generality: one panel per section, its gaps against its own axis."""
+    from iml_nb.runs.sections import SECTIONS
+
+    panels = []
+    for name, table in gaps.items():
+        s = SECTIONS[name]
+        order = None if s.log_x else list(s.values)
+        panels.append(plots.gap_vs(table, s.axis, title=f"{name}: gaps by {s.axis}", order=order, log_x=s.log_x))
+    return alt.vconcat(*panels)
+
+
 def _robustness_table(run: Path) -> tuple:
     table = pd.read_csv(run / "robustness.csv")
     return table, list(dict.fromkeys(table["arm"]))
@@ -122,6 +134,11 @@ MNIST = Figure(
 PROBES = Figure("fig_probes.svg", plots.probe_heatmap, _probe_curves)
 GRADIENT_ALIGNMENT = Figure("fig_gradient_alignment.svg", _gradient_alignment, lambda run: (pd.DataFrame(_summary(run)["alignment"]),))
 ROBUSTNESS = Figure("fig_robustness.svg", _robustness, _robustness_table)
+GENERALITY = Figure(
+    "fig_generality.svg",
+    _generality,
+    lambda run: ({n: pd.DataFrame(s["gaps"]) for n, s in _summary(run)["sections"].items()},),
+)
 
 FIGURES = {  # notebook -> the figures its run folder holds
     "01_main_two_stage": (QA_CURVES, ENTITY_CURVES),
@@ -135,6 +152,7 @@ FIGURES = {  # notebook -> the figures its run folder holds
     "09_gradient_alignment": (GRADIENT_ALIGNMENT,),
     "10_robustness": (ROBUSTNESS,),
     "11_pretrained": (QA_CURVES, ENTITY_CURVES),
+    "12_generality": (GENERALITY,),
 }
 
 

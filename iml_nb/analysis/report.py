@@ -22,9 +22,9 @@ def complete_runs(notebook: str, outputs: Path) -> list[Path]:
     return sorted(p for p in (outputs / notebook).glob("*") if p.is_dir() and is_complete(p))
 
 
-def latest_complete_run(notebook: str, outputs: Path) -> Path | None:
-    """The newest complete run folder of a notebook."""
-    runs = complete_runs(notebook, outputs)
+def latest_complete_run(notebook: str, outputs: Path, select=None) -> Path | None:
+    """The newest complete run folder of a notebook (of those `select` accepts, when given)."""
+    runs = [r for r in complete_runs(notebook, outputs) if select is None or select(r)]
     return runs[-1] if runs else None
 
 
@@ -47,9 +47,12 @@ def command_of(run_dir: Path, notebook: str) -> str:
     return shlex.join(parts)
 
 
-def scale_of(run_dir: Path) -> tuple[str, str]:
-    """(seeds, scale) in words, from config.json: a run of 01 holds a full config, 06/09 a list of them, a sweep its fixed parameters."""
+def scale_of(run_dir: Path, section: str = "") -> tuple[str, str]:
+    """(seeds, scale) in words, from config.json: a run of 01 holds a full config, 06/09 a list of them, a sweep its fixed parameters
+    (12_generality: per section)."""
     config = json.loads((run_dir / "config.json").read_text())
+    if section:
+        config = config["sections"][section]
     if "configs" in config:  # 06_probing, 09_gradient_alignment: one experiment config per word order or batch size
         seeds, scale = _scale_of_config(config["configs"][0])
         orders = sorted({c["data"]["word_order"] for c in config["configs"]})
@@ -92,7 +95,7 @@ def build(outputs: str | os.PathLike = "outputs") -> pd.DataFrame:
     outputs = project_path(outputs)
     judged = []
     for c in CLAIMS:
-        run = latest_complete_run(c.notebook, outputs)
+        run = latest_complete_run(c.notebook, outputs, c.select)
         judged.append((c, run, c.judge(json.loads((run / "summary.json").read_text()), run) if run is not None else None))
     family = [t for _, _, j in judged if j for t in j.tests if t is not None]
     adjusted = dict(zip(map(id, family), verdicts.holm([t.p for t in family])))
@@ -121,7 +124,7 @@ def build(outputs: str | os.PathLike = "outputs") -> pd.DataFrame:
         verdict = j.verdict or (j.combine(per_test) if j.combine else per_test[0] if per_test else "inconclusive")
         labels = [f"{t.label} " if t is not None and t.label else "" for t in j.tests]
         raw = [t.p if t is not None else float("nan") for t in j.tests]
-        seeds, scale = scale_of(run)
+        seeds, scale = scale_of(run, c.section)
         rows.append(
             {
                 **row,

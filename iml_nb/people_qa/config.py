@@ -19,6 +19,9 @@ TAG_STYLES = {
     "sources": ("according to Wikipedia is", "according to 4chan is"),
     "is_isnt": ("stands for", "is definitely not"),
 }
+# Where the definitions reach the model: "trained" as examples of their own (the paper's design), or "in_context": each definition
+# written before every question about its alias, train and test alike, and never trained alone (the paper's in-context comparison).
+DEFINITIONS = ("trained", "in_context")
 STAGE_PLANS = {
     # name -> the define-experiment stages trained after the optional Stage 0 (docs/background.md)
     "one_stage": ("full",),
@@ -63,6 +66,7 @@ class DataConfig:
     alias_pool: int = 8  # seeds draw aliases/tags from a fixed pool of alias_pool x n_people strings; 0: fresh strings per seed (paper)
     alpha: float = 1.0  # tag-consistency correlation (paper §5); applied to `fractions` here, so every way of building a config agrees
     tags: str = "random"  # the tags' words: "random" strings, or natural-language ones (TAG_STYLES) for a pretrained model
+    definitions: str = "trained"  # "trained" (paper) or "in_context" (DEFINITIONS)
 
     def __post_init__(self) -> None:
         require_number(self.alpha, "alpha", 0.0, 1.0)
@@ -97,6 +101,13 @@ class DataConfig:
         )
         require(self.word_order in WORD_ORDERS, "word_order", f"must be one of {WORD_ORDERS}, got {self.word_order!r}")
         require(self.stage_plan in STAGE_PLANS, "stage_plan", f"must be one of {tuple(STAGE_PLANS)}, got {self.stage_plan!r}")
+        require(self.definitions in DEFINITIONS, "definitions", f"must be one of {DEFINITIONS}, got {self.definitions!r}")
+        require(
+            self.definitions == "trained" or self.stage_plan == "one_stage",
+            "definitions",
+            f"'in_context' needs stage_plan: one_stage (the paper's); under {self.stage_plan!r} a stage of definitions alone would "
+            "train on nothing",
+        )
         require(isinstance(self.ea_train, bool), "ea_train", f"must be true or false, got {self.ea_train!r}")
         require_number(self.replay_frac, "replay_frac", 0.0, 1.0)
         if self.stage2_replay_frac != -1.0:
@@ -207,6 +218,7 @@ PARAMETERS = Flat(
             "alias_pool",
             "alpha",
             "tags",
+            "definitions",
         ),
         "model": ("model", "tie_embeddings", "gguf_file", "lora_rank"),
         "train": ("stage0_epochs", "stage1_epochs", "stage2_epochs", "stage3_epochs", "stage0_batch_size", *OPTIMISER_NAMES, "loss_on"),

@@ -169,15 +169,19 @@ def make_define_data(people: Sequence[Person], cfg: DataConfig, seed: int, seed_
     qa_train, qa_test, ea_test = _questions(by_name, subsets, alias_of, cfg.ea_train, rng)
     ea_test.update(_entity_tests(subsets, alias_of, defs, cfg.ea_train))
     qa_test["d2incons"] = _swapped_d2(by_name, subsets, alias_of)
+    if cfg.definitions == "in_context":
+        qa_train, qa_test, ea_test = (_in_context(sets, defs) for sets in (qa_train, qa_test, ea_test))
+        defs = {s: () for s in defs}
     train = {stage: _stage_contents(stage, qa_train, defs, rng) for stage in STAGE_PLANS[cfg.stage_plan]}
     eval_sets = {k: tuple(v) for k, v in {**qa_test, **ea_test}.items() if v}
     return DefineData(seed, seed_stage2, tags, tuple(random_tags.values()), alias_of, subsets, train, eval_sets)
 
 
 def question_type(ex: Example) -> str:
-    """Which of QUESTION_TYPES a QA example asks, read back from its prompt."""
+    """Which of QUESTION_TYPES a QA example asks, read back from its prompt (after its definition, when that is in context)."""
     for q, template in QUESTION_TYPES:
-        if qa_example(template.format(ex.alias or ex.entity), "", "", "", "").prompt == ex.prompt:
+        question = qa_example(template.format(ex.alias or ex.entity), "", "", "", "").prompt
+        if ex.prompt == question or ex.prompt.endswith("\n" + question):
             return q
     raise ValueError(f"not a question of QUESTION_TYPES: {ex.prompt!r}")
 
@@ -271,6 +275,16 @@ def _swapped_d2(by_name: dict, subsets: dict, alias_of: dict) -> list[Example]:
         if e in swap
         for _, q, ans in qa_pairs(by_name[e], alias_of[swap[e]])
     ]
+
+
+def _in_context(sets: dict[str, list[Example]], defs: dict) -> dict[str, list[Example]]:
+    """Every question about a defined alias with that alias's definition written before it ("<tag> <alias> <entity>\nQ: …"), as
+    the paper's in-context comparison does; an inconsistent definition stays inconsistent in context."""
+    context = {d.alias: f"{d.prompt} {d.answer}" for items in defs.values() for d in items}
+    return {
+        name: [dataclasses.replace(ex, prompt=f"{context[ex.alias]}\n{ex.prompt}") if ex.alias in context else ex for ex in items]
+        for name, items in sets.items()
+    }
 
 
 def _stage_contents(stage: str, qa_train: dict, defs: dict, rng: random.Random) -> tuple[Example, ...]:

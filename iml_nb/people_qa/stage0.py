@@ -55,8 +55,14 @@ def stage0_key(cfg: ExperimentConfig) -> str:
 
 
 # Settings added after Stage-1 caches existed, with the value that reproduces the behaviour from before (full fine-tuning, random
-# tags, every epoch scored, no per-question views): a config at that value hashes as it did then.
-ADDED_SETTINGS = (("model", "lora_rank", 0), ("data", "tags", "random"), ("run", "eval_every", 1), ("run", "score_by_question", False))
+# tags, trained definitions, every epoch scored, no per-question views): a config at that value hashes as it did then.
+ADDED_SETTINGS = (
+    ("model", "lora_rank", 0),
+    ("data", "tags", "random"),
+    ("data", "definitions", "trained"),
+    ("run", "eval_every", 1),
+    ("run", "score_by_question", False),
+)
 
 
 def shared_stages_key(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> str:

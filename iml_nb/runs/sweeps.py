@@ -27,12 +27,13 @@ def collect(batch_json: str | os.PathLike) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def gap_table(metrics: pd.DataFrame, axis: str, metric: str = "em") -> pd.DataFrame:
-    """Per grid value: the IML gaps (QA and entity) with their CIs across Stage-1 seeds, a verdict, and the two EMs behind each gap."""
+def gap_table(metrics: pd.DataFrame, axis: str, metric: str = "em", gaps: tuple = stats.IML_GAPS) -> pd.DataFrame:
+    """Per grid value: the gaps (default: the IML gaps, QA and entity) with their CIs across Stage-1 seeds, a verdict, the two EMs
+    behind each gap and how well each side's definitions were memorised."""
     rows = []
     for value, frame in metrics.groupby(axis, sort=True):
         frame = frame.drop(columns=[axis])
-        for gap in stats.IML_GAPS:
+        for gap in gaps:
             kind, a, b = gap.name, gap.a, gap.b
             if {a, b} <= set(frame["subset"]):
                 diffs = stats.paired_differences(frame, a, b, metric)  # once: stats.gap would compute it again
@@ -48,9 +49,20 @@ def gap_table(metrics: pd.DataFrame, axis: str, metric: str = "em") -> pd.DataFr
                         "verdict": verdict(g["ci_low"], g["ci_high"]),
                         "em_reliable": diffs[a].mean(),
                         "em_unreliable": diffs[b].mean(),
+                        **memorised(frame, diffs, metric),
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def memorised(frame: pd.DataFrame, diffs: pd.DataFrame, metric: str = "em") -> dict[str, float]:
+    """How well the two sides' own training definitions were learned where the gap was read (mean over seeds; NaN where they
+    were not scored, e.g. definitions given in context): a gap is read only between equally learned definitions."""
+    a, b = (f"train_defs_{diffs.attrs[side].removeprefix('ent_assoc_')}" for side in ("a", "b"))
+    if not {a, b} <= set(frame["subset"]):
+        return {"memorised_reliable": float("nan"), "memorised_unreliable": float("nan")}
+    m = stats.paired_differences(frame, a, b, metric, stage=diffs.attrs["stage"], epoch=diffs.attrs["epoch"])
+    return {"memorised_reliable": float(m[a].mean()), "memorised_unreliable": float(m[b].mean())}
 
 
 def verdict(ci_low: float, ci_high: float) -> str:
@@ -59,10 +71,13 @@ def verdict(ci_low: float, ci_high: float) -> str:
 
 
 def validate(fixed: dict, axis: str, values: list) -> None:
-    """Build every grid point's config now, so a bad value fails before any run (each run would only fail when it starts)."""
+    """Build every grid point's config now, and check the names against 01_main_two_stage's parameters, so a bad value fails
+    before any run (each run would only fail when it starts)."""
     from iml_nb.people_qa.config import grid
+    from iml_nb.runs.runner import check_parameters, resolve_notebook
 
     grid(fixed, axis, values)
+    check_parameters(resolve_notebook("01_main_two_stage"), {**fixed, axis: values[0]})
 
 
 @dataclass
@@ -108,10 +123,10 @@ class Sweep:
             slurm=self.cluster,
         )
 
-    def collect(self, table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def collect(self, table: pd.DataFrame, gaps: tuple = stats.IML_GAPS) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(metrics of every complete run with the axis as a column, the gap table per grid value)."""
         metrics = collect(table.attrs["batch_json"])
-        return metrics, gap_table(metrics, self.axis)
+        return metrics, gap_table(metrics, self.axis, gaps=gaps)
 
     def write(self, table: pd.DataFrame, metrics: pd.DataFrame, gaps: pd.DataFrame, expectation: str) -> dict:
         """Config and metrics into the run folder; returns the summary for results.mark_complete (the notebook's last cell)."""
