@@ -173,3 +173,15 @@ def test_update_readme_replaces_only_the_block(tmp_path):
 
     with pytest.raises(ValueError, match="block"):
         report.update_readme(table, readme)
+
+
+def test_command_keeps_the_defaults_a_run_had_when_they_have_changed_since(tmp_path):
+    """A run made at older defaults is reproduced by naming them: the command does not silently mean the new defaults."""
+    cell = {
+        "cell_type": "code",
+        "metadata": {"tags": ["parameters"]},
+        "source": 'n_seeds: int = 4  # x\nmodel: str = "pythia-small"  # y\n',
+    }
+    nb = {"cells": [cell], "metadata": {"papermill": {"parameters": {"lr": 0.002}}}}
+    (tmp_path / "01_main_two_stage.ipynb").write_text(json.dumps(nb))
+    assert report.command_of(tmp_path, "01_main_two_stage") == "python -m iml_nb run 01_main_two_stage -p n_seeds 4 -p lr 0.002"

@@ -34,12 +34,31 @@ def default_run(notebook: str, outputs: Path) -> Path | None:
     return defaults[-1] if defaults else None
 
 
+def _defaults(nb: dict) -> dict:
+    """The literal values of a notebook's parameters cell."""
+    import ast
+
+    cells = [c for c in nb.get("cells", []) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    source = "".join(cells[0]["source"]) if cells else ""
+    return {s.target.id: ast.literal_eval(s.value) for s in ast.parse(source).body if isinstance(s, ast.AnnAssign)}
+
+
 def command_of(run_dir: Path, notebook: str) -> str:
-    """The `python -m iml_nb run` command that reproduces a run, from the parameters papermill recorded in its notebook."""
+    """The `python -m iml_nb run` command that reproduces a run: the parameters papermill recorded in its notebook, and every
+    default of its parameters cell that the notebook's current defaults no longer have (so a changed default keeps old runs'
+    commands right)."""
+    from iml_nb.runs.runner import NOTEBOOKS_DIR
+
     executed = run_dir / f"{notebook}.ipynb"
     params = {}
     if executed.is_file():
-        params = json.loads(executed.read_text()).get("metadata", {}).get("papermill", {}).get("parameters", {})
+        nb = json.loads(executed.read_text())
+        params = nb.get("metadata", {}).get("papermill", {}).get("parameters", {})
+        source = NOTEBOOKS_DIR / f"{notebook}.ipynb"
+        if source.is_file():
+            now = _defaults(json.loads(source.read_text()))
+            then = _defaults(nb)
+            params = {**{k: v for k, v in then.items() if k in now and now[k] != v and k not in params}, **params}
     parts = ["python", "-m", "iml_nb", "run", notebook]
     for name, value in params.items():
         if name not in RUNNER_ONLY:
