@@ -256,6 +256,11 @@ def _in_context(summary: dict, run_dir: Path) -> Judged:
     return Judged(value, (verdicts.from_interval(g, "positive"),), verdicts.RULES["positive"])
 
 
+def _section_claim(section: str, claim: str, paper: str, judge: Callable[[dict, Path], Judged]) -> Claim:
+    """A claim answered by one section of a 12_generality run (the newest complete run that ran it)."""
+    return Claim("12_generality", claim, paper, judge, select=has_section(section), section=section)
+
+
 CLAIMS = (
     Claim(
         "01_main_two_stage",
@@ -369,45 +374,35 @@ CLAIMS = (
         _gap_claim("iml_gap_qa"),
         select=tags_are("sources"),
     ),
-    Claim(
-        "12_generality",
+    _section_claim(
+        "unseen_tag",
         "A third tag never seen in Stage 1 (D8, d3consis) is internalized like the reliable tag: above D6, level with D5",
         "D8 ≈0.30, D5 ≈0.31, D6 ≈0.28 (Fig. 3a); entity ≈0.22",
         _unseen_tag,
-        select=has_section("unseen_tag"),
-        section="unseen_tag",
     ),
-    Claim(
-        "12_generality",
+    _section_claim(
+        "stage_plan",
         "Single-stage training (all data at once) shows IML (d1consis − d2consis)",
         'also shows the effect; "more significant" in an earlier version (§4)',
         _section_gap("stage_plan", "stage_plan", "one_stage"),
-        select=has_section("stage_plan"),
-        section="stage_plan",
     ),
-    Claim(
-        "12_generality",
+    _section_claim(
+        "stage_plan",
         "Three-stage training (definitions, then QA, then new definitions) shows IML (d1consis − d2consis)",
         "run for Pythia-2.8B and 410M (configs); results not retrievable",
         _section_gap("stage_plan", "stage_plan", "three_stage"),
-        select=has_section("stage_plan"),
-        section="stage_plan",
     ),
-    Claim(
-        "12_generality",
+    _section_claim(
+        "in_context",
         "Definitions given in context instead of trained: Define-dot ones are used more than Define-bar ones (d1consis − d2consis, "
         "one stage)",
         "in context, Define-dot QA nearly matches QA about real names (old Fig. 3)",
         _in_context,
-        select=has_section("in_context"),
-        section="in_context",
     ),
-    Claim(
-        "12_generality",
+    _section_claim(
+        "data_amount",
         "The IML gap grows with the amount of data (250 to 2,000 people)",
         "run with 250-2k entities, Pythia-1B (configs); results not retrievable",
         _trend(+1, "data_amount"),
-        select=has_section("data_amount"),
-        section="data_amount",
     ),
 )
