@@ -113,3 +113,15 @@ def test_building_a_config_imports_neither_torch_nor_transformers():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_matched_steps_scale_each_define_stages_epochs_with_the_batch_size():
+    at = {b: build_config(stage_plan="one_stage", stage1_epochs=20, batch_size=b, steps_batch_size=16) for b in (16, 64, 100)}
+    assert [at[b].train.epochs(1) for b in (16, 64, 100)] == [20, 80, 125]  # 20 x b / 16, rounded up
+    assert build_config(batch_size=64).train.epochs(2) == 10  # 0: the stage's own epochs
+    with pytest.raises(ConfigError, match="`steps_batch_size`"):
+        build_config(steps_batch_size=-1)
+    # a define-stage setting: Stage 0's cache key ignores it, and at 0 the later stages' keys are those of before it existed
+    assert stage0.stage0_key(at[16]) == stage0.stage0_key(at[64]) == stage0.stage0_key(build_config(stage_plan="one_stage"))
+    two = {b: build_config(batch_size=64, steps_batch_size=b) for b in (0, 16)}
+    assert stage0.shared_stages_key(two[0], 0, "x") != stage0.shared_stages_key(two[16], 0, "x")  # Stage 1 then trains longer

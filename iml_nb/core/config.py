@@ -4,6 +4,7 @@ our CPU defaults in docs/background.md); and the paper's subset names and tags, 
 from __future__ import annotations
 
 import importlib.util
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     loss_on: str = "answer"  # "answer": loss on answer tokens + EOS; "all": every non-pad token (the reference's choice)
+    # 0: every define stage trains its epochs. B > 0: it trains epochs x batch_size / B of them (rounded up), as many optimizer steps
+    # as batch size B takes in its epochs: a batch-size sweep at matched steps rather than matched epochs.
+    steps_batch_size: int = 0
 
     def __post_init__(self) -> None:
         require_int(self.stage0_epochs, "stage0_epochs", minimum=0)
@@ -170,6 +174,12 @@ class TrainConfig:
         require_number(self.weight_decay, "weight_decay", 0.0, 10.0)
         require_number(self.grad_clip, "grad_clip", 0.0, 1e6)
         require(self.loss_on in LOSS_ON, "loss_on", f"must be one of {LOSS_ON}, got {self.loss_on!r}")
+        require_int(self.steps_batch_size, "steps_batch_size", minimum=0)
+
+    def epochs(self, stage: int) -> int:
+        """Epochs define stage `stage` (1-based) trains: its stage_epochs entry, scaled to matched steps when steps_batch_size is set."""
+        given = self.stage_epochs[stage - 1]
+        return given if not self.steps_batch_size else math.ceil(given * self.batch_size / self.steps_batch_size)
 
 
 # The flat parameter names of TrainConfig's optimiser fields, which every experiment's notebook declares alike.

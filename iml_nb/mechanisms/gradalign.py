@@ -135,7 +135,7 @@ def run_seed(
         model,
         encode(data.train[stage] + replay, tokenizer, cfg.train.loss_on),
         cfg.train,
-        cfg.train.stage_epochs[-1],
+        cfg.train.epochs(1),
         last_stage_seed(seed, 0, 1),
         on_epoch_end,
     )
@@ -156,7 +156,7 @@ def gradalign_configs(params: dict, batch_sizes, measure_every: int, project_dim
 
 
 def measure_epochs_of(cfg: ExperimentConfig, every: int) -> tuple[int, ...]:
-    epochs = cfg.train.stage_epochs[-1]
+    epochs = cfg.train.epochs(1)
     return tuple(sorted({*range(every, epochs + 1, every), epochs}))
 
 
@@ -166,7 +166,7 @@ def run_gradalign(configs: list[ExperimentConfig], measure_every: int = 5, proje
     for cfg in configs:
         stage0_dir, _ = run_stage0(cfg, load_people(cfg), progress)
         fn = functools.partial(run_seed, cfg, measure_epochs_of(cfg, measure_every), project_dim, str(stage0_dir))
-        per_seed = run_seeds(fn, cfg.run, cfg.train.stage_epochs[-1], f"One stage, batch {cfg.train.batch_size}", progress)
+        per_seed = run_seeds(fn, cfg.run, cfg.train.epochs(1), f"One stage, batch {cfg.train.batch_size}", progress)
         frames += [metrics_frame(rows).assign(batch_size=cfg.train.batch_size) for rows in per_seed]
     return pd.concat(frames, ignore_index=True)
 

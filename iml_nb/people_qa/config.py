@@ -221,7 +221,16 @@ PARAMETERS = Flat(
             "definitions",
         ),
         "model": ("model", "tie_embeddings", "gguf_file", "lora_rank"),
-        "train": ("stage0_epochs", "stage1_epochs", "stage2_epochs", "stage3_epochs", "stage0_batch_size", *OPTIMISER_NAMES, "loss_on"),
+        "train": (
+            "stage0_epochs",
+            "stage1_epochs",
+            "stage2_epochs",
+            "stage3_epochs",
+            "stage0_batch_size",
+            *OPTIMISER_NAMES,
+            "loss_on",
+            "steps_batch_size",
+        ),
         "run": (
             "seed",
             "n_seeds",

@@ -91,7 +91,7 @@ class _SeedRun:
         alias rows point)."""
         cfg = self.cfg
         data = encode(stage_training_examples(cfg, self.facts, draw, self.seed, stage_no, s2), self.tokenizer, cfg.train.loss_on)
-        epochs = cfg.train.stage_epochs[stage_no - 1]
+        epochs = cfg.train.epochs(stage_no)
 
         def on_epoch_end(epoch: int, loss: float, steps: int) -> None:
             scored = []
@@ -122,7 +122,7 @@ class _SeedRun:
             loaded = pd.read_csv(cached / "rows.csv").astype({"seed_stage2": "Int64"}).astype({"seed_stage2": object})
             self.rows.extend(loaded.where(loaded.notna(), pd.NA).to_dict("records"))
             for i in range(len(shared)):
-                for epoch in range(1, cfg.train.stage_epochs[i] + 1):
+                for epoch in range(1, cfg.train.epochs(i + 1) + 1):
                     self.report(f"seed {self.seed} stage {i + 1} epoch {epoch} (cached)")
             return
         first = self.draws[0]
@@ -199,7 +199,8 @@ def run_experiment(
     swaps in the usual Trainer + generation pipeline through them. Both must be picklable when n_jobs > 1."""
     people = load_people(cfg)
     stage0_dir, stage0_rows = run_stage0(cfg, people, progress, train, score)
-    epochs_per_seed = sum(cfg.train.stage_epochs[:-1]) + cfg.run.n_seeds_stage2 * cfg.train.stage_epochs[-1]
+    n = len(cfg.stages)
+    epochs_per_seed = sum(cfg.train.epochs(i) for i in range(1, n)) + cfg.run.n_seeds_stage2 * cfg.train.epochs(n)
     results = run_seeds(
         functools.partial(run_seed, cfg, stage0_dir=str(stage0_dir), train=train, score=score),
         cfg.run,

@@ -44,6 +44,7 @@ def stage0_key(cfg: ExperimentConfig) -> str:
     train = dataclasses.asdict(cfg.train)
     train.pop("stage_epochs")
     train.pop("batch_size")  # define stages only; Stage 0 trains with stage0_batch_size
+    train.pop("steps_batch_size")  # define stages only
     data = {"source": _file_digest(cfg.data.people_source), "n": cfg.data.n_people, "seed": cfg.data.people_seed}
     model = dataclasses.asdict(cfg.model)
     model.pop("lora_rank")  # define stages only
@@ -60,6 +61,7 @@ ADDED_SETTINGS = (
     ("model", "lora_rank", 0),
     ("data", "tags", "random"),
     ("data", "definitions", "trained"),
+    ("train", "steps_batch_size", 0),
     ("run", "eval_every", 1),
     ("run", "score_by_question", False),
 )
