@@ -56,3 +56,29 @@ def test_gap_table_reports_memorisation_beside_each_gap():
     assert row["memorised_reliable"] == pytest.approx(0.9) and row["memorised_unreliable"] == pytest.approx(0.7)
     plain = sweeps.gap_table(metrics.assign(alpha=1.0), "alpha").iloc[0]  # definitions in context: nothing memorised to show
     assert plain["memorised_reliable"] != plain["memorised_reliable"]
+
+
+def test_gap_read_where_both_tags_definitions_are_first_memorised():
+    rows = []
+    for seed in range(3):
+        for epoch, (m1, m2, gap) in {5: (0.9, 0.6, 0.10), 10: (0.97, 0.96, 0.04), 15: (1.0, 1.0, 0.02)}.items():
+            for subset, v in (
+                ("train_defs_d1consis", m1),
+                ("train_defs_d2consis", m2),
+                ("d1consis", 0.2 + gap + 0.01 * seed),
+                ("d2consis", 0.2),
+            ):
+                rows.append(dict(seed=seed, seed_stage2=0, stage=1, epoch=epoch, subset=subset, metric="em", value=v))
+    frame = pd.DataFrame(rows).astype({"seed": "Int64", "seed_stage2": "Int64"})
+    fast = frame.assign(batch_size=16)
+    slow = frame[~((frame["epoch"] == 10) & (frame["subset"] == "train_defs_d2consis"))].assign(batch_size=256)  # never at 10
+    slow = pd.concat([slow, frame[(frame["epoch"] == 10) & (frame["subset"] == "train_defs_d2consis")].assign(value=0.8, batch_size=256)])
+    both = pd.concat([fast, slow], ignore_index=True)
+    end = sweeps.gap_table(both, "batch_size").set_index("batch_size")
+    assert (end["epoch"] == 15).all() and end.loc[16, "mean"] == pytest.approx(0.03)
+    at = sweeps.gap_table(both, "batch_size", at="memorised").set_index("batch_size")
+    assert at.loc[16, "epoch"] == 10 and at.loc[16, "mean"] == pytest.approx(0.05) and at.loc[256, "epoch"] == 15
+    never = both[both["batch_size"] == 16].assign(value=lambda f: f["value"].where(~f["subset"].str.startswith("train_defs"), 0.5))
+    assert sweeps.gap_table(never, "batch_size", at="memorised").empty
+    with pytest.raises(ValueError, match="`at`"):
+        sweeps.gap_table(both, "batch_size", at="converged")

@@ -13,6 +13,7 @@ import pandas as pd
 
 from iml_nb.analysis import stats, verdicts
 from iml_nb.core.results import read_metrics
+from iml_nb.runs.sweeps import MEMORISED
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,11 @@ def has_section(name: str) -> Callable[[Path], bool]:
     return lambda run: name in json.loads((run / "summary.json").read_text()).get("sections", {})
 
 
+def steps_matched(matched: bool) -> Callable[[Path], bool]:
+    """A batch-size sweep run at matched optimizer steps (steps_batch_size set), or at matched epochs."""
+    return lambda run: bool(json.loads((run / "config.json").read_text()).get("fixed", {}).get("steps_batch_size", 0)) == matched
+
+
 def tags_are(style: str) -> Callable[[Path], bool]:
     """A run whose definitions' tags were `style` (random strings, or a natural-language pair)."""
     return lambda run: json.loads((run / "config.json").read_text()).get("data", {}).get("tags", "random") == style
@@ -70,7 +76,7 @@ def _qa_points(summary: dict) -> list[dict]:
 
 def _series(summary: dict) -> str:
     axis = summary["axis"]
-    return "; ".join(f"{g[axis]}: {_ci(g)}" for g in _qa_points(summary))
+    return "; ".join(f"{g[axis]}: {_ci(g)}" + (f" (epoch {g['epoch']})" if "epoch" in g else "") for g in _qa_points(summary))
 
 
 def _alpha_half(summary: dict, run_dir: Path) -> Judged:
@@ -97,9 +103,10 @@ AXIS_SCALE = {
 }
 
 
-def per_seed_gaps(run_dir: Path, axis: str, section: str = "") -> pd.DataFrame:
+def per_seed_gaps(run_dir: Path, axis: str, section: str = "", at: dict | None = None) -> pd.DataFrame:
     """A sweep's per-seed QA gap (d1consis − d2consis, end of the last stage) at every grid value: columns seed, <axis>, gap.
-    `section`: only that section's rows of a 12_generality run (the other sections leave its axis column empty)."""
+    `section`: only that section's rows of a 12_generality run (the other sections leave its axis column empty). `at`: grid value
+    -> {stage, epoch} to read instead of the end (values not in it are left out)."""
 
     metrics = read_metrics(run_dir / "metrics.csv")
     if section:
@@ -110,24 +117,39 @@ def per_seed_gaps(run_dir: Path, axis: str, section: str = "") -> pd.DataFrame:
             pass  # a categorical axis stays text
     frames = []
     for value, frame in metrics.groupby(axis, sort=True):
-        diffs = stats.paired_differences(frame.drop(columns=[axis]), "d1consis", "d2consis")
+        if at is not None and value not in at:
+            continue
+        diffs = stats.paired_differences(frame.drop(columns=[axis]), "d1consis", "d2consis", **(at or {}).get(value, {}))
         frames.append(pd.DataFrame({"seed": diffs["seed"].astype(int), axis: value, "gap": diffs["diff"]}))
     return pd.concat(frames, ignore_index=True)
 
 
-def _trend(direction: int, section: str = "") -> Callable[[dict, Path], Judged]:
+def _trend(direction: int, section: str = "", memorised: bool = False) -> Callable[[dict, Path], Judged]:
     """The per-seed QA gap's slope along the sweep's axis (grows: direction +1, shrinks: -1), seeds as clusters; `section`: that
-    section of a 12_generality run (its axis is a column of that section's rows only)."""
+    section of a 12_generality run (its axis is a column of that section's rows only); `memorised`: each grid value read where
+    its definitions were first memorised (the summary's gaps_memorised) instead of at the end."""
 
     def judge(summary: dict, run_dir: Path) -> Judged:
         summary = summary["sections"][section] if section else summary
         axis = summary["axis"]
         name, scale = AXIS_SCALE[axis]
-        gaps = per_seed_gaps(run_dir, axis, section)
+        at = None
+        if memorised:  # from the stored metrics, so runs made before this read-out existed have it too
+            from iml_nb.runs.sweeps import gap_table
+
+            table = gap_table(read_metrics(run_dir / "metrics.csv"), axis, at="memorised")
+            rows = table[table["gap"] == "qa"].to_dict("records") if len(table) else []
+            at = {g[axis]: {"stage": int(g["stage"]), "epoch": int(g["epoch"])} for g in rows}
+            summary = {**summary, "gaps": rows}
+            if not at:
+                return Judged(f"no {name} memorised its definitions to {MEMORISED}", verdict="inconclusive")
+        gaps = per_seed_gaps(run_dir, axis, section, at)
         gaps["x"] = [scale(v) for v in gaps[axis]]
         test = verdicts.slope(gaps, "x", "gap", "slope+" if direction > 0 else "slope-")
         slope = f"slope per {name} {_ci({'mean': test.estimate, 'ci_low': test.ci_low, 'ci_high': test.ci_high}) if test else 'n/a'}"
-        return Judged(f"{slope}; {_series(summary)}", (test,), verdicts.RULES["slope+" if direction > 0 else "slope-"])
+        never = [v for v in summary.get("values", []) if at is not None and v not in at]
+        series = _series(summary) + "".join(f"; {v}: never memorised to {MEMORISED}" for v in never)
+        return Judged(f"{slope}; {series}", (test,), verdicts.RULES["slope+" if direction > 0 else "slope-"])
 
     return judge
 
@@ -345,9 +367,24 @@ CLAIMS = (
     ),
     Claim(
         "07_batch_size",
-        "Smaller batch sizes give more IML (one-stage training)",
+        "Smaller batch sizes give more IML (one-stage training, the same epochs at every batch size)",
         "more IML at smaller batches (abstract, §6.1)",
         _trend(-1),
+        select=steps_matched(False),
+    ),
+    Claim(
+        "07_batch_size",
+        f"… read where each batch size's definitions are first memorised to {MEMORISED} (both tags; converged equally)",
+        "the paper grows epochs with batch size to keep training converged (§6.1)",
+        _trend(-1, memorised=True),
+        select=steps_matched(False),
+    ),
+    Claim(
+        "07_batch_size",
+        "… at matched optimizer steps (epochs × batch size / the smallest batch size)",
+        "more IML at smaller batches (abstract, §6.1)",
+        _trend(-1),
+        select=steps_matched(True),
     ),
     Claim("08_model_size", "Larger models show more IML", "more IML in larger models (abstract, §6.3)", _trend(+1)),
     Claim(

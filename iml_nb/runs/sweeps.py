@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from iml_nb.analysis import stats
+from iml_nb.core.parameters import require
 from iml_nb.core.results import is_complete, read_metrics
 
 
@@ -27,16 +28,28 @@ def collect(batch_json: str | os.PathLike) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def gap_table(metrics: pd.DataFrame, axis: str, metric: str = "em", gaps: tuple = stats.IML_GAPS) -> pd.DataFrame:
+# "Converged" for a read-out at matched learning: both tags' training definitions memorised to this EM, on average over seeds.
+MEMORISED = 0.95
+
+
+def gap_table(metrics: pd.DataFrame, axis: str, metric: str = "em", gaps: tuple = stats.IML_GAPS, at: str = "end") -> pd.DataFrame:
     """Per grid value: the gaps (default: the IML gaps, QA and entity) with their CIs across Stage-1 seeds, a verdict, the two EMs
-    behind each gap and how well each side's definitions were memorised."""
+    behind each gap, how well each side's definitions were memorised, and the stage and epoch read.
+
+    `at` "end": the last evaluation; "memorised": the first evaluation of the last stage at which both tags' training definitions
+    (d1consis, d2consis) are memorised to MEMORISED on average over seeds, the same as training each grid point to that criterion
+    under a constant learning rate (a grid value that never gets there, or never scored its definitions, has no row)."""
+    require(at in ("end", "memorised"), "at", f"must be 'end' or 'memorised', got {at!r}")
     rows = []
     for value, frame in metrics.groupby(axis, sort=True):
         frame = frame.drop(columns=[axis])
+        where = {} if at == "end" else first_memorised(frame, metric)
+        if where is None:
+            continue
         for gap in gaps:
             kind, a, b = gap.name, gap.a, gap.b
             if {a, b} <= set(frame["subset"]):
-                diffs = stats.paired_differences(frame, a, b, metric)  # once: stats.gap would compute it again
+                diffs = stats.paired_differences(frame, a, b, metric, **where)  # once: stats.gap would compute it again
                 g = stats.mean_ci(diffs["diff"])
                 rows.append(
                     {
@@ -50,9 +63,25 @@ def gap_table(metrics: pd.DataFrame, axis: str, metric: str = "em", gaps: tuple 
                         "em_reliable": diffs[a].mean(),
                         "em_unreliable": diffs[b].mean(),
                         **memorised(frame, diffs, metric),
+                        "stage": diffs.attrs["stage"],
+                        "epoch": diffs.attrs["epoch"],
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def first_memorised(frame: pd.DataFrame, metric: str = "em", threshold: float = MEMORISED) -> dict | None:
+    """{stage, epoch} of the first evaluation of the last stage at which train_defs_d1consis and train_defs_d2consis both reach
+    `threshold` (means over seeds), or None if none does (or they were not scored)."""
+    names = ("train_defs_d1consis", "train_defs_d2consis")
+    seeds = stats.per_seed(frame)
+    seeds = seeds[(seeds["metric"] == metric) & seeds["subset"].isin(names)]
+    if seeds.empty:  # definitions never scored (given in context, or another experiment): nothing to read at
+        return None
+    seeds = seeds[seeds["stage"] == seeds["stage"].max()]
+    means = seeds.groupby(["epoch", "subset"])["value"].mean().unstack("subset").reindex(columns=list(names))
+    reached = means[(means >= threshold).all(axis=1)]
+    return None if reached.empty else {"stage": int(seeds["stage"].max()), "epoch": int(reached.index.min())}
 
 
 def memorised(frame: pd.DataFrame, diffs: pd.DataFrame, metric: str = "em") -> dict[str, float]:
@@ -128,8 +157,11 @@ class Sweep:
         metrics = collect(table.attrs["batch_json"])
         return metrics, gap_table(metrics, self.axis, gaps=gaps)
 
-    def write(self, table: pd.DataFrame, metrics: pd.DataFrame, gaps: pd.DataFrame, expectation: str) -> dict:
-        """Config and metrics into the run folder; returns the summary for results.mark_complete (the notebook's last cell)."""
+    def write(
+        self, table: pd.DataFrame, metrics: pd.DataFrame, gaps: pd.DataFrame, expectation: str, memorised: pd.DataFrame | None = None
+    ) -> dict:
+        """Config and metrics into the run folder; returns the summary for results.mark_complete (the notebook's last cell).
+        `memorised`: the gap table read where definitions are first memorised (gap_table's at="memorised"), kept beside."""
         from iml_nb.core import results
 
         results.write_run(
@@ -141,6 +173,7 @@ class Sweep:
             "gaps": gaps.to_dict("records"),
             "batch": table.attrs["batch_json"],
             "paper_expectation": expectation,
+            **({"gaps_memorised": memorised.to_dict("records")} if memorised is not None else {}),
         }
 
     def qa_line(self, gaps: pd.DataFrame) -> str:
