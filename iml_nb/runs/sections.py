@@ -47,7 +47,7 @@ SECTIONS = MappingProxyType(
             "stage_plan",
             ("one_stage", "two_stage", "three_stage"),
             MappingProxyType({}),
-            "d1consis − d2consis at the end of each plan's last stage (epochs: each plan's defaults unless set)",
+            "d1consis − d2consis at the end of each plan's last stage (epochs: 01's stage1/2/3_epochs, 15 + 10 + 10 by default)",
         ),
         "in_context": Section(
             "Given in the prompt instead of trained, are Define-dot definitions used more than Define-bar ones?",
@@ -120,7 +120,7 @@ class Sections:
         }
 
     def describe(self) -> str:
-        return "\n".join(f"{n}: {s.describe()}" for n, s in self.sweeps.items())
+        return "\n".join(f"{n} (reads {SECTIONS[n].reading}): {s.describe()}" for n, s in self.sweeps.items())
 
     def run(self) -> dict[str, pd.DataFrame]:
         """Every section's batch in turn (complete runs are skipped): {section: its status table}."""
@@ -148,6 +148,7 @@ class Sections:
             "sections": {
                 n: {
                     "question": SECTIONS[n].question,
+                    "reading": SECTIONS[n].reading,
                     "axis": s.axis,
                     "values": s.values,
                     "gaps": gaps[n].to_dict("records"),
