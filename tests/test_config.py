@@ -115,6 +115,7 @@ def test_building_a_config_imports_neither_torch_nor_transformers():
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_matched_steps_scale_each_define_stages_epochs_with_the_batch_size():
     at = {b: build_config(stage_plan="one_stage", stage1_epochs=20, batch_size=b, steps_batch_size=16) for b in (16, 64, 100)}
     assert [at[b].train.epochs(1) for b in (16, 64, 100)] == [20, 80, 125]  # 20 x b / 16, rounded up

@@ -81,6 +81,7 @@ def test_the_sections_claims_read_their_own_section(tmp_path):
     assert by["unseen_tag"].select(tmp_path) and not by["data_amount"].select(tmp_path)
 
 
+@pytest.mark.slow
 def test_data_amount_trend_reads_only_its_sections_rows(tmp_path):
     rows = []
     for section, axis, values in (("data_amount", "n_people", (250, 500, 1000)), ("stage_plan", "stage_plan", ("one_stage",))):
