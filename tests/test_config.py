@@ -126,3 +126,8 @@ def test_matched_steps_scale_each_define_stages_epochs_with_the_batch_size():
     assert stage0.stage0_key(at[16]) == stage0.stage0_key(at[64]) == stage0.stage0_key(build_config(stage_plan="one_stage"))
     two = {b: build_config(batch_size=64, steps_batch_size=b) for b in (0, 16)}
     assert stage0.shared_stages_key(two[0], 0, "x") != stage0.shared_stages_key(two[16], 0, "x")  # Stage 1 then trains longer
+
+
+def test_a_stage0_target_changes_stage0s_cache_key_only_when_set():
+    plain, target = build_config(), build_config(stage0_target_em=0.95)
+    assert stage0.stage0_key(plain) != stage0.stage0_key(target)

@@ -299,3 +299,39 @@ def test_knowledge_check_scores_each_attribute_zero_shot_and_after_a_warmup():
     assert (table["people"] == 40).all() and table[["zero_shot", "after_warmup", "majority"]].stack().between(0, 1).all()
     with pytest.raises(ValueError, match="warm-up people"):
         knowledge_check(model, tokenizer, PEOPLE[20:], PEOPLE[:21], mode="fast")
+
+
+def test_a_stage_ends_early_when_its_epoch_callback_says_so():
+    model = torch.nn.Linear(2, 1)
+    data = [0] * 8
+
+    def loss_fn(m, batch, idx):
+        return m(torch.ones(len(idx), 2)).pow(2).mean()
+
+    losses = train_stage(model, data, TrainConfig(batch_size=4), 10, 0, lambda epoch, loss, steps: epoch >= 3, loss_fn=loss_fn)
+    assert len(losses) == 3
+
+
+@pytest.mark.slow
+def test_stage0_goes_on_until_its_facts_reach_the_target(tmp_path):
+    """stage0_target_em: Stage 0 trains its epochs, then epoch by epoch until the facts' EM reaches the target (at most 4x)."""
+    from iml_nb.people_qa.stage0 import run_stage0
+
+    def fake_score(suite, model, tokenizer, mode, batch_size, max_new_tokens=8):
+        fake_score.calls += 1
+        return {"stage0_facts": {"em": 0.1 * fake_score.calls}}
+
+    def fake_train(model, data, cfg, epochs, seed, on_epoch_end):
+        for epoch in range(1, epochs + 1):
+            if on_epoch_end(epoch, 1.0, epoch):
+                break
+
+    for target, epochs in ((0.0, 2), (0.55, 6), (0.99, 8)):  # 0: its 2 epochs; 0.55 at the 6th; never: capped at 4 x 2
+        fake_score.calls = 0
+        cfg = build_config(
+            n_people=20, model="pythia-tiny", stage0_epochs=2, stage0_target_em=target, cache_dir=str(tmp_path / str(target))
+        )
+        _, rows = run_stage0(cfg, synthetic_people(20, seed=0), progress=False, train=fake_train, score=fake_score)
+        assert rows["epoch"].max() == epochs
+    with pytest.raises(ConfigError, match="`stage0_target_em`"):
+        build_config(stage0_epochs=0, stage0_target_em=0.9)

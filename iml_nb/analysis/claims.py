@@ -388,6 +388,12 @@ CLAIMS = (
     ),
     Claim("08_model_size", "Larger models show more IML", "more IML in larger models (abstract, §6.3)", _trend(+1)),
     Claim(
+        "08_model_size",
+        f"… read where each size's Stage-2 definitions are first memorised to {MEMORISED} (both tags; learned equally)",
+        "more IML in larger models (abstract, §6.3)",
+        _trend(+1, memorised=True),
+    ),
+    Claim(
         "10_robustness",
         "IML on QA holds across independent worlds and fresh seeds (pre-registered; default arm, across-world "
         "95% CI), and which of the toy's shortcuts it survives removing",

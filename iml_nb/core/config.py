@@ -160,6 +160,9 @@ class TrainConfig:
     # 0: every define stage trains its epochs. B > 0: it trains epochs x batch_size / B of them (rounded up), as many optimizer steps
     # as batch size B takes in its epochs: a batch-size sweep at matched steps rather than matched epochs.
     steps_batch_size: int = 0
+    # 0: Stage 0 trains stage0_epochs. x > 0: after them it goes on, epoch by epoch, until its facts' EM reaches x (at most
+    # 4 x stage0_epochs in all), so models of different sizes start Stage 1 knowing their people equally well.
+    stage0_target_em: float = 0.0
 
     def __post_init__(self) -> None:
         require_int(self.stage0_epochs, "stage0_epochs", minimum=0)
@@ -175,6 +178,8 @@ class TrainConfig:
         require_number(self.grad_clip, "grad_clip", 0.0, 1e6)
         require(self.loss_on in LOSS_ON, "loss_on", f"must be one of {LOSS_ON}, got {self.loss_on!r}")
         require_int(self.steps_batch_size, "steps_batch_size", minimum=0)
+        require_number(self.stage0_target_em, "stage0_target_em", 0.0, 1.0)
+        require(self.stage0_target_em == 0 or self.stage0_epochs > 0, "stage0_target_em", "needs a Stage 0 (stage0_epochs > 0) to extend")
 
     def epochs(self, stage: int) -> int:
         """Epochs define stage `stage` (1-based) trains: its stage_epochs entry, scaled to matched steps when steps_batch_size is set."""

@@ -46,7 +46,7 @@ def train_stage(
     cfg: TrainConfig,
     epochs: int,
     seed: int,
-    on_epoch_end: Callable[[int, float, int], None] = lambda epoch, loss, steps: None,
+    on_epoch_end: Callable[[int, float, int], bool | None] = lambda epoch, loss, steps: None,
     on_step: Callable[[], None] = lambda: None,
     loss_fn: Callable[[torch.nn.Module, object, torch.Tensor], torch.Tensor] | None = None,
 ) -> list[float]:
@@ -57,7 +57,7 @@ def train_stage(
 
     A fresh optimiser and schedule per stage, as in the reference (each stage is a new HF Trainer).
     Returns the mean training loss of each epoch; `on_epoch_end(epoch, loss, steps)` runs evaluation (steps: optimizer steps
-    of this stage so far).
+    of this stage so far), and ends the stage early by returning True (`epochs` is then the most it trains).
     `loss_fn(model, data, idx)` replaces the language-model loss for other data (the MNIST variant's images).
     """
     loss_fn = loss_fn or batch_loss
@@ -86,5 +86,6 @@ def train_stage(
             total += loss.item()
             on_step()
         losses.append(total / steps_per_epoch)
-        on_epoch_end(epoch, losses[-1], epoch * steps_per_epoch)
+        if on_epoch_end(epoch, losses[-1], epoch * steps_per_epoch):
+            break
     return losses

@@ -230,6 +230,7 @@ PARAMETERS = Flat(
             *OPTIMISER_NAMES,
             "loss_on",
             "steps_batch_size",
+            "stage0_target_em",
         ),
         "run": (
             "seed",

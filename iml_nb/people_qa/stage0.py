@@ -45,6 +45,8 @@ def stage0_key(cfg: ExperimentConfig) -> str:
     train.pop("stage_epochs")
     train.pop("batch_size")  # define stages only; Stage 0 trains with stage0_batch_size
     train.pop("steps_batch_size")  # define stages only
+    if not train["stage0_target_em"]:
+        train.pop("stage0_target_em")  # unset: the key Stage 0 had before the setting existed
     data = {"source": _file_digest(cfg.data.people_source), "n": cfg.data.n_people, "seed": cfg.data.people_seed}
     model = dataclasses.asdict(cfg.model)
     model.pop("lora_rank")  # define stages only
@@ -62,6 +64,7 @@ ADDED_SETTINGS = (
     ("data", "tags", "random"),
     ("data", "definitions", "trained"),
     ("train", "steps_batch_size", 0),
+    ("train", "stage0_target_em", 0.0),
     ("run", "eval_every", 1),
     ("run", "score_by_question", False),
 )
@@ -137,12 +140,12 @@ def run_stage0(
             bar.set_postfix(loss=f"{loss:.3f}", em=f"{res['stage0_facts']['em']:.3f}")
             bar.update()
             log_progress(f"Stage 0: epoch {epoch}/{cfg.train.stage0_epochs} (loss {loss:.3f}, facts EM {res['stage0_facts']['em']:.3f})")
+            return epoch >= cfg.train.stage0_epochs and res["stage0_facts"]["em"] >= cfg.train.stage0_target_em
 
         if cfg.train.stage0_epochs:
             stage0_train = dataclasses.replace(cfg.train, batch_size=cfg.train.stage0_batch_size)
-            train(
-                model, encode(facts, tokenizer, cfg.train.loss_on), stage0_train, cfg.train.stage0_epochs, cfg.run.stage0_seed, on_epoch_end
-            )
+            most = cfg.train.stage0_epochs * (4 if cfg.train.stage0_target_em else 1)
+            train(model, encode(facts, tokenizer, cfg.train.loss_on), stage0_train, most, cfg.run.stage0_seed, on_epoch_end)
         bar.close()
 
         def write(tmp: Path) -> None:
