@@ -127,7 +127,7 @@ def per_seed_gaps(run_dir: Path, axis: str, section: str = "", at: dict | None =
 def _trend(direction: int, section: str = "", memorised: bool = False) -> Callable[[dict, Path], Judged]:
     """The per-seed QA gap's slope along the sweep's axis (grows: direction +1, shrinks: -1), seeds as clusters; `section`: that
     section of a 12_generality run (its axis is a column of that section's rows only); `memorised`: each grid value read where
-    its definitions were first memorised (the summary's gaps_memorised) instead of at the end."""
+    its definitions were first memorised (sweeps.gap_table's at="memorised", recomputed from metrics.csv) instead of at the end."""
 
     def judge(summary: dict, run_dir: Path) -> Judged:
         summary = summary["sections"][section] if section else summary
@@ -229,21 +229,11 @@ def _all_agree(per_test: list[str]) -> str:
     return "agrees" if per_test and all(v == "agrees" for v in per_test) else "disagrees" if "disagrees" in per_test else "inconclusive"
 
 
-def _alpha_point(value: float) -> Callable[[dict, Path], Judged]:
-    def judge(summary: dict, run_dir: Path) -> Judged:
-        g = _point(summary, "alpha", value)
-        if g is None:
-            return Judged(f"alpha = {value} not run", verdict="not run")
-        return Judged(f"QA gap at {value}: {_ci(g)}{_memorised(g)}", (verdicts.from_interval(g, "positive"),), verdicts.RULES["positive"])
-
-    return judge
-
-
-def _section_gap(section: str, axis: str, value) -> Callable[[dict, Path], Judged]:
-    """The QA IML gap at one grid value of a 12_generality section, predicted > 0."""
+def _gap_at(axis: str, value, section: str = "") -> Callable[[dict, Path], Judged]:
+    """The QA IML gap at one grid value of a sweep (or of a 12_generality section), predicted > 0, with memorisation beside it."""
 
     def judge(summary: dict, run_dir: Path) -> Judged:
-        g = _point(summary["sections"][section], axis, value)
+        g = _point(summary["sections"][section] if section else summary, axis, value)
         if g is None:
             return Judged(f"{axis} = {value} not run", verdict="not run")
         return Judged(f"{_ci(g)}{_memorised(g)}", (verdicts.from_interval(g, "positive"),), verdicts.RULES["positive"])
@@ -313,7 +303,7 @@ CLAIMS = (
         "02_alpha_sweep",
         "At α = 0.95 the tag still wins over a minority of conflicting definitions (QA gap at α = 0.95)",
         "the α grid 0.5-0.95 was run (configs); IML increases with α (Fig. 4a; numbers not retrievable)",
-        _alpha_point(0.95),
+        _gap_at("alpha", 0.95),
     ),
     Claim(
         "03_word_order",
@@ -427,13 +417,13 @@ CLAIMS = (
         "stage_plan",
         "Single-stage training (all data at once) shows IML (d1consis − d2consis)",
         'also shows the effect; "more significant" in an earlier version (§4)',
-        _section_gap("stage_plan", "stage_plan", "one_stage"),
+        _gap_at("stage_plan", "one_stage", "stage_plan"),
     ),
     _section_claim(
         "stage_plan",
         "Three-stage training (definitions, then QA, then new definitions) shows IML (d1consis − d2consis)",
         "run for Pythia-2.8B and 410M (configs); results not retrievable",
-        _section_gap("stage_plan", "stage_plan", "three_stage"),
+        _gap_at("stage_plan", "three_stage", "stage_plan"),
     ),
     _section_claim(
         "in_context",
