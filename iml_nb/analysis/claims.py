@@ -13,7 +13,7 @@ import pandas as pd
 
 from iml_nb.analysis import stats, verdicts
 from iml_nb.core.results import read_metrics
-from iml_nb.runs.sweeps import MEMORISED
+from iml_nb.runs.sweeps import MEMORISED, gap_table
 
 
 @dataclass(frozen=True)
@@ -135,8 +135,6 @@ def _trend(direction: int, section: str = "", memorised: bool = False) -> Callab
         name, scale = AXIS_SCALE[axis]
         at = None
         if memorised:  # from the stored metrics, so runs made before this read-out existed have it too
-            from iml_nb.runs.sweeps import gap_table
-
             table = gap_table(read_metrics(run_dir / "metrics.csv"), axis, at="memorised")
             rows = table[table["gap"] == "qa"].to_dict("records") if len(table) else []
             at = {g[axis]: {"stage": int(g["stage"]), "epoch": int(g["epoch"])} for g in rows}
