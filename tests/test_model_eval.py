@@ -1,5 +1,7 @@
 """Integration tests with tiny models: fast EM equals greedy generation, the answer-only forward, the pretrained loading path."""
 
+import shutil
+
 import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -204,13 +206,36 @@ def test_experiment_is_deterministic_and_complete(tmp_path):
         n_jobs=1,
         cache_dir=str(tmp_path),
     )
-    a, _ = run_experiment(cfg, progress=False)
-    b, _ = run_experiment(cfg, progress=False)  # the second run reuses the cached Stage 0
-    assert a.equals(b)
+    a, shown = run_experiment(cfg, progress=False)
+    finished = sorted(tmp_path.glob("seed-*"))
+    assert len(finished) == 2  # one finished result per Stage-1 seed
+    b, shown_again = run_experiment(cfg, progress=False)  # every seed's result loaded, exactly as computed
+    assert a.equals(b) and shown.equals(shown_again)
+    for folder in [*finished, *tmp_path.glob("shared-*")]:
+        shutil.rmtree(folder)
+    c, _ = run_experiment(cfg, progress=False)  # Stages 1-2 trained again from the cached Stage 0
+    assert a.equals(c)
     s2 = a[(a["stage"] == 2) & (a["subset"] == "d1consis") & (a["metric"] == "em")]
     assert sorted(s2["seed_stage2"].unique()) == [0, 1] and sorted(s2["seed"].unique()) == [0, 1]
     s1 = a[(a["stage"] == 1) & (a["subset"] == "qd1consis") & (a["metric"] == "em")]
     assert s1["seed_stage2"].isna().all() and len(s1) == 2 * 2  # seeds x epochs
+
+
+@pytest.mark.slow
+def test_a_finished_seed_is_reused_only_by_the_same_settings_and_code(tmp_path, monkeypatch):
+    from iml_nb.people_qa import stage0
+
+    common = dict(n_people=40, model="pythia-tiny", stage0_epochs=1, stage1_epochs=1, stage2_epochs=1, n_seeds=1)
+    cfg = build_config(**common, n_jobs=1, cache_dir=str(tmp_path))
+    run_experiment(cfg, progress=False)
+    stage0_dir = str(next(tmp_path.glob("stage0-*")))
+    folder = stage0.seed_result_dir(cfg, 0, stage0_dir)
+    assert (folder / "rows.csv").exists() and (folder / "examples.json").exists()
+    assert stage0.seed_result_dir(build_config(**common, cache_dir=str(tmp_path), n_jobs=2, output_dir="x"), 0, stage0_dir) == folder
+    assert stage0.seed_result_dir(build_config(**common, n_jobs=1, cache_dir=str(tmp_path), eval_every=2), 0, stage0_dir) != folder
+    assert stage0.seed_result_dir(cfg, 1, stage0_dir) != folder
+    monkeypatch.setattr(stage0, "code_digest", lambda: "edited")
+    assert stage0.seed_result_dir(cfg, 0, stage0_dir) != folder  # an edit to the computing code computes the seed again
 
 
 def test_eval_every_scores_every_nth_epoch_and_each_stage_end(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 from iml_nb.core.config import X2_SUBSETS
 from iml_nb.core.env import quiet_transformers
 from iml_nb.core.parallel import derived_seed, run_seeds
-from iml_nb.core.results import METRIC_COLUMNS, atomic_write_folder, metric_rows, metrics_frame, train_rows
+from iml_nb.core.results import METRIC_COLUMNS, atomic_write_folder, metric_rows, metrics_frame, to_jsonable, train_rows
 from iml_nb.lm import lora
 from iml_nb.lm import model as models
 from iml_nb.lm.encode import encode
@@ -23,7 +24,7 @@ from iml_nb.mechanisms import alignment as mechanism
 from iml_nb.people_qa.config import ExperimentConfig
 from iml_nb.people_qa.define import DefineData, Example, make_define_data, replay_sample, stage0_examples, with_question_views
 from iml_nb.people_qa.people import Person, load_people
-from iml_nb.people_qa.stage0 import run_stage0, shared_stages_dir, stage0_probe
+from iml_nb.people_qa.stage0 import run_stage0, seed_result_dir, shared_stages_dir, stage0_probe
 
 quiet_transformers()
 
@@ -61,6 +62,16 @@ def stage_training_examples(
     Stages before the last are shared by every Stage-2 draw (s2 <NA>, trained on draw 0's examples, which they do not depend on)."""
     frac = cfg.data.last_replay_frac if stage_no == len(cfg.stages) else cfg.data.replay_frac
     return draw.train[cfg.stages[stage_no - 1]] + replay_sample(facts, frac, replay_seed(seed, stage_no, s2))
+
+
+def write_rows(rows: list[dict], path: Path) -> None:
+    pd.DataFrame(rows, columns=METRIC_COLUMNS).to_csv(path, index=False)
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Metric rows as write_rows wrote them: missing values as pd.NA, seed_stage2 an int or <NA> (the CSV reads it as float)."""
+    loaded = pd.read_csv(path).astype({"seed_stage2": "Int64"}).astype({"seed_stage2": object})
+    return loaded.where(loaded.notna(), pd.NA).to_dict("records")
 
 
 @dataclass
@@ -119,8 +130,7 @@ class _SeedRun:
         cached = shared_stages_dir(cfg, self.seed, stage0_dir)
         if (cached / "rows.csv").exists():
             self.model.load_state_dict(torch.load(cached / "weights.pt", map_location=device, weights_only=True))
-            loaded = pd.read_csv(cached / "rows.csv").astype({"seed_stage2": "Int64"}).astype({"seed_stage2": object})
-            self.rows.extend(loaded.where(loaded.notna(), pd.NA).to_dict("records"))
+            self.rows.extend(read_rows(cached / "rows.csv"))
             for i in range(len(shared)):
                 for epoch in range(1, cfg.train.epochs(i + 1) + 1):
                     self.report(f"seed {self.seed} stage {i + 1} epoch {epoch} (cached)")
@@ -138,7 +148,7 @@ class _SeedRun:
 
         def write(tmp: Path) -> None:
             torch.save(self.model.state_dict(), tmp / "weights.pt")
-            pd.DataFrame(self.rows, columns=METRIC_COLUMNS).to_csv(tmp / "rows.csv", index=False)
+            write_rows(self.rows, tmp / "rows.csv")
 
         atomic_write_folder(cached, write)
 
@@ -162,6 +172,28 @@ def run_seed(
     train=train_stage,
     score=EvalSuite.run,
 ) -> SeedResult:
+    """All define stages for one Stage-1 seed, or its cached result when the same code already finished this seed (a stopped run
+    resumes between seeds). A swapped-in `train` or `score` (the benchmark's) always computes and caches nothing."""
+    if train is not train_stage or score is not EvalSuite.run:
+        return _compute_seed(cfg, seed, stage0_dir, report, train, score)
+    cached = seed_result_dir(cfg, seed, stage0_dir)
+    if (cached / "rows.csv").exists():
+        n = len(cfg.stages)
+        for stage in range(1, n + 1):
+            for epoch in range(1, cfg.train.epochs(stage) * (cfg.run.n_seeds_stage2 if stage == n else 1) + 1):
+                report(f"seed {seed} stage {stage} epoch {epoch} (cached)")
+        return SeedResult(seed, read_rows(cached / "rows.csv"), json.loads((cached / "examples.json").read_text()))
+    result = _compute_seed(cfg, seed, stage0_dir, report, train, score)
+
+    def write(tmp: Path) -> None:
+        write_rows(result.rows, tmp / "rows.csv")
+        (tmp / "examples.json").write_text(json.dumps(to_jsonable(result.examples)))
+
+    atomic_write_folder(cached, write)
+    return result
+
+
+def _compute_seed(cfg: ExperimentConfig, seed: int, stage0_dir: str, report, train, score) -> SeedResult:
     """All define stages for one Stage-1 seed; stages before the last are trained once and reused by every Stage-2 seed."""
     people = load_people(cfg)
     facts = stage0_examples(people)

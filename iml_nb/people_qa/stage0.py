@@ -1,5 +1,6 @@
 """Stage 0, the stand-in for pretraining (one model per people database and Stage-0 seed, shared by every Stage-1 seed), and the
-checkpoint caches: Stage 0, and each seed's stages before the last, keyed by everything they depend on (docs/background.md)."""
+caches: Stage 0, each seed's stages before the last, and each seed's finished result, keyed by everything they depend on
+(docs/background.md)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,9 @@ ADDED_SETTINGS = (
 )
 
 
+EXECUTION_SETTINGS = ("seed", "n_seeds", "n_jobs", "output_dir", "cache_dir", "device")  # how a run executes, not what a seed computes
+
+
 def shared_stages_key(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> str:
     """Everything the stages before the last depend on: all settings but the last stage's epochs and how the run is executed."""
     d = cfg.to_dict()
@@ -78,10 +82,32 @@ def shared_stages_key(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> str:
     for section, name, before in ADDED_SETTINGS:
         if d[section][name] == before:
             d[section].pop(name)  # set as before the setting existed: older keys stay valid
-    for name in ("seed", "n_seeds", "n_jobs", "output_dir", "cache_dir", "device"):
+    for name in EXECUTION_SETTINGS:
         d["run"].pop(name)
     d.update(_device_part(cfg))
     return _key({"v": CACHE_VERSION, "config": d, "seed": seed, "stage0": Path(stage0_dir).name})
+
+
+COMPUTING_PACKAGES = ("core", "lm", "mechanisms", "people_qa")  # the code a seed's numbers come from
+
+
+def code_digest() -> str:
+    """A hash of the computing modules' source: a seed's finished result is reused only by the code that produced it, so an edit
+    to training or scoring can never be hidden by a cached result (the checkpoint caches, which hold weights, use CACHE_VERSION)."""
+    root = Path(__file__).resolve().parents[1]
+    files = sorted(f for pkg in COMPUTING_PACKAGES for f in (root / pkg).rglob("*.py"))
+    return _key({str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files})
+
+
+def seed_result_dir(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> Path:
+    """Where one seed's finished result (every stage's metric rows and its example answers) is cached, so a run stopped between
+    seeds resumes after the last finished one. Keyed by every setting but how the run executes, the Stage-0 model and the code."""
+    d = cfg.to_dict()
+    for name in EXECUTION_SETTINGS:
+        d["run"].pop(name)
+    d.update(_device_part(cfg))
+    key = {"v": CACHE_VERSION, "config": d, "seed": seed, "stage0": Path(stage0_dir).name, "code": code_digest()}
+    return project_path(cfg.run.cache_dir) / f"seed-{_key(key)}"
 
 
 def shared_stages_dir(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> Path:
