@@ -50,3 +50,22 @@ def test_slope_treats_seeds_as_clusters():
     assert test.n == 4 and test.ci_low < 0.1 < test.ci_high and verdicts.verdict(test, test.p) == "agrees"
     flat = verdicts.slope(pd.DataFrame(rows).assign(gap=lambda f: f["gap"] - 0.1 * f["x"]), "x", "gap", "slope+")
     assert verdicts.verdict(flat, flat.p) == "inconclusive"
+
+
+def test_pretrained_confirmation_follows_its_preregistered_rules(tmp_path):
+    from iml_nb.analysis.claims import pretrained_confirmed
+
+    def summary(qa, entity, memorised=(1.0, 1.0)):
+        final = {f"train_defs_{s}": {"mean": m} for s, m in zip(("d1consis", "d2consis"), memorised)}
+        return {"iml_gap_qa": _record(qa), "iml_gap_entity": _record(entity), "final_em": final}
+
+    noise = [0.02, -0.03, 0.01, -0.01]
+    effect = pretrained_confirmed(summary([0.10, 0.12, 0.11, 0.13], noise), tmp_path)
+    assert effect.verdict == "agrees" and "Holm p" in effect.value and "TOST" in effect.rule
+    assert pretrained_confirmed(summary([-0.10, -0.12, -0.11, -0.13], noise), tmp_path).verdict == "disagrees"
+    wide = [0.06, -0.07, 0.05, -0.05]
+    assert pretrained_confirmed(summary(wide, noise), tmp_path).verdict == "inconclusive"  # 0 inside a wide CI is no evidence
+    null = pretrained_confirmed(summary([0.001, -0.002, 0.0, 0.001], noise), tmp_path)
+    assert null.verdict == "disagrees"  # the equivalence test rejects a gap of the paper's size
+    unequal = pretrained_confirmed(summary([0.10, 0.12, 0.11, 0.13], noise, memorised=(0.99, 0.80)), tmp_path)
+    assert unequal.verdict == "inconclusive" and "unequal learning" in unequal.value

@@ -211,6 +211,45 @@ def across_worlds(summary: dict, run_dir: Path) -> Judged:
     return Judged(value, rule=rule, verdict="disagrees" if d["verdict"] in ("reversed", "no effect") else "inconclusive")
 
 
+CONFIRM_PREFIX = "confirm"  # 11_pretrained's pre-registered runs (params/11_pretrained_confirm.yaml)
+CONFIRM_MARGIN = 0.03  # the TOST margin its pre-registration fixed: the paper's main QA gap
+CONFIRM_MEMORISED = 0.95  # and the memorisation both tags' Stage-2 definitions must reach for the gap to be read
+
+
+def run_named(prefix: str) -> Callable[[Path], bool]:
+    """A run whose folder name starts with `prefix`."""
+    return lambda run: run.name.startswith(prefix)
+
+
+def random_tags_explored(run: Path) -> bool:
+    """An exploratory 11_pretrained run with random tags (not one of the pre-registered ones)."""
+    return tags_are("random")(run) and not run.name.startswith(CONFIRM_PREFIX)
+
+
+def pretrained_confirmed(summary: dict, run_dir: Path) -> Judged:
+    """11_pretrained's pre-registered verdict (params/11_pretrained_confirm.yaml): Holm over its two tests (QA and entity gap),
+    IML if the QA gap is positive after Holm, "no effect" if its TOST at ±0.03 rejects, read only if both tags' Stage-2 definitions
+    are memorised to 0.95 (else unequal learning: inconclusive)."""
+    qa, entity = summary.get("iml_gap_qa"), summary.get("iml_gap_entity")
+    tests = [verdicts.from_interval(g, "positive") for g in (qa, entity)]
+    if tests[0] is None:
+        return Judged(_ci(qa), verdict="inconclusive")
+    adjusted = verdicts.holm([t.p if t else math.nan for t in tests])
+    equivalence = verdicts.from_interval(qa, "none", margin=CONFIRM_MARGIN)
+    final = summary.get("final_em", {})
+    memorised = [final.get(f"train_defs_{s}", {}).get("mean") for s in ("d1consis", "d2consis")]
+    learned = all(m is not None and m >= CONFIRM_MEMORISED for m in memorised)
+    value = f"{_ci(qa)} (Holm p {adjusted[0]:.2g}; TOST ±{CONFIRM_MARGIN}: p {equivalence.p_equivalence:.2g}); entity {_ci(entity)}" + (
+        f"; definitions memorised {memorised[0]:.2f} / {memorised[1]:.2f}" if None not in memorised else ""
+    )
+    rule = f"pre-registered: Holm over QA and entity gap, TOST ±{CONFIRM_MARGIN}, both tags memorised ≥ {CONFIRM_MEMORISED}"
+    if not learned:
+        return Judged(value + " (unequal learning)", rule=rule, verdict="inconclusive")
+    if adjusted[0] < verdicts.ALPHA:
+        return Judged(value, rule=rule, verdict="agrees" if tests[0].estimate > 0 else "disagrees")
+    return Judged(value, rule=rule, verdict="disagrees" if equivalence.p_equivalence < verdicts.ALPHA else "inconclusive")
+
+
 def _point(summary: dict, axis: str, value, gap: str = "qa") -> dict | None:
     """One row of a sweep's gap table: `gap` at `axis` = `value`."""
     rows = [g for g in summary.get("gaps", []) if g["gap"] == gap and g.get(axis) == value]
@@ -395,7 +434,16 @@ CLAIMS = (
         "the paper's random multi-token aliases (d1consis − d2consis, end of Stage 2)",
         "≈ +0.03 (Pythia-2.8B, Fig. 3a)",
         _gap_claim("iml_gap_qa"),
-        select=tags_are("random"),
+        select=random_tags_explored,
+    ),
+    Claim(
+        "11_pretrained",
+        "The same, pre-registered on a fresh world and fresh seeds (params/11_pretrained_confirm.yaml): Stage 1 at the paper's 20 "
+        "epochs, 100 Stage-2 aliases per tag",
+        "≈ +0.03 (Pythia-2.8B, Fig. 3a)",
+        pretrained_confirmed,
+        evidence=CONFIRMED,
+        select=run_named(CONFIRM_PREFIX),
     ),
     Claim(
         "11_pretrained",
