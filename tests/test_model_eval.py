@@ -312,6 +312,21 @@ def test_alias_alignment_reads_where_an_alias_row_points():
     assert abs(out["align_d2consis"]["cos"]) < 0.3  # untouched random rows
 
 
+def test_two_hop_check_asks_each_stage2_question_three_ways():
+    from iml_nb.people_qa.define import make_define_data
+    from iml_nb.people_qa.knowledge import TWO_HOP_WAYS, two_hop_check
+
+    cfg = build_config(n_people=60, model="pythia-tiny")
+    model, tokenizer = base_model(cfg, PEOPLE)
+    draw = make_define_data(PEOPLE, cfg.data, 0, 0)
+    table = two_hop_check(model, tokenizer, draw, mode="fast")
+    assert list(table.columns) == ["subset", "attribute", "questions", *TWO_HOP_WAYS]
+    assert table.groupby("subset")["questions"].sum().to_dict() == {s: len(draw.eval_sets[s]) for s in ("d1consis", "d2consis")}
+    assert table[list(TWO_HOP_WAYS)].stack().between(0, 1).all()
+    with pytest.raises(ValueError, match="`subsets`"):
+        two_hop_check(model, tokenizer, draw, subsets=("qd1consis",), mode="fast")
+
+
 @pytest.mark.slow
 def test_knowledge_check_scores_each_attribute_zero_shot_and_after_a_warmup():
     """Every attribute scored on the people held out of the warm-up, zero-shot and after it, beside the majority answer's share."""

@@ -8,6 +8,7 @@ answer's share (what always giving the most common answer would score)."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import pandas as pd
 
@@ -15,7 +16,7 @@ from iml_nb.core.config import TrainConfig
 from iml_nb.lm.encode import encode
 from iml_nb.lm.evaluate import EvalSuite
 from iml_nb.lm.train import train_stage
-from iml_nb.people_qa.define import Example, qa_example, stage0_examples
+from iml_nb.people_qa.define import DefineData, Example, qa_example, question_type, stage0_examples
 from iml_nb.people_qa.people import Person, qa_pairs
 
 
@@ -64,4 +65,39 @@ def knowledge_check(
     return pd.DataFrame(list(rows.values()))
 
 
-__all__ = ["by_attribute", "knowledge_check", "majority_share"]
+TWO_HOP_WAYS = ("by_name", "alias_alone", "alias_in_context")
+
+
+def two_hop_check(
+    model, tokenizer, draw: DefineData, subsets=("d1consis", "d2consis"), batch_size: int = 64, mode: str = "generate"
+) -> pd.DataFrame:
+    """Can the model go from a definition to a fact at all? Each test question of `subsets` (the Stage-2 aliases of one draw)
+    asked three ways, untrained on any of them: about the person by real name (what the model knows), about the alias alone
+    (a guess), and about the alias with its definition written before the question (the one hop done in context). Internalizing a
+    trained definition needs at least what the third way shows. One row per subset and attribute, EM per way.
+
+    Run it after the format warm-up of knowledge_check, on the same (changed) model."""
+    definitions = {d.alias: f"{d.prompt} {d.answer}" for d in draw.train[list(draw.train)[-1]] if d.kind == "definition"}
+    sets: dict[str, tuple[Example, ...]] = {}
+    for s in subsets:
+        items = draw.eval_sets.get(s, ())
+        missing = [ex.alias for ex in items if ex.alias not in definitions]
+        if not items or missing:
+            raise ValueError(f"`subsets`: {s!r} needs test questions about aliases defined in the last stage")
+        sets[f"{s}|alias_alone"] = items
+        sets[f"{s}|alias_in_context"] = tuple(replace(ex, prompt=f"{definitions[ex.alias]}\n{ex.prompt}") for ex in items)
+        sets[f"{s}|by_name"] = tuple(replace(ex, prompt=ex.prompt.replace(ex.alias, ex.entity), alias="") for ex in items)
+    views: dict[str, list[Example]] = {}
+    for name, items in sets.items():
+        for ex in items:
+            views.setdefault(f"{name}|{question_type(ex)}", []).append(ex)
+    scores = EvalSuite({k: tuple(v) for k, v in views.items()}).run(model, tokenizer, mode, batch_size)
+    rows = {}
+    for key, res in scores.items():
+        subset, way, attribute = key.split("|")
+        row = rows.setdefault((subset, attribute), {"subset": subset, "attribute": attribute, "questions": len(views[key])})
+        row[way] = res["em"]
+    return pd.DataFrame(list(rows.values()))[["subset", "attribute", "questions", *TWO_HOP_WAYS]]
+
+
+__all__ = ["TWO_HOP_WAYS", "by_attribute", "knowledge_check", "majority_share", "two_hop_check"]
