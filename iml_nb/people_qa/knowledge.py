@@ -73,8 +73,8 @@ def two_hop_check(
 ) -> pd.DataFrame:
     """Can the model go from a definition to a fact at all? Each test question of `subsets` (the Stage-2 aliases of one draw)
     asked three ways, untrained on any of them: about the person by real name (what the model knows), about the alias alone
-    (a guess), and about the alias with its definition written before the question (the one hop done in context). Internalizing a
-    trained definition needs at least what the third way shows. One row per subset and attribute, EM per way.
+    (a guess), and about the alias with its definition written before the question (the hop done in context), which is about the
+    most internalizing a *trained* definition could reach. One row per subset and attribute, EM per way.
 
     Run it after the format warm-up of knowledge_check, on the same (changed) model."""
     definitions = {d.alias: f"{d.prompt} {d.answer}" for d in draw.train[list(draw.train)[-1]] if d.kind == "definition"}
