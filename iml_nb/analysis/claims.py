@@ -223,7 +223,7 @@ def run_named(prefix: str) -> Callable[[Path], bool]:
 
 def random_tags_explored(run: Path) -> bool:
     """An exploratory 11_pretrained run with random tags (not one of the pre-registered ones)."""
-    return tags_are("random")(run) and not run.name.startswith(CONFIRM_PREFIX)
+    return tags_are("random")(run) and not run_named(CONFIRM_PREFIX)(run)
 
 
 def pretrained_confirmed(summary: dict, run_dir: Path) -> Judged:
@@ -245,9 +245,10 @@ def pretrained_confirmed(summary: dict, run_dir: Path) -> Judged:
     rule = f"pre-registered: Holm over QA and entity gap, TOST ±{CONFIRM_MARGIN}, both tags memorised ≥ {CONFIRM_MEMORISED}"
     if not learned:
         return Judged(value + " (unequal learning)", rule=rule, verdict="inconclusive")
-    if adjusted[0] < verdicts.ALPHA:
-        return Judged(value, rule=rule, verdict="agrees" if tests[0].estimate > 0 else "disagrees")
-    return Judged(value, rule=rule, verdict="disagrees" if equivalence.p_equivalence < verdicts.ALPHA else "inconclusive")
+    verdict = verdicts.verdict(tests[0], adjusted[0])
+    if verdict == "inconclusive" and equivalence.p_equivalence < verdicts.ALPHA:
+        verdict = "disagrees"  # no effect of the paper's size: the claim of IML fails
+    return Judged(value, rule=rule, verdict=verdict)
 
 
 def _point(summary: dict, axis: str, value, gap: str = "qa") -> dict | None:

@@ -164,6 +164,12 @@ class _SeedRun:
         self.phase(len(stages), draw, EvalSuite(x2_sets), last_stage_seed(self.seed, s2, len(stages)), s2)
 
 
+def epochs_per_seed(cfg: ExperimentConfig) -> int:
+    """Epochs one Stage-1 seed trains: the shared stages once, the last once per Stage-2 seed (one progress tick each)."""
+    n = len(cfg.stages)
+    return sum(cfg.train.epochs(i) for i in range(1, n)) + cfg.run.n_seeds_stage2 * cfg.train.epochs(n)
+
+
 def run_seed(
     cfg: ExperimentConfig,
     seed: int,
@@ -178,10 +184,8 @@ def run_seed(
         return _compute_seed(cfg, seed, stage0_dir, report, train, score)
     cached = seed_result_dir(cfg, seed, stage0_dir)
     if (cached / "rows.csv").exists():
-        n = len(cfg.stages)
-        for stage in range(1, n + 1):
-            for epoch in range(1, cfg.train.epochs(stage) * (cfg.run.n_seeds_stage2 if stage == n else 1) + 1):
-                report(f"seed {seed} stage {stage} epoch {epoch} (cached)")
+        for _ in range(epochs_per_seed(cfg)):
+            report(f"seed {seed} (cached)")
         return SeedResult(seed, read_rows(cached / "rows.csv"), json.loads((cached / "examples.json").read_text()))
     result = _compute_seed(cfg, seed, stage0_dir, report, train, score)
 
@@ -231,12 +235,10 @@ def run_experiment(
     swaps in the usual Trainer + generation pipeline through them. Both must be picklable when n_jobs > 1."""
     people = load_people(cfg)
     stage0_dir, stage0_rows = run_stage0(cfg, people, progress, train, score)
-    n = len(cfg.stages)
-    epochs_per_seed = sum(cfg.train.epochs(i) for i in range(1, n)) + cfg.run.n_seeds_stage2 * cfg.train.epochs(n)
     results = run_seeds(
         functools.partial(run_seed, cfg, stage0_dir=str(stage0_dir), train=train, score=score),
         cfg.run,
-        epochs_per_seed,
+        epochs_per_seed(cfg),
         f"Stages 1-{len(cfg.stages)}",
         progress,
     )

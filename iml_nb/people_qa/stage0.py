@@ -74,6 +74,14 @@ ADDED_SETTINGS = (
 EXECUTION_SETTINGS = ("seed", "n_seeds", "n_jobs", "output_dir", "cache_dir", "device")  # how a run executes, not what a seed computes
 
 
+def _computed_settings(d: dict, cfg: ExperimentConfig) -> dict:
+    """The settings dict `d` without how the run executes, plus the device where it changes the floats."""
+    for name in EXECUTION_SETTINGS:
+        d["run"].pop(name)
+    d.update(_device_part(cfg))
+    return d
+
+
 def shared_stages_key(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> str:
     """Everything the stages before the last depend on: all settings but the last stage's epochs and how the run is executed."""
     d = cfg.to_dict()
@@ -82,10 +90,7 @@ def shared_stages_key(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> str:
     for section, name, before in ADDED_SETTINGS:
         if d[section][name] == before:
             d[section].pop(name)  # set as before the setting existed: older keys stay valid
-    for name in EXECUTION_SETTINGS:
-        d["run"].pop(name)
-    d.update(_device_part(cfg))
-    return _key({"v": CACHE_VERSION, "config": d, "seed": seed, "stage0": Path(stage0_dir).name})
+    return _key({"v": CACHE_VERSION, "config": _computed_settings(d, cfg), "seed": seed, "stage0": Path(stage0_dir).name})
 
 
 COMPUTING_PACKAGES = ("core", "lm", "mechanisms", "people_qa")  # the code a seed's numbers come from
@@ -102,11 +107,13 @@ def code_digest() -> str:
 def seed_result_dir(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> Path:
     """Where one seed's finished result (every stage's metric rows and its example answers) is cached, so a run stopped between
     seeds resumes after the last finished one. Keyed by every setting but how the run executes, the Stage-0 model and the code."""
-    d = cfg.to_dict()
-    for name in EXECUTION_SETTINGS:
-        d["run"].pop(name)
-    d.update(_device_part(cfg))
-    key = {"v": CACHE_VERSION, "config": d, "seed": seed, "stage0": Path(stage0_dir).name, "code": code_digest()}
+    key = {
+        "v": CACHE_VERSION,
+        "config": _computed_settings(cfg.to_dict(), cfg),
+        "seed": seed,
+        "stage0": Path(stage0_dir).name,
+        "code": code_digest(),
+    }
     return project_path(cfg.run.cache_dir) / f"seed-{_key(key)}"
 
 
