@@ -312,14 +312,17 @@ def test_alias_alignment_reads_where_an_alias_row_points():
     assert abs(out["align_d2consis"]["cos"]) < 0.3  # untouched random rows
 
 
-def test_two_hop_check_asks_each_stage2_question_three_ways():
+def test_two_hop_check_asks_each_stage2_question_three_ways(tmp_path, monkeypatch):
+    from iml_nb.core.env import PROGRESS_LOG
     from iml_nb.people_qa.define import make_define_data
     from iml_nb.people_qa.knowledge import TWO_HOP_WAYS, two_hop_check
 
     cfg = build_config(n_people=60, model="pythia-tiny")
     model, tokenizer = base_model(cfg, PEOPLE)
     draw = make_define_data(PEOPLE, cfg.data, 0, 0)
+    monkeypatch.setenv(PROGRESS_LOG, str(tmp_path / "progress.log"))
     table = two_hop_check(model, tokenizer, draw, mode="fast")
+    assert (tmp_path / "progress.log").read_text().startswith("two-hop check: ")  # `run` shows the terminal what is scored
     assert list(table.columns) == ["subset", "attribute", "questions", *TWO_HOP_WAYS]
     assert table.groupby("subset")["questions"].sum().to_dict() == {s: len(draw.eval_sets[s]) for s in ("d1consis", "d2consis")}
     assert table[list(TWO_HOP_WAYS)].stack().between(0, 1).all()
@@ -328,13 +331,17 @@ def test_two_hop_check_asks_each_stage2_question_three_ways():
 
 
 @pytest.mark.slow
-def test_knowledge_check_scores_each_attribute_zero_shot_and_after_a_warmup():
+def test_knowledge_check_scores_each_attribute_zero_shot_and_after_a_warmup(tmp_path, monkeypatch):
     """Every attribute scored on the people held out of the warm-up, zero-shot and after it, beside the majority answer's share."""
+    from iml_nb.core.env import PROGRESS_LOG
     from iml_nb.people_qa.knowledge import knowledge_check
 
     cfg = build_config(n_people=60, model="pythia-tiny")
     model, tokenizer = base_model(cfg, PEOPLE)
+    monkeypatch.setenv(PROGRESS_LOG, str(tmp_path / "progress.log"))
     table = knowledge_check(model, tokenizer, PEOPLE[20:], PEOPLE[:20], warmup_epochs=2, lr=3e-3, mode="fast")
+    steps = [line.split(":")[1].split()[-1] for line in (tmp_path / "progress.log").read_text().splitlines()]
+    assert steps == ["zero-shot", "epoch(s)", "warm-up"]  # each minutes-long phase announced to `run`'s terminal
     assert set(table["attribute"]) == {"gender", "birth", "death", "region", "occupation", "nationality"}
     assert (table["people"] == 40).all() and table[["zero_shot", "after_warmup", "majority"]].stack().between(0, 1).all()
     with pytest.raises(ValueError, match="warm-up people"):

@@ -13,6 +13,7 @@ from dataclasses import replace
 import pandas as pd
 
 from iml_nb.core.config import TrainConfig
+from iml_nb.core.env import log_progress
 from iml_nb.lm.encode import encode
 from iml_nb.lm.evaluate import EvalSuite
 from iml_nb.lm.train import train_stage
@@ -56,10 +57,14 @@ def knowledge_check(
     sets = by_attribute(people)
     suite = EvalSuite(sets)
     rows = {q: {"attribute": q, "people": len(v), "majority": majority_share(v)} for q, v in sets.items()}
+    n_questions = sum(len(v) for v in sets.values())
+    log_progress(f"knowledge check: {n_questions} questions zero-shot")  # minutes of generation with no seed bar to show them
     for q, res in suite.run(model, tokenizer, mode, batch_size).items():
         rows[q]["zero_shot"] = res["em"]
     if warmup:
+        log_progress(f"knowledge check: format warm-up on {len(warmup)} other people, {warmup_epochs} epoch(s)")
         train_stage(model, encode(stage0_examples(warmup), tokenizer, "answer"), TrainConfig(lr=lr, batch_size=16), warmup_epochs, seed)
+        log_progress(f"knowledge check: {n_questions} questions after the warm-up")
         for q, res in suite.run(model, tokenizer, mode, batch_size).items():
             rows[q]["after_warmup"] = res["em"]
     return pd.DataFrame(list(rows.values()))
@@ -91,6 +96,7 @@ def two_hop_check(
     for name, items in sets.items():
         for ex in items:
             views.setdefault(f"{name}|{question_type(ex)}", []).append(ex)
+    log_progress(f"two-hop check: {sum(len(v) for v in sets.values())} questions (by name, alias alone, alias in context)")
     scores = EvalSuite({k: tuple(v) for k, v in views.items()}).run(model, tokenizer, mode, batch_size)
     rows = {}
     for key, res in scores.items():
