@@ -42,6 +42,22 @@ def test_validate_fails_before_any_run():
         sweeps.validate({}, "alpha", [])
 
 
+def test_overrides_reach_every_point_and_may_not_set_the_notebooks_own_parameters(tmp_path):
+    own = {"n_seeds": 2, "n_people": 200, "model": "pythia-tiny"}
+    sweep = sweeps.Sweep("03_word_order", "word_order", ["tve", "vte"], own, "b", str(tmp_path / "run"), overrides={"loss_on": "all"})
+    assert sweep.fixed == {**own, "loss_on": "all"} and "loss_on" in sweep.describe()
+    for overrides, match in (
+        ({"n_seeds": 8}, "`overrides`.*own parameters"),
+        ({"word_order": "vte"}, "`overrides`.*own"),
+        ({"loss_on": "every"}, "`loss_on`"),
+        ({"n_epochs": 3}, "n_epochs"),
+        (["loss_on"], "`overrides`.*mapping"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            sweeps.Sweep("03_word_order", "word_order", ["tve"], own, "b", str(tmp_path / "bad"), overrides=overrides)
+    assert not (tmp_path / "bad").exists()  # failed before the run folder
+
+
 def test_verdict_reads_the_ci():
     assert sweeps.verdict(0.01, 0.2) == "IML"
     assert sweeps.verdict(-0.2, -0.01) == "reversed"

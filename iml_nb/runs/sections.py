@@ -11,7 +11,7 @@ import pandas as pd
 
 from iml_nb.analysis.stats import IML_GAPS, Gap
 from iml_nb.core.parameters import require
-from iml_nb.runs.sweeps import Sweep, validate
+from iml_nb.runs.sweeps import Sweep, validate, with_overrides
 
 NOTEBOOK = "12_generality"
 
@@ -91,16 +91,11 @@ class Sections:
             f"must be a non-empty list of {list(SECTIONS)}, got {self.names!r}",
         )
         require(len(set(self.names)) == len(self.names), "sections", f"names a section twice: {self.names!r}")
-        require(isinstance(self.overrides, dict), "overrides", f"must be a mapping of parameters, got {self.overrides!r}")
-        taken = set(self.shared) & set(self.overrides)
-        require(not taken, "overrides", f"sets {sorted(taken)}: set them through the notebook's own parameters")
+        shared = with_overrides(self.shared, self.overrides, "")
         for n in self.names:
             taken = (set(SECTIONS[n].fixed) | {SECTIONS[n].axis}) & set(self.overrides)
             require(not taken, "overrides", f"sets {sorted(taken)}, which section {n!r} sets itself")
-        fixed = {
-            n: {k: v for k, v in {**self.shared, **self.overrides, **SECTIONS[n].fixed}.items() if k != SECTIONS[n].axis}
-            for n in self.names
-        }
+        fixed = {n: {k: v for k, v in {**shared, **SECTIONS[n].fixed}.items() if k != SECTIONS[n].axis} for n in self.names}
         for n in self.names:  # every grid point of every section built and checked before the run folder exists
             validate(fixed[n], SECTIONS[n].axis, list(SECTIONS[n].values))
         self.run_dir = results.run_dir_for(self.output_dir, NOTEBOOK)

@@ -109,9 +109,19 @@ def validate(fixed: dict, axis: str, values: list) -> None:
     check_parameters(resolve_notebook("01_main_two_stage"), {**fixed, axis: values[0]})
 
 
+def with_overrides(own: dict, overrides: dict, axis: str) -> dict:
+    """A notebook's own main-experiment parameters plus `overrides`, further 01_main_two_stage parameters the same at every grid
+    point (loss on all tokens, a fresh world or fresh seeds); an override may not set what the notebook sets itself, or the axis."""
+    require(isinstance(overrides, dict), "overrides", f"must be a mapping of 01_main_two_stage parameters, got {overrides!r}")
+    taken = (set(own) | {axis}) & set(overrides)
+    require(not taken, "overrides", f"sets {sorted(taken)}: set them through the notebook's own parameters")
+    return {**own, **overrides}
+
+
 @dataclass
 class Sweep:
-    """One sweep notebook's plan: 01_main_two_stage with `axis` over `values`, everything else `fixed`, one resumable batch.
+    """One sweep notebook's plan: 01_main_two_stage with `axis` over `values`, everything else `fixed` (the notebook's own
+    parameters plus `overrides`), one resumable batch.
 
     Building it checks every grid point's config, the backend and the run folder, before any run starts."""
 
@@ -124,11 +134,13 @@ class Sweep:
     jobs: int = 1
     backend: str = "local"
     slurm_options: dict = field(default_factory=dict)
+    overrides: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from iml_nb.core import results
         from iml_nb.runs import slurm
 
+        self.fixed = with_overrides(self.fixed, self.overrides, self.axis)
         validate(self.fixed, self.axis, self.values)
         self.cluster = slurm.options_from(self.backend, self.slurm_options)  # None for the local backend
         self.run_dir = results.run_dir_for(self.output_dir, self.notebook)
