@@ -101,7 +101,7 @@ def test_report_reads_runs_and_judges_claims(tmp_path):
     assert verdicts == [
         *["disagrees", "agrees", "inconclusive"],  # 01
         *["agrees", "agrees", "not run"],  # 02: α = 0.5, the trend, α = 0.95 (not among this sweep's values)
-        "not run",  # 03: no run folder here
+        *["not run"] * 2,  # 03: no run folder here (loss on the answer, explored; loss on all, pre-registered)
         *["agrees", "inconclusive"],  # 04
         *["agrees", "agrees"],  # 05
         *["agrees", "disagrees"],  # 06

@@ -69,3 +69,26 @@ def test_pretrained_confirmation_follows_its_preregistered_rules(tmp_path):
     assert null.verdict == "disagrees"  # the equivalence test rejects a gap of the paper's size
     unequal = pretrained_confirmed(summary([0.10, 0.12, 0.11, 0.13], noise, memorised=(0.99, 0.80)), tmp_path)
     assert unequal.verdict == "inconclusive" and "unequal learning" in unequal.value
+
+
+def test_word_order_confirmation_reads_only_equally_memorised_orders(tmp_path):
+    """The pre-registered word-order rule: IML set (Holm-significant, positive, both tags memorised ≥ 0.95) = exactly tve and vte."""
+    from iml_nb.analysis.claims import CONFIRM_MEMORISED, _entity_last
+
+    effect, null = [0.10, 0.12, 0.11, 0.13, 0.09, 0.12, 0.10, 0.11], [0.02, -0.03, 0.01, -0.01, 0.0, 0.02, -0.02, 0.01]
+
+    def verdict_of(gaps: dict, memorised: dict | None = None) -> tuple[str, str]:
+        points = [
+            {"word_order": o, "gap": "qa", **_record(v), "memorised_reliable": (memorised or {}).get(o, 0.99), "memorised_unreliable": 0.98}
+            for o, v in gaps.items()
+        ]
+        judged = _entity_last(gate=CONFIRM_MEMORISED)({"axis": "word_order", "gaps": points}, tmp_path)
+        adjusted = verdicts.holm([t.p for t in judged.tests])
+        return judged.combine([verdicts.verdict(t, p) for t, p in zip(judged.tests, adjusted)]), judged.value
+
+    paper = {"tve": effect, "vte": effect, "tev": null, "vet": null, "etv": null, "evt": null}
+    assert verdict_of(paper)[0] == "agrees"
+    assert verdict_of({**paper, "etv": effect})[0] == "disagrees"  # IML where the entity comes first
+    assert verdict_of({**paper, "vte": null})[0] == "inconclusive"  # an entity-last order without IML
+    unequal, value = verdict_of({**paper, "etv": effect}, memorised={"etv": 0.80})
+    assert unequal == "agrees" and "etv" in value and "unequal learning" in value  # etv's gap is not read: unequal learning

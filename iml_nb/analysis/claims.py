@@ -53,6 +53,11 @@ def steps_matched(matched: bool) -> Callable[[Path], bool]:
     return lambda run: bool(json.loads((run / "config.json").read_text()).get("fixed", {}).get("steps_batch_size", 0)) == matched
 
 
+def loss_on(value: str) -> Callable[[Path], bool]:
+    """A sweep run whose points all trained with the loss on `value` ("answer", the default, or "all")."""
+    return lambda run: json.loads((run / "config.json").read_text()).get("fixed", {}).get("loss_on", "answer") == value
+
+
 def tags_are(style: str) -> Callable[[Path], bool]:
     """A run whose definitions' tags were `style` (random strings, or a natural-language pair)."""
     return lambda run: json.loads((run / "config.json").read_text()).get("data", {}).get("tags", "random") == style
@@ -152,20 +157,35 @@ def _trend(direction: int, section: str = "", memorised: bool = False) -> Callab
     return judge
 
 
-def _entity_last(summary: dict, run_dir: Path) -> Judged:
-    """One t-test per word order (each in the family); agrees if exactly the entity-last orders show IML after Holm."""
-    points = {g["word_order"]: g for g in _qa_points(summary)}
-    orders = sorted(points)
-    tests = tuple(verdicts.from_interval(points[o], "positive", label=o) for o in orders)
-    expected = {o for o in orders if o.endswith("e")}
+def _entity_last(gate: float | None = None) -> Callable[[dict, Path], Judged]:
+    """One t-test per word order (each in the family); agrees if exactly the entity-last orders show IML after Holm. `gate`: an
+    order shows IML only where both tags' Stage-2 definitions are memorised to `gate` (else it is unequal learning, inconclusive)."""
 
-    def combine(per_order: list[str]) -> str:
-        iml = {o for o, v in zip(orders, per_order) if v == "agrees"}
-        if iml == expected and expected:
-            return "agrees"
-        return "disagrees" if iml - expected else "inconclusive"
+    def judge(summary: dict, run_dir: Path) -> Judged:
+        points = {g["word_order"]: g for g in _qa_points(summary)}
+        orders = sorted(points)
+        tests = tuple(verdicts.from_interval(points[o], "positive", label=o) for o in orders)
+        expected = {o for o in orders if o.endswith("e")}
+        learned = {o for o in orders if gate is None or _both_memorised(points[o], gate)}
 
-    return Judged(f"{_series(summary)}", tests, "t-test per order vs 0, Holm; IML set = entity-last orders", combine)
+        def combine(per_order: list[str]) -> str:
+            iml = {o for o, v in zip(orders, per_order) if v == "agrees" and o in learned}
+            if iml == expected and expected:
+                return "agrees"
+            return "disagrees" if iml - expected else "inconclusive"
+
+        if gate is None:
+            return Judged(_series(summary), tests, "t-test per order vs 0, Holm; IML set = entity-last orders", combine)
+        value = "; ".join(f"{o}: {_ci(points[o])}{_memorised(points[o])}" + ("" if o in learned else " (unequal learning)") for o in orders)
+        rule = f"t-test per order vs 0, Holm; IML set = entity-last orders; an order is read only if both tags are memorised ≥ {gate}"
+        return Judged(value, tests, rule, combine)
+
+    return judge
+
+
+def _both_memorised(g: dict, level: float) -> bool:
+    a, b = g.get("memorised_reliable"), g.get("memorised_unreliable")
+    return a is not None and b is not None and min(a, b) >= level  # NaN (never scored) compares False: not read
 
 
 def _probe(order: str, decodable: bool) -> Callable[[dict, Path], Judged]:
@@ -211,7 +231,7 @@ def across_worlds(summary: dict, run_dir: Path) -> Judged:
     return Judged(value, rule=rule, verdict="disagrees" if d["verdict"] in ("reversed", "no effect") else "inconclusive")
 
 
-CONFIRM_PREFIX = "confirm"  # 11_pretrained's pre-registered runs (params/11_pretrained_confirm.yaml)
+CONFIRM_PREFIX = "confirm"  # a pre-registered run's folder name starts with it (params/*_confirm.yaml)
 CONFIRM_MARGIN = 0.03  # the TOST margin its pre-registration fixed: the paper's main QA gap
 CONFIRM_MEMORISED = 0.95  # and the memorisation both tags' Stage-2 definitions must reach for the gap to be read
 
@@ -347,7 +367,17 @@ CLAIMS = (
         "03_word_order",
         "IML only when the entity comes last in the definition (tve, vte)",
         'order matters "significantly" (§6.2); per-order numbers not retrievable',
-        _entity_last,
+        _entity_last(),
+        select=lambda run: loss_on("answer")(run) and not run_named(CONFIRM_PREFIX)(run),
+    ),
+    Claim(
+        "03_word_order",
+        "… with the loss on every token of a definition (the reference's), pre-registered on a fresh world and fresh seeds "
+        "(params/03_word_order_confirm.yaml)",
+        'order matters "significantly" (§6.2); per-order numbers not retrievable',
+        _entity_last(gate=CONFIRM_MEMORISED),
+        evidence=CONFIRMED,
+        select=lambda run: loss_on("all")(run) and run_named(CONFIRM_PREFIX)(run),
     ),
     Claim(
         "04_set_inclusion",
