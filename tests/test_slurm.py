@@ -238,8 +238,9 @@ def test_killed_controller_then_resubmitted_batch_completes_without_duplicates(t
     second = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stdout + second.stderr
     runs = json.loads(batch_json.read_text())["runs"]
-    assert [r["status"] for r in runs] == ["complete"] * 5
+    # A run whose job finished while no controller watched is found complete ("skipped"); the others are attached to, not resubmitted.
+    assert {r["status"] for r in runs} <= {"complete", "skipped"}
     assert {r["folder"]: r["job_id"] for r in runs} == submitted  # nothing submitted twice
-    assert all(r.get("attached") for r in runs) and not any(r["moved_aside"] for r in runs)
+    assert all(r.get("attached") for r in runs if r["status"] == "complete") and not any(r.get("moved_aside") for r in runs)
     assert executions(log) == ["1 0", "2 0", "3 0", "4 0", "5 0"]  # every run executed exactly once
     assert {k: v["value"] for k, v in summaries(out / "k").items()} == {f"x={x}": 10 * x for x in range(1, 6)}
