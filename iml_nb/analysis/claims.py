@@ -48,19 +48,24 @@ def has_section(name: str) -> Callable[[Path], bool]:
     return lambda run: name in json.loads((run / "summary.json").read_text()).get("sections", {})
 
 
+def _setting(run: Path, section: str, name: str, default):
+    """One setting from a run's config.json (`default` for runs made before the setting existed)."""
+    return json.loads((run / "config.json").read_text()).get(section, {}).get(name, default)
+
+
 def steps_matched(matched: bool) -> Callable[[Path], bool]:
     """A batch-size sweep run at matched optimizer steps (steps_batch_size set), or at matched epochs."""
-    return lambda run: bool(json.loads((run / "config.json").read_text()).get("fixed", {}).get("steps_batch_size", 0)) == matched
+    return lambda run: bool(_setting(run, "fixed", "steps_batch_size", 0)) == matched
 
 
 def loss_on(value: str) -> Callable[[Path], bool]:
     """A sweep run whose points all trained with the loss on `value` ("answer", the default, or "all")."""
-    return lambda run: json.loads((run / "config.json").read_text()).get("fixed", {}).get("loss_on", "answer") == value
+    return lambda run: _setting(run, "fixed", "loss_on", "answer") == value
 
 
 def tags_are(style: str) -> Callable[[Path], bool]:
     """A run whose definitions' tags were `style` (random strings, or a natural-language pair)."""
-    return lambda run: json.loads((run / "config.json").read_text()).get("data", {}).get("tags", "random") == style
+    return lambda run: _setting(run, "data", "tags", "random") == style
 
 
 def _ci(g: dict | None) -> str:

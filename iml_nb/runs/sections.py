@@ -91,7 +91,7 @@ class Sections:
             f"must be a non-empty list of {list(SECTIONS)}, got {self.names!r}",
         )
         require(len(set(self.names)) == len(self.names), "sections", f"names a section twice: {self.names!r}")
-        shared = with_overrides(self.shared, self.overrides, "")
+        shared = with_overrides(self.shared, self.overrides)
         for n in self.names:
             taken = (set(SECTIONS[n].fixed) | {SECTIONS[n].axis}) & set(self.overrides)
             require(not taken, "overrides", f"sets {sorted(taken)}, which section {n!r} sets itself")

@@ -109,11 +109,11 @@ def validate(fixed: dict, axis: str, values: list) -> None:
     check_parameters(resolve_notebook("01_main_two_stage"), {**fixed, axis: values[0]})
 
 
-def with_overrides(own: dict, overrides: dict, axis: str) -> dict:
+def with_overrides(own: dict, overrides: dict, axis: str = "") -> dict:
     """A notebook's own main-experiment parameters plus `overrides`, further 01_main_two_stage parameters the same at every grid
     point (loss on all tokens, a fresh world or fresh seeds); an override may not set what the notebook sets itself, or the axis."""
     require(isinstance(overrides, dict), "overrides", f"must be a mapping of 01_main_two_stage parameters, got {overrides!r}")
-    taken = (set(own) | {axis}) & set(overrides)
+    taken = (set(own) | ({axis} if axis else set())) & set(overrides)
     require(not taken, "overrides", f"sets {sorted(taken)}: set them through the notebook's own parameters")
     return {**own, **overrides}
 
