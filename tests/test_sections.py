@@ -71,14 +71,35 @@ def test_the_sections_claims_read_their_own_section(tmp_path):
             },
         }
     }
-    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    confirmed, explored = tmp_path / "confirm-1", tmp_path / "20261203-120000-abcd"
+    for run in (confirmed, explored):
+        run.mkdir()
+        (run / "summary.json").write_text(json.dumps(summary))
     by = {c.section: c for c in claims.CLAIMS if c.section}
-    unseen = by["unseen_tag"].judge(summary, tmp_path)
+    unseen = by["unseen_tag"].judge(summary, confirmed)
     assert [t.predicts for t in unseen.tests] == ["positive", "none"] and unseen.combine(["agrees", "agrees"]) == "agrees"
     assert unseen.combine(["agrees", "inconclusive"]) == "inconclusive"
-    context = by["in_context"].judge(summary, tmp_path)
+    context = by["in_context"].judge(summary, confirmed)
     assert context.tests[0].estimate == pytest.approx(0.3) and "trained (one stage): +0.050" in context.value
-    assert by["unseen_tag"].select(tmp_path) and not by["data_amount"].select(tmp_path)
+    # the rows read the pre-registered run (params/12_generality_confirm.yaml), only the sections it ran
+    assert by["unseen_tag"].select(confirmed) and not by["data_amount"].select(confirmed) and not by["unseen_tag"].select(explored)
+
+
+def test_the_pre_registered_gate_reads_a_gap_only_between_memorised_definitions(tmp_path):
+    """A D8 whose definitions reached 0.90 (< 0.95): its tests stay in the family, its verdict is inconclusive whatever they say."""
+    part = {
+        "axis": "frac_d3consis",
+        "gaps": [
+            _gaps("frac_d3consis", 0.08, "unseen − unreliable", 0.04, (0.90, 0.99)),
+            _gaps("frac_d3consis", 0.08, "unseen − reliable", 0.0, (0.90, 0.99)),
+        ],
+    }
+    unseen = next(c for c in claims.CLAIMS if c.section == "unseen_tag").judge({"sections": {"unseen_tag": part}}, tmp_path)
+    assert len(unseen.tests) == 2 and unseen.combine(["agrees", "agrees"]) == "inconclusive"
+    assert "unequal learning" in unseen.value and "memorised ≥ 0.95" in unseen.rule
+    plan = {"axis": "stage_plan", "gaps": [_gaps("stage_plan", "one_stage", "qa", 0.05, (0.97, 0.96))]}
+    one = next(c for c in claims.CLAIMS if "Single-stage" in c.claim).judge({"sections": {"stage_plan": plan}}, tmp_path)
+    assert one.combine is None and "unequal" not in one.value  # learned: the one test's verdict stands
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -134,10 +134,11 @@ def per_seed_gaps(run_dir: Path, axis: str, section: str = "", at: dict | None =
     return pd.concat(frames, ignore_index=True)
 
 
-def _trend(direction: int, section: str = "", memorised: bool = False) -> Callable[[dict, Path], Judged]:
+def _trend(direction: int, section: str = "", memorised: bool = False, gate: float | None = None) -> Callable[[dict, Path], Judged]:
     """The per-seed QA gap's slope along the sweep's axis (grows: direction +1, shrinks: -1), seeds as clusters; `section`: that
     section of a 12_generality run (its axis is a column of that section's rows only); `memorised`: each grid value read where
-    its definitions were first memorised (sweeps.gap_table's at="memorised", recomputed from metrics.csv) instead of at the end."""
+    its definitions were first memorised (sweeps.gap_table's at="memorised", recomputed from metrics.csv) instead of at the end;
+    `gate`: the slope is read only if both tags' definitions are memorised to `gate` at every grid value (else inconclusive)."""
 
     def judge(summary: dict, run_dir: Path) -> Judged:
         summary = summary["sections"][section] if section else summary
@@ -157,7 +158,13 @@ def _trend(direction: int, section: str = "", memorised: bool = False) -> Callab
         slope = f"slope per {name} {_ci({'mean': test.estimate, 'ci_low': test.ci_low, 'ci_high': test.ci_high}) if test else 'n/a'}"
         never = [v for v in summary.get("values", []) if at is not None and v not in at]
         series = _series(summary) + "".join(f"; {v}: never memorised to {MEMORISED}" for v in never)
-        return Judged(f"{slope}; {series}", (test,), verdicts.RULES["slope+" if direction > 0 else "slope-"])
+        rule = verdicts.RULES["slope+" if direction > 0 else "slope-"]
+        if gate is None:
+            return Judged(f"{slope}; {series}", (test,), rule)
+        unequal = [g[axis] for g in _qa_points(summary) if not _both_memorised(g, gate)]
+        series = "; ".join(f"{g[axis]}: {_ci(g)}{_memorised(g)}" for g in _qa_points(summary))
+        value = f"{slope}; {series}" + (f" (unequal learning at {', '.join(map(str, unequal))})" if unequal else "")
+        return _gated(Judged(value, (test,), rule), gate, not unequal)
 
     return judge
 
@@ -186,6 +193,15 @@ def _entity_last(gate: float | None = None) -> Callable[[dict, Path], Judged]:
         return Judged(value, tests, rule, combine)
 
     return judge
+
+
+def _gated(judged: Judged, gate: float | None, learned: bool) -> Judged:
+    """A pre-registered reading: the verdict stands only where both tags' definitions were memorised to `gate`; otherwise the
+    tests stay in the family and the claim is inconclusive (unequal learning)."""
+    if gate is None:
+        return judged
+    rule = f"{judged.rule}; read only if both tags are memorised ≥ {gate}"
+    return replace(judged, rule=rule, combine=judged.combine if learned else lambda per_test: "inconclusive")
 
 
 def _both_memorised(g: dict, level: float) -> bool:
@@ -292,29 +308,43 @@ def _all_agree(per_test: list[str]) -> str:
     return "agrees" if per_test and all(v == "agrees" for v in per_test) else "disagrees" if "disagrees" in per_test else "inconclusive"
 
 
-def _gap_at(axis: str, value, section: str = "") -> Callable[[dict, Path], Judged]:
-    """The QA IML gap at one grid value of a sweep (or of a 12_generality section), predicted > 0, with memorisation beside it."""
+def _gap_at(axis: str, value, section: str = "", gate: float | None = None) -> Callable[[dict, Path], Judged]:
+    """The QA IML gap at one grid value of a sweep (or of a 12_generality section), predicted > 0, with memorisation beside it;
+    `gate`: read only where both tags' definitions are memorised to it."""
 
     def judge(summary: dict, run_dir: Path) -> Judged:
         g = _point(summary["sections"][section] if section else summary, axis, value)
         if g is None:
             return Judged(f"{axis} = {value} not run", verdict="not run")
-        return Judged(f"{_ci(g)}{_memorised(g)}", (verdicts.from_interval(g, "positive"),), verdicts.RULES["positive"])
+        learned = gate is None or _both_memorised(g, gate)
+        judged = Judged(
+            f"{_ci(g)}{_memorised(g)}" + ("" if learned else " (unequal learning)"),
+            (verdicts.from_interval(g, "positive"),),
+            verdicts.RULES["positive"],
+        )
+        return _gated(judged, gate, learned)
 
     return judge
 
 
-def _unseen_tag(summary: dict, run_dir: Path) -> Judged:
-    """D8 above D6 (positive) and level with D5 (TOST); agrees only if both do."""
-    part = summary["sections"]["unseen_tag"]
-    above, level = (next((g for g in part["gaps"] if g["gap"] == name), None) for name in ("unseen − unreliable", "unseen − reliable"))
-    if above is None or level is None:
-        return Judged("d3consis not scored", verdict="not run")
-    tests = (verdicts.from_interval(above, "positive", label="D8−D6"), verdicts.from_interval(level, "none", label="D8−D5"))
-    d8, d6, d5 = above["memorised_reliable"], above["memorised_unreliable"], level["memorised_unreliable"]
-    value = f"D8 − D6: {_ci(above)}; D8 − D5: {_ci(level)}; definitions memorised D8 {d8:.2f}, D6 {d6:.2f}, D5 {d5:.2f}"
-    rule = f"D8 − D6: t-test vs 0, Holm; D8 − D5: TOST ±{verdicts.MARGIN_GAP}; agrees if both do"
-    return Judged(value, tests, rule, _all_agree)
+def _unseen_tag(gate: float | None = None) -> Callable[[dict, Path], Judged]:
+    """D8 above D6 (positive) and level with D5 (TOST); agrees only if both do. `gate`: read only where D8's, D6's and D5's
+    definitions are all memorised to it."""
+
+    def judge(summary: dict, run_dir: Path) -> Judged:
+        part = summary["sections"]["unseen_tag"]
+        above, level = (next((g for g in part["gaps"] if g["gap"] == name), None) for name in ("unseen − unreliable", "unseen − reliable"))
+        if above is None or level is None:
+            return Judged("d3consis not scored", verdict="not run")
+        tests = (verdicts.from_interval(above, "positive", label="D8−D6"), verdicts.from_interval(level, "none", label="D8−D5"))
+        d8, d6, d5 = above["memorised_reliable"], above["memorised_unreliable"], level["memorised_unreliable"]
+        learned = gate is None or (_both_memorised(above, gate) and _both_memorised(level, gate))
+        value = f"D8 − D6: {_ci(above)}; D8 − D5: {_ci(level)}; definitions memorised D8 {d8:.2f}, D6 {d6:.2f}, D5 {d5:.2f}"
+        value += "" if learned else " (unequal learning)"
+        rule = f"D8 − D6: t-test vs 0, Holm; D8 − D5: TOST ±{verdicts.MARGIN_GAP}; agrees if both do"
+        return _gated(Judged(value, tests, rule, _all_agree), gate, learned)
+
+    return judge
 
 
 def _in_context(summary: dict, run_dir: Path) -> Judged:
@@ -332,8 +362,17 @@ def _in_context(summary: dict, run_dir: Path) -> Judged:
 
 
 def _section_claim(section: str, claim: str, paper: str, judge: Callable[[dict, Path], Judged]) -> Claim:
-    """A claim answered by one section of a 12_generality run (the newest complete run that ran it)."""
-    return Claim("12_generality", claim, paper, judge, select=has_section(section), section=section)
+    """A claim answered by one section of a pre-registered 12_generality run (params/12_generality_confirm.yaml: the newest
+    complete confirm-* run that ran it)."""
+    return Claim(
+        "12_generality",
+        f"{claim}; pre-registered on a fresh world and fresh seeds (params/12_generality_confirm.yaml)",
+        paper,
+        judge,
+        evidence=CONFIRMED,
+        select=lambda run: run_named(CONFIRM_PREFIX)(run) and has_section(section)(run),
+        section=section,
+    )
 
 
 CLAIMS = (
@@ -493,19 +532,19 @@ CLAIMS = (
         "unseen_tag",
         "A third tag never seen in Stage 1 (D8, d3consis) is internalized like the reliable tag: above D6, level with D5",
         "D8 ≈0.30, D5 ≈0.31, D6 ≈0.28 (Fig. 3a); entity ≈0.22",
-        _unseen_tag,
+        _unseen_tag(gate=CONFIRM_MEMORISED),
     ),
     _section_claim(
         "stage_plan",
         "Single-stage training (all data at once) shows IML (d1consis − d2consis)",
         'also shows the effect; "more significant" in an earlier version (§4)',
-        _gap_at("stage_plan", "one_stage", "stage_plan"),
+        _gap_at("stage_plan", "one_stage", "stage_plan", gate=CONFIRM_MEMORISED),
     ),
     _section_claim(
         "stage_plan",
         "Three-stage training (definitions, then QA, then new definitions) shows IML (d1consis − d2consis)",
         "run for Pythia-2.8B and 410M (configs); results not retrievable",
-        _gap_at("stage_plan", "three_stage", "stage_plan"),
+        _gap_at("stage_plan", "three_stage", "stage_plan", gate=CONFIRM_MEMORISED),
     ),
     _section_claim(
         "in_context",
@@ -518,6 +557,6 @@ CLAIMS = (
         "data_amount",
         "The IML gap grows with the amount of data (250 to 2,000 people)",
         "run with 250-2k entities, Pythia-1B (configs); results not retrievable",
-        _trend(+1, "data_amount"),
+        _trend(+1, "data_amount", gate=CONFIRM_MEMORISED),
     ),
 )
