@@ -106,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     paper = commands.add_parser(
         "paper",
-        help="every paper section at its defaults, one after another (many hours on 2 cores), "
-        "then the report; a section with a complete default run is skipped, so a rerun resumes",
+        help="every paper section at its defaults, then every pre-registered run (params/*_confirm.yaml), one after another "
+        "(many hours on 2 cores), then the report; what has a complete run already is skipped, so a rerun resumes",
     )
     _outputs_option(paper)
     paper.set_defaults(handler=_paper)
@@ -227,17 +227,31 @@ PAPER = (
 )  # the order `paper` runs them in: cheapest evidence first
 
 
-def _paper(args: argparse.Namespace) -> int:
-    from iml_nb.analysis.report import default_run, write
-    from iml_nb.core.env import project_path
+PRE_REGISTERED = "params/*_confirm.yaml"  # <notebook>_confirm.yaml: a pre-registered run, which the report reads from confirm-* folders
 
+
+def _paper(args: argparse.Namespace) -> int:
+    from iml_nb.analysis.report import default_run, params_run, write
+    from iml_nb.core.env import project_path
+    from iml_nb.core.results import new_run_id
+
+    outputs = project_path(args.outputs)
     for notebook in PAPER:
-        done = default_run(notebook, project_path(args.outputs))
+        done = default_run(notebook, outputs)
         if done is not None:
             print(f"{notebook}: complete at its defaults in {done}; skipped")
             continue
         print(f"{notebook}: running at its defaults", flush=True)
         print(run_notebook(notebook, {}, outputs_root=args.outputs))
+    for file in sorted(project_path(".").glob(PRE_REGISTERED)):
+        notebook, params = file.stem.removesuffix("_confirm"), collect_parameters([str(file)], [])
+        done = params_run(notebook, params, outputs)
+        if done is not None:
+            print(f"{notebook}: complete as pre-registered (params/{file.name}) in {done}; skipped")
+            continue
+        print(f"{notebook}: running as pre-registered (params/{file.name})", flush=True)
+        # a new confirm-* folder each time: a stopped run's batches and seed caches resume, nothing produced is overwritten
+        print(run_notebook(notebook, params, outputs_root=args.outputs, run_id=f"confirm-{new_run_id()}"))
     md, _, _ = write(args.outputs)
     print(md)
     return 0

@@ -207,20 +207,39 @@ def test_progress_tail_shows_the_newest_line_at_most_once(tmp_path):
 
 
 @pytest.mark.slow
-def test_paper_runs_only_the_sections_without_a_complete_default_run(tmp_path, monkeypatch, capsys):
+def test_paper_runs_only_what_has_no_complete_run(tmp_path, monkeypatch, capsys):
+    """The sections at their defaults, then each pre-registered file (params/*_confirm.yaml) into a new confirm-* folder; what
+    has a complete run already (made with exactly those parameters) is skipped."""
     import json
 
+    import yaml
+
     from iml_nb.core import results
+    from iml_nb.core.env import project_path
+
+    def complete(notebook, run_id, params):
+        run = tmp_path / notebook / run_id
+        results.finalize_run(run, {}, results.pd.DataFrame(columns=results.METRIC_COLUMNS), {})
+        recorded = {**params, "output_dir": str(run)}
+        (run / f"{notebook}.ipynb").write_text(json.dumps({"cells": [], "metadata": {"papermill": {"parameters": recorded}}}))
 
     for notebook in cli.PAPER[:-1]:  # every section but the last has a complete run at its defaults
-        run = tmp_path / notebook / "20260101-000000-abcd"
-        results.finalize_run(run, {}, results.pd.DataFrame(columns=results.METRIC_COLUMNS), {})
-        (run / f"{notebook}.ipynb").write_text(
-            json.dumps({"cells": [], "metadata": {"papermill": {"parameters": {"output_dir": str(run)}}}})
-        )
+        complete(notebook, "20260101-000000-abcd", {})
+    files = sorted(project_path("params").glob("*_confirm.yaml"))
+    pre_registered = [(f.stem.removesuffix("_confirm"), yaml.safe_load(f.read_text())) for f in files]
+    assert len(pre_registered) >= 2
+    complete(pre_registered[0][0], "confirm-1", pre_registered[0][1])
+    complete(pre_registered[1][0], "confirm-old", {**pre_registered[1][1], "n_seeds": 1})  # other parameters: not this file's run
     ran = []
-    monkeypatch.setattr(cli, "run_notebook", lambda nb, params, outputs_root: ran.append((nb, params)) or tmp_path / nb)
+
+    def fake_run(nb, params, outputs_root, run_id=None):
+        ran.append((nb, params, run_id))
+        return tmp_path / nb
+
+    monkeypatch.setattr(cli, "run_notebook", fake_run)
     monkeypatch.setattr("iml_nb.analysis.report.write", lambda outputs: (tmp_path / "report.md", None, None))
     assert cli.main(["paper", "--outputs", str(tmp_path)]) == 0
-    assert ran == [(cli.PAPER[-1], {})]
-    assert f"{cli.PAPER[0]}: complete at its defaults" in capsys.readouterr().out
+    assert [(nb, params) for nb, params, _ in ran] == [(cli.PAPER[-1], {}), *pre_registered[1:]]
+    assert all(run_id.startswith("confirm-") for _, _, run_id in ran[1:])  # the folders the report's pre-registered rows read
+    out = capsys.readouterr().out
+    assert f"{cli.PAPER[0]}: complete at its defaults" in out and f"{pre_registered[0][0]}: complete as pre-registered" in out

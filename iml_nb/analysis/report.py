@@ -34,6 +34,21 @@ def default_run(notebook: str, outputs: Path) -> Path | None:
     return defaults[-1] if defaults else None
 
 
+def params_run(notebook: str, params: dict, outputs: Path) -> Path | None:
+    """The newest complete run of `notebook` made with exactly `params` (a parameters file's mapping), or None."""
+    runs = [r for r in complete_runs(notebook, outputs) if recorded_parameters(r, notebook) == params]
+    return runs[-1] if runs else None
+
+
+def recorded_parameters(run_dir: Path, notebook: str) -> dict:
+    """The parameters papermill recorded in a run's notebook, the runner's own (the run folder) aside."""
+    executed = run_dir / f"{notebook}.ipynb"
+    if not executed.is_file():
+        return {}
+    params = json.loads(executed.read_text()).get("metadata", {}).get("papermill", {}).get("parameters", {})
+    return {k: v for k, v in params.items() if k not in RUNNER_ONLY}
+
+
 def _defaults(nb: dict) -> dict:
     """The literal values of a notebook's parameters cell."""
     import ast
