@@ -106,7 +106,12 @@ def test_report_reads_runs_and_judges_claims(tmp_path):
         *["agrees", "agrees"],  # 05
         *["agrees", "disagrees"],  # 06
         "agrees",  # 09
-        *["disagrees", "inconclusive", "not run"],  # 07: matched epochs; read at memorisation (none scored here); matched steps
+        *[
+            "disagrees",
+            "inconclusive",
+            "not run",
+            "not run",
+        ],  # 07: matched epochs; at memorisation (none scored here); pre-registered; matched steps
         *["agrees", "inconclusive"],  # 08: at the end; read at memorisation (none scored here)
         "agrees",  # 10
         *["not run"] * 3,  # 11: no run folder: random tags explored or pre-registered, natural-language tags

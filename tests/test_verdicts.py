@@ -92,3 +92,35 @@ def test_word_order_confirmation_reads_only_equally_memorised_orders(tmp_path):
     assert verdict_of({**paper, "vte": null})[0] == "inconclusive"  # an entity-last order without IML
     unequal, value = verdict_of({**paper, "etv": effect}, memorised={"etv": 0.80})
     assert unequal == "agrees" and "etv" in value and "unequal learning" in value  # etv's gap is not read: unequal learning
+
+
+def test_batch_size_confirmation_needs_every_batch_size_converged(tmp_path):
+    """The pre-registered batch-size rule: the slope read where each batch size first memorises both tags to 0.95; a batch size
+    that never gets there keeps the test in the family and makes the row inconclusive."""
+    from iml_nb.analysis.claims import CLAIMS
+
+    claim = next(c for c in CLAIMS if c.notebook == "07_batch_size" and "07_batch_size_confirm" in c.claim)
+
+    def judged(converges: dict) -> "object":
+        rows = []
+        for bs, ok in converges.items():
+            for seed in range(4):
+                for epoch in (1, 2, 3):
+                    memorised = 0.99 if ok and epoch >= 2 else 0.5
+                    ems = {
+                        "train_defs_d1consis": memorised,
+                        "train_defs_d2consis": memorised,
+                        "d1consis": 0.3 - 0.01 * bs / 16 + 0.003 * seed,
+                        "d2consis": 0.2,
+                    }
+                    rows += [
+                        dict(seed=seed, seed_stage2=0, stage=1, epoch=epoch, subset=s, metric="em", value=v, batch_size=bs)
+                        for s, v in ems.items()
+                    ]
+        pd.DataFrame(rows).to_csv(tmp_path / "metrics.csv", index=False)
+        return claim.judge({"axis": "batch_size", "values": list(converges), "gaps": []}, tmp_path)
+
+    converged = judged({16: True, 64: True, 256: True})
+    assert converged.tests[0].predicts == "slope-" and converged.combine is None and "unequal" not in converged.value
+    short = judged({16: False, 64: True, 256: True})
+    assert len(short.tests) == 1 and short.combine(["agrees"]) == "inconclusive" and "unequal learning at 16" in short.value
