@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(many hours on 2 cores), then the report; what has a complete run already is skipped, so a rerun resumes",
     )
     _outputs_option(paper)
+    paper.add_argument("--dry-run", action="store_true", help="list what is complete and what would run, with its command; run nothing")
     paper.set_defaults(handler=_paper)
 
     figures = commands.add_parser("figures", help="redraw every figure of the curated run folders from their stored files")
@@ -223,8 +224,7 @@ PAPER = (
     "09_gradient_alignment",
     "10_robustness",
     "11_pretrained",
-    "12_generality",
-)  # the order `paper` runs them in: cheapest evidence first
+)  # the order `paper` runs them in, cheapest evidence first; 12_generality's rows read only its pre-registered run (below)
 
 
 PRE_REGISTERED = "params/*_confirm.yaml"  # <notebook>_confirm.yaml: a pre-registered run, which the report reads from confirm-* folders
@@ -236,22 +236,22 @@ def _paper(args: argparse.Namespace) -> int:
     from iml_nb.core.results import new_run_id
 
     outputs = project_path(args.outputs)
-    for notebook in PAPER:
-        done = default_run(notebook, outputs)
-        if done is not None:
-            print(f"{notebook}: complete at its defaults in {done}; skipped")
-            continue
-        print(f"{notebook}: running at its defaults", flush=True)
-        print(run_notebook(notebook, {}, outputs_root=args.outputs))
+    steps = [(notebook, {}, "", default_run(notebook, outputs)) for notebook in PAPER]
     for file in sorted(project_path(".").glob(PRE_REGISTERED)):
         notebook, params = file.stem.removesuffix("_confirm"), collect_parameters([str(file)], [])
-        done = params_run(notebook, params, outputs)
+        steps.append((notebook, params, f"params/{file.name}", params_run(notebook, params, outputs)))
+    for notebook, params, file, done in steps:
+        what = f"as pre-registered ({file})" if file else "at its defaults"
         if done is not None:
-            print(f"{notebook}: complete as pre-registered (params/{file.name}) in {done}; skipped")
-            continue
-        print(f"{notebook}: running as pre-registered (params/{file.name})", flush=True)
-        # a new confirm-* folder each time: a stopped run's batches and seed caches resume, nothing produced is overwritten
-        print(run_notebook(notebook, params, outputs_root=args.outputs, run_id=f"confirm-{new_run_id()}"))
+            print(f"{notebook}: complete {what} in {done}; skipped")
+        elif args.dry_run:
+            print(f"{notebook}: to run {what}: python -m iml_nb run {notebook}" + (f" -f {file}" if file else ""))
+        else:
+            print(f"{notebook}: running {what}", flush=True)
+            # pre-registered: a new confirm-* folder each time; a stopped run's batches and seed caches resume, nothing is overwritten
+            print(run_notebook(notebook, params, outputs_root=args.outputs, **({"run_id": f"confirm-{new_run_id()}"} if file else {})))
+    if args.dry_run:
+        return 0
     md, _, _ = write(args.outputs)
     print(md)
     return 0

@@ -238,6 +238,12 @@ def test_paper_runs_only_what_has_no_complete_run(tmp_path, monkeypatch, capsys)
 
     monkeypatch.setattr(cli, "run_notebook", fake_run)
     monkeypatch.setattr("iml_nb.analysis.report.write", lambda outputs: (tmp_path / "report.md", None, None))
+    assert cli.main(["paper", "--outputs", str(tmp_path), "--dry-run"]) == 0 and ran == []  # lists, runs nothing
+    planned = capsys.readouterr().out
+    assert (
+        f"to run as pre-registered (params/{files[1].name}): python -m iml_nb run {pre_registered[1][0]} -f params/{files[1].name}"
+        in planned
+    )
     assert cli.main(["paper", "--outputs", str(tmp_path)]) == 0
     assert [(nb, params) for nb, params, _ in ran] == [(cli.PAPER[-1], {}), *pre_registered[1:]]
     assert all(run_id.startswith("confirm-") for _, _, run_id in ran[1:])  # the folders the report's pre-registered rows read
