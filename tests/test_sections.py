@@ -12,6 +12,7 @@ from iml_nb.runs import sections
 SHARED = {"n_seeds": 2, "n_people": 200, "model": "pythia-tiny", "stage0_epochs": 1, "n_jobs": 1}
 
 
+@pytest.mark.slow
 def test_every_section_builds_at_the_notebooks_defaults(tmp_path):
     plan = sections.Sections(list(sections.SECTIONS), {**SHARED, "n_seeds": 8, "n_people": 1000}, {}, "b", str(tmp_path / "run"))
     assert set(plan.sweeps) == set(sections.SECTIONS)

@@ -94,6 +94,7 @@ def test_word_order_confirmation_reads_only_equally_memorised_orders(tmp_path):
     assert unequal == "agrees" and "etv" in value and "unequal learning" in value  # etv's gap is not read: unequal learning
 
 
+@pytest.mark.slow
 def test_batch_size_confirmation_needs_every_batch_size_converged(tmp_path):
     """The pre-registered batch-size rule: the slope read where each batch size first memorises both tags to 0.95; a batch size
     that never gets there keeps the test in the family and makes the row inconclusive."""
