@@ -6,6 +6,7 @@ file keeps a float32 copy (outputs/.cache/dequantized/) that every later process
 """
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -95,3 +96,15 @@ def test_the_gpu_parameter_file_builds_a_paper_scale_config(monkeypatch, tmp_pat
         256,
     )
     assert (cfg.train.optimizer, cfg.train.lr, cfg.train.schedule, cfg.run.eval_mode) == ("adafactor", 5e-5, "linear", "generate")
+
+
+def test_a_copy_that_cannot_be_written_is_skipped_not_fatal(monkeypatch, tmp_path):
+    """A full disk or read-only project while keeping the float32 copy: the load still returns its model; nothing half-written stays."""
+
+    def full_disk(model, tokenizer, folder):
+        (Path(folder) / "model.safetensors").write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(model_mod, "save", full_disk)
+    model_mod._save_once(object(), object(), tmp_path / "dequantized" / "copy")
+    assert list((tmp_path / "dequantized").iterdir()) == []

@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GPTNeoXConfig, GPT
 from iml_nb.core.config import SCRATCH_SIZES, SHIPPED, shipped_location
 from iml_nb.core.env import project_path
 
-DEQUANTIZED_CACHE = "outputs/.cache/dequantized"  # float32 copies of GGUF files: reading a GGUF file costs ~50 s, the copy ~2 s
+DEQUANTIZED_CACHE = "outputs/.cache/dequantized"  # float32 copies of GGUF files: SmolLM2's file takes ~36 s to read, its copy ~1 s
 MAX_POSITIONS = 64  # our longest example is ~16 word-level tokens; the paper's block size for CVDB is 48
 
 
@@ -97,15 +97,18 @@ def _with_pad(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> tup
 
 
 def _save_once(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, folder: Path) -> None:
-    """Written beside, then renamed into place: seed processes loading at once never read a half-written copy."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
-    staging.chmod(0o755)  # mkdtemp's 0700 would hide the copy from other users of a shared project folder
-    save(model, tokenizer, staging)
+    """Written beside, then renamed into place: seed processes loading at once never read a half-written copy. A copy that
+    cannot be written (a read-only project, a full disk) is skipped: the model in memory is complete, later loads read the GGUF."""
+    staging = None
     try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+        staging.chmod(0o755)  # mkdtemp's 0700 would hide the copy from other users of a shared project folder
+        save(model, tokenizer, staging)
         staging.rename(folder)
-    except OSError:  # another process put its copy there first: the same tensors
-        shutil.rmtree(staging, ignore_errors=True)
+    except OSError:  # also: another process renamed its copy into place first (the same tensors)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def save(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, folder: str | os.PathLike) -> None:
