@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -78,15 +79,26 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def atomic_write_folder(folder: str | os.PathLike, write) -> None:
     """Call write(tmp) on a temporary sibling folder, then rename it to `folder`: a killed writer never leaves a folder that looks
-    complete. If another process finished the same folder first, theirs is kept."""
+    complete, and a writer that raises leaves nothing behind. If another process finished the same folder first, theirs is kept."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
-    write(tmp)
+    tmp.chmod(0o755)  # mkdtemp's 0700 would hide the folder from other users of a shared project folder
+    try:
+        write(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     try:
         os.replace(tmp, folder)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """The first 16 hex digits of a file's SHA-256: names what a cache entry was made from."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:16]
 
 
 def to_jsonable(obj):

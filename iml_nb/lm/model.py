@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -13,6 +10,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GPTNeoXConfig, GPT
 
 from iml_nb.core.config import SCRATCH_SIZES, SHIPPED, shipped_location
 from iml_nb.core.env import project_path
+from iml_nb.core.results import atomic_write_folder, file_digest
 
 DEQUANTIZED_CACHE = "outputs/.cache/dequantized"  # float32 copies of GGUF files: SmolLM2's file takes ~36 s to read, its copy ~1 s
 MAX_POSITIONS = 64  # our longest example is ~16 word-level tokens; the paper's block size for CVDB is 48
@@ -51,9 +49,7 @@ def build_scratch_model(name: str, tokenizer: PreTrainedTokenizerBase, tie_embed
 
 def dequantized_copy(gguf_path: Path) -> Path:
     """Where the float32 copy of a local GGUF file is kept: named by the file's content, so a changed file gets a new copy."""
-    with open(gguf_path, "rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest()[:16]
-    return project_path(DEQUANTIZED_CACHE) / f"{gguf_path.stem}-{digest}"
+    return project_path(DEQUANTIZED_CACHE) / f"{gguf_path.stem}-{file_digest(gguf_path)}"
 
 
 def load_pretrained(name_or_path: str, gguf_file: str = "") -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
@@ -97,18 +93,12 @@ def _with_pad(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> tup
 
 
 def _save_once(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, folder: Path) -> None:
-    """Written beside, then renamed into place: seed processes loading at once never read a half-written copy. A copy that
-    cannot be written (a read-only project, a full disk) is skipped: the model in memory is complete, later loads read the GGUF."""
-    staging = None
+    """The copy is written whole or not at all (results.atomic_write_folder). One that cannot be written (a read-only project, a
+    full disk) is skipped: the model in memory is complete, and later loads read the GGUF file."""
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
-        staging.chmod(0o755)  # mkdtemp's 0700 would hide the copy from other users of a shared project folder
-        save(model, tokenizer, staging)
-        staging.rename(folder)
-    except OSError:  # also: another process renamed its copy into place first (the same tensors)
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
+        atomic_write_folder(folder, lambda tmp: save(model, tokenizer, tmp))
+    except OSError:
+        pass
 
 
 def save(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, folder: str | os.PathLike) -> None:

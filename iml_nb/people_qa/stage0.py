@@ -13,7 +13,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from iml_nb.core.env import log_progress, project_path
-from iml_nb.core.results import METRIC_COLUMNS, atomic_write_folder, metric_rows, train_rows
+from iml_nb.core.results import METRIC_COLUMNS, atomic_write_folder, file_digest, metric_rows, train_rows
 from iml_nb.lm import model as models
 from iml_nb.lm.encode import encode
 from iml_nb.lm.evaluate import EvalSuite
@@ -32,7 +32,7 @@ def _key(obj: dict) -> str:
 
 
 def _file_digest(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if Path(path).is_file() else path
+    return file_digest(path) if Path(path).is_file() else path
 
 
 def _device_part(cfg: ExperimentConfig) -> dict:
