@@ -157,9 +157,9 @@ def _trend(direction: int, section: str = "", memorised: bool = False, gate: flo
         test = verdicts.slope(gaps, "x", "gap", "slope+" if direction > 0 else "slope-")
         slope = f"slope per {name} {_ci({'mean': test.estimate, 'ci_low': test.ci_low, 'ci_high': test.ci_high}) if test else 'n/a'}"
         never = [v for v in summary.get("values", []) if at is not None and v not in at]
-        series = _series(summary) + "".join(f"; {v}: never memorised to {MEMORISED}" for v in never)
         rule = verdicts.RULES["slope+" if direction > 0 else "slope-"]
         if gate is None:
+            series = _series(summary) + "".join(f"; {v}: never memorised to {MEMORISED}" for v in never)
             return Judged(f"{slope}; {series}", (test,), rule)
         unequal = never + [g[axis] for g in _qa_points(summary) if not _both_memorised(g, gate)]
         series = "; ".join(f"{g[axis]}: {_ci(g)}{_memorised(g)}" for g in _qa_points(summary))

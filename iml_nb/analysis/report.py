@@ -42,10 +42,17 @@ def params_run(notebook: str, params: dict, outputs: Path) -> Path | None:
 
 def recorded_parameters(run_dir: Path, notebook: str) -> dict:
     """The parameters papermill recorded in a run's notebook, the runner's own (the run folder) aside."""
+    return _recorded(_executed(run_dir, notebook))
+
+
+def _executed(run_dir: Path, notebook: str) -> dict:
+    """A run's executed notebook as JSON ({} where it has none)."""
     executed = run_dir / f"{notebook}.ipynb"
-    if not executed.is_file():
-        return {}
-    params = json.loads(executed.read_text()).get("metadata", {}).get("papermill", {}).get("parameters", {})
+    return json.loads(executed.read_text()) if executed.is_file() else {}
+
+
+def _recorded(nb: dict) -> dict:
+    params = nb.get("metadata", {}).get("papermill", {}).get("parameters", {})
     return {k: v for k, v in params.items() if k not in RUNNER_ONLY}
 
 
@@ -64,16 +71,13 @@ def command_of(run_dir: Path, notebook: str) -> str:
     commands right)."""
     from iml_nb.runs.runner import NOTEBOOKS_DIR
 
-    executed = run_dir / f"{notebook}.ipynb"
-    params = {}
-    if executed.is_file():
-        nb = json.loads(executed.read_text())
-        params = nb.get("metadata", {}).get("papermill", {}).get("parameters", {})
-        source = NOTEBOOKS_DIR / f"{notebook}.ipynb"
-        if source.is_file():
-            now = _defaults(json.loads(source.read_text()))
-            then = _defaults(nb)
-            params = {**{k: v for k, v in then.items() if k in now and now[k] != v and k not in params}, **params}
+    nb = _executed(run_dir, notebook)
+    params = _recorded(nb)
+    source = NOTEBOOKS_DIR / f"{notebook}.ipynb"
+    if nb and source.is_file():
+        now = _defaults(json.loads(source.read_text()))
+        then = _defaults(nb)
+        params = {**{k: v for k, v in then.items() if k in now and now[k] != v and k not in params}, **params}
     parts = ["python", "-m", "iml_nb", "run", notebook]
     for name, value in params.items():
         if name not in RUNNER_ONLY:
