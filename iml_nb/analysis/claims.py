@@ -257,14 +257,19 @@ CONFIRM_MARGIN = 0.03  # the TOST margin its pre-registration fixed: the paper's
 CONFIRM_MEMORISED = 0.95  # and the memorisation both tags' Stage-2 definitions must reach for the gap to be read
 
 
-def run_named(prefix: str) -> Callable[[Path], bool]:
-    """A run whose folder name starts with `prefix`."""
-    return lambda run: run.name.startswith(prefix)
+def confirmed(run: Path) -> bool:
+    """A pre-registered run (its folder name starts with CONFIRM_PREFIX)."""
+    return run.name.startswith(CONFIRM_PREFIX)
 
 
-def random_tags_explored(run: Path) -> bool:
-    """An exploratory 11_pretrained run with random tags (not one of the pre-registered ones)."""
-    return tags_are("random")(run) and not run_named(CONFIRM_PREFIX)(run)
+def explored(run: Path) -> bool:
+    """Any other run: evidence explored on the seeds it is reported on."""
+    return not confirmed(run)
+
+
+def all_of(*selectors: Callable[[Path], bool]) -> Callable[[Path], bool]:
+    """A run every one of `selectors` accepts."""
+    return lambda run: all(select(run) for select in selectors)
 
 
 def pretrained_confirmed(summary: dict, run_dir: Path) -> Judged:
@@ -370,7 +375,7 @@ def _section_claim(section: str, claim: str, paper: str, judge: Callable[[dict, 
         paper,
         judge,
         evidence=CONFIRMED,
-        select=lambda run: run_named(CONFIRM_PREFIX)(run) and has_section(section)(run),
+        select=all_of(confirmed, has_section(section)),
         section=section,
     )
 
@@ -412,7 +417,7 @@ CLAIMS = (
         "IML only when the entity comes last in the definition (tve, vte)",
         'order matters "significantly" (§6.2); per-order numbers not retrievable',
         _entity_last(),
-        select=lambda run: loss_on("answer")(run) and not run_named(CONFIRM_PREFIX)(run),
+        select=all_of(loss_on("answer"), explored),
     ),
     Claim(
         "03_word_order",
@@ -421,7 +426,7 @@ CLAIMS = (
         'order matters "significantly" (§6.2); per-order numbers not retrievable',
         _entity_last(gate=CONFIRM_MEMORISED),
         evidence=CONFIRMED,
-        select=lambda run: loss_on("all")(run) and run_named(CONFIRM_PREFIX)(run),
+        select=all_of(loss_on("all"), confirmed),
     ),
     Claim(
         "04_set_inclusion",
@@ -472,14 +477,14 @@ CLAIMS = (
         "Smaller batch sizes give more IML (one-stage training, the same epochs at every batch size)",
         "more IML at smaller batches (abstract, §6.1)",
         _trend(-1),
-        select=lambda run: steps_matched(False)(run) and not run_named(CONFIRM_PREFIX)(run),
+        select=all_of(steps_matched(False), explored),
     ),
     Claim(
         "07_batch_size",
         f"… read where each batch size's definitions are first memorised to {MEMORISED} (both tags; converged equally)",
         "the paper grows epochs with batch size to keep training converged (§6.1)",
         _trend(-1, memorised=True),
-        select=lambda run: steps_matched(False)(run) and not run_named(CONFIRM_PREFIX)(run),
+        select=all_of(steps_matched(False), explored),
     ),
     Claim(
         "07_batch_size",
@@ -488,7 +493,7 @@ CLAIMS = (
         "more IML at smaller batches (abstract, §6.1); the paper keeps every batch size converged",
         _trend(-1, memorised=True, gate=CONFIRM_MEMORISED),
         evidence=CONFIRMED,
-        select=lambda run: steps_matched(False)(run) and run_named(CONFIRM_PREFIX)(run),
+        select=all_of(steps_matched(False), confirmed),
     ),
     Claim(
         "07_batch_size",
@@ -518,7 +523,7 @@ CLAIMS = (
         "the paper's random multi-token aliases (d1consis − d2consis, end of Stage 2)",
         "≈ +0.03 (Pythia-2.8B, Fig. 3a)",
         _gap_claim("iml_gap_qa"),
-        select=random_tags_explored,
+        select=all_of(tags_are("random"), explored),
     ),
     Claim(
         "11_pretrained",
@@ -527,7 +532,7 @@ CLAIMS = (
         "≈ +0.03 (Pythia-2.8B, Fig. 3a)",
         pretrained_confirmed,
         evidence=CONFIRMED,
-        select=run_named(CONFIRM_PREFIX),
+        select=confirmed,
     ),
     Claim(
         "11_pretrained",
