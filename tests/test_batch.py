@@ -208,3 +208,22 @@ def test_run_killed_between_its_figures_is_not_complete_and_is_redone(tmp_path, 
     assert list(again.status) == ["complete"] and is_complete(run_dir)
     aside = [p for p in run_dir.parent.iterdir() if p.name.startswith("seed=0.failed-")]
     assert len(aside) == 1 and (aside[0] / "fig_set_inclusion.svg").is_file() and not is_complete(aside[0])
+
+
+def test_stale_test_size_batches_are_removed_before_nbval(tmp_path):
+    """A test-size batch made before its tests/params file changed would refuse the new fixed parameters: it is removed."""
+    from conftest import remove_stale_test_batches
+
+    (tmp_path / "tests" / "params").mkdir(parents=True)
+    params = tmp_path / "tests" / "params" / "02_alpha_sweep.yaml"
+    params.write_text("alphas: [0.5, 1.0]\nbatch_name: nbval_alpha\n")
+    old, new, other = (tmp_path / "outputs" / "batches" / n for n in ("nbval_alpha", "nbval_alpha_b", "mine"))
+    for folder in (old, new, other):
+        folder.mkdir(parents=True)
+        (folder / "batch.json").write_text("{}")
+    os.utime(old / "batch.json", (1, 1))
+    os.utime(other / "batch.json", (1, 1))
+
+    assert remove_stale_test_batches("02_alpha_sweep", root=tmp_path) == [old]
+    assert not old.exists() and new.exists() and other.exists()
+    assert remove_stale_test_batches("01_main_two_stage", root=tmp_path) == []  # no params file, nothing touched
