@@ -112,7 +112,7 @@ def test_report_reads_runs_and_judges_claims(tmp_path):
             "not run",
             "not run",
         ],  # 07: matched epochs; at memorisation (none scored here); pre-registered; matched steps
-        *["agrees", "inconclusive"],  # 08: at the end; read at memorisation (none scored here)
+        *["agrees", "inconclusive", "not run"],  # 08: at the end; read at memorisation (none scored here); pre-registered
         "agrees",  # 10
         *["not run"] * 3,  # 11: no run folder: random tags explored or pre-registered, natural-language tags
         *["not run"] * 5,  # 12_generality's sections

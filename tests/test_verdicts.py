@@ -125,3 +125,35 @@ def test_batch_size_confirmation_needs_every_batch_size_converged(tmp_path):
     assert converged.tests[0].predicts == "slope-" and converged.combine is None and "unequal" not in converged.value
     short = judged({16: False, 64: True, 256: True})
     assert len(short.tests) == 1 and short.combine(["agrees"]) == "inconclusive" and "unequal learning at 16" in short.value
+
+
+@pytest.mark.slow
+def test_model_size_confirmation_needs_every_size_to_know_its_facts(tmp_path):
+    """The pre-registered model-size rule: read at memorisation as batch size's, and only if every size's Stage 0 ended knowing
+    ≥ 0.95 of its facts; a size that did not keeps the test in the family and makes the row inconclusive."""
+    from iml_nb.analysis.claims import CLAIMS
+
+    claim = next(c for c in CLAIMS if c.notebook == "08_model_size" and "08_model_size_confirm" in c.claim)
+
+    def judged(known: dict) -> "object":
+        rows = []
+        for i, (model, facts) in enumerate(known.items()):
+            rows += [dict(stage=0, epoch=e, subset="stage0_facts", metric="em", value=facts - 0.1 * (2 - e), model=model) for e in (1, 2)]
+            for seed in range(4):
+                ems = {
+                    "train_defs_d1consis": 0.99,
+                    "train_defs_d2consis": 0.99,
+                    "d1consis": 0.2 + 0.05 * i + 0.003 * seed * (i + 1) ** 2,
+                    "d2consis": 0.2,
+                }
+                rows += [
+                    dict(seed=seed, seed_stage2=0, stage=2, epoch=1, subset=s, metric="em", value=v, model=model) for s, v in ems.items()
+                ]
+        pd.DataFrame(rows).to_csv(tmp_path / "metrics.csv", index=False)
+        return claim.judge({"axis": "model", "values": list(known), "gaps": []}, tmp_path)
+
+    equal = judged({"pythia-tiny": 0.98, "pythia-small": 0.97})
+    assert equal.tests[0].predicts == "slope+" and equal.combine is None and "pythia-small 0.97" in equal.value
+    assert "every Stage 0 knows ≥ 0.95" in equal.rule
+    short = judged({"pythia-tiny": 0.98, "pythia-small": 0.70})
+    assert len(short.tests) == 1 and short.combine(["agrees"]) == "inconclusive" and "below 0.95 at pythia-small" in short.value

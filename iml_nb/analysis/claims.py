@@ -134,11 +134,21 @@ def per_seed_gaps(run_dir: Path, axis: str, section: str = "", at: dict | None =
     return pd.concat(frames, ignore_index=True)
 
 
-def _trend(direction: int, section: str = "", memorised: bool = False, gate: float | None = None) -> Callable[[dict, Path], Judged]:
+def stage0_known(run_dir: Path, axis: str) -> dict:
+    """Grid value -> EM on the people's facts at the end of its Stage 0 (from metrics.csv; values with no Stage 0 left out)."""
+    metrics = read_metrics(run_dir / "metrics.csv")
+    facts = metrics[(metrics["stage"] == 0) & (metrics["subset"] == "stage0_facts") & (metrics["metric"] == "em")]
+    return {v: float(f.loc[f["epoch"] == f["epoch"].max(), "value"].mean()) for v, f in facts.groupby(axis, sort=True)}
+
+
+def _trend(
+    direction: int, section: str = "", memorised: bool = False, gate: float | None = None, knowledge: float | None = None
+) -> Callable[[dict, Path], Judged]:
     """The per-seed QA gap's slope along the sweep's axis (grows: direction +1, shrinks: -1), seeds as clusters; `section`: that
     section of a 12_generality run (its axis is a column of that section's rows only); `memorised`: each grid value read where
     its definitions were first memorised (sweeps.gap_table's at="memorised", recomputed from metrics.csv) instead of at the end;
-    `gate`: the slope is read only if both tags' definitions are memorised to `gate` at every grid value (else inconclusive)."""
+    `gate`: the slope is read only if both tags' definitions are memorised to `gate` at every grid value (else inconclusive);
+    `knowledge`: and only if every grid value's Stage 0 ended knowing at least that share of its people's facts (EM)."""
 
     def judge(summary: dict, run_dir: Path) -> Judged:
         summary = summary["sections"][section] if section else summary
@@ -164,7 +174,14 @@ def _trend(direction: int, section: str = "", memorised: bool = False, gate: flo
         unequal = never + [g[axis] for g in _qa_points(summary) if not _both_memorised(g, gate)]
         series = "; ".join(f"{g[axis]}: {_ci(g)}{_memorised(g)}" for g in _qa_points(summary))
         value = f"{slope}; {series}" + (f" (unequal learning at {', '.join(map(str, unequal))})" if unequal else "")
-        return _gated(Judged(value, (test,), rule), gate, not unequal)
+        if knowledge is None:
+            return _gated(Judged(value, (test,), rule), gate, not unequal)
+        known = stage0_known(run_dir, axis)
+        unknown = [v for v in summary.get("values", []) if known.get(v, 0.0) < knowledge]
+        value += "; Stage-0 facts known: " + ", ".join(f"{v} {known[v]:.2f}" for v in summary.get("values", []) if v in known)
+        value += f" (below {knowledge} at {', '.join(map(str, unknown))})" if unknown else ""
+        judged = _gated(Judged(value, (test,), f"{rule}; read only if every Stage 0 knows ≥ {knowledge} of its facts"), gate, not unequal)
+        return judged if not unknown else replace(judged, combine=lambda per_test: "inconclusive")
 
     return judge
 
@@ -502,12 +519,22 @@ CLAIMS = (
         _trend(-1),
         select=steps_matched(True),
     ),
-    Claim("08_model_size", "Larger models show more IML", "more IML in larger models (abstract, §6.3)", _trend(+1)),
+    Claim("08_model_size", "Larger models show more IML", "more IML in larger models (abstract, §6.3)", _trend(+1), select=explored),
     Claim(
         "08_model_size",
         f"… read where each size's Stage-2 definitions are first memorised to {MEMORISED} (both tags; learned equally)",
         "more IML in larger models (abstract, §6.3)",
         _trend(+1, memorised=True),
+        select=explored,
+    ),
+    Claim(
+        "08_model_size",
+        f"… pre-registered on a fresh world and fresh seeds (params/08_model_size_confirm.yaml): every size's Stage 0 trained until "
+        f"it knows {CONFIRM_MEMORISED} of its facts, each size read where its definitions are first memorised to {MEMORISED}",
+        "more IML in larger models (abstract, §6.3)",
+        _trend(+1, memorised=True, gate=CONFIRM_MEMORISED, knowledge=CONFIRM_MEMORISED),
+        evidence=CONFIRMED,
+        select=confirmed,
     ),
     Claim(
         "10_robustness",
