@@ -190,3 +190,14 @@ def test_command_keeps_the_defaults_a_run_had_when_they_have_changed_since(tmp_p
     nb = {"cells": [cell], "metadata": {"papermill": {"parameters": {"lr": 0.002}}}}
     (tmp_path / "01_main_two_stage.ipynb").write_text(json.dumps(nb))
     assert report.command_of(tmp_path, "01_main_two_stage") == "python -m iml_nb run 01_main_two_stage -p n_seeds 4 -p lr 0.002"
+
+
+def test_command_reads_the_injected_cell_of_a_copy_stripped_of_papermills_metadata(tmp_path):
+    """Committed run folders are stripped of papermill's metadata; the injected-parameters cell still holds the values."""
+    injected = {
+        "cell_type": "code",
+        "metadata": {"tags": ["injected-parameters"]},
+        "source": ["# Parameters\n", "n_people = 400\n", 'output_dir = "/somewhere/run"\n', "seed = 10\n"],
+    }
+    (tmp_path / "11_pretrained.ipynb").write_text(json.dumps({"cells": [injected], "metadata": {}}))
+    assert report.command_of(tmp_path, "11_pretrained").endswith("run 11_pretrained -p n_people 400 -p seed 10")

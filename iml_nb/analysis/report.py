@@ -52,7 +52,15 @@ def _executed(run_dir: Path, notebook: str) -> dict:
 
 
 def _recorded(nb: dict) -> dict:
-    params = nb.get("metadata", {}).get("papermill", {}).get("parameters", {})
+    """The parameters papermill injected: from its metadata, or (in a committed copy, stripped of that metadata) from its
+    injected-parameters cell, whose literal assignments are the same values."""
+    import ast
+
+    params = nb.get("metadata", {}).get("papermill", {}).get("parameters")
+    if params is None:
+        cells = [c for c in nb.get("cells", []) if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+        body = ast.parse("".join(cells[0]["source"])).body if cells else []
+        params = {s.targets[0].id: ast.literal_eval(s.value) for s in body if isinstance(s, ast.Assign)}
     return {k: v for k, v in params.items() if k not in RUNNER_ONLY}
 
 
