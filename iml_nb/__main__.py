@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     paper = commands.add_parser(
         "paper",
-        help="every paper section at its defaults, then every pre-registered run (params/*_confirm.yaml), one after another "
+        help="every paper section at its defaults, then every pre-registered run (params/*_confirm*.yaml), one after another "
         "(many hours on 2 cores), then the report; what has a complete run already is skipped, so a rerun resumes",
     )
     _outputs_option(paper)
@@ -227,7 +227,7 @@ PAPER = (
 )  # the order `paper` runs them in, cheapest evidence first; 12_generality's rows read only its pre-registered run (below)
 
 
-PRE_REGISTERED = "params/*_confirm.yaml"  # <notebook>_confirm.yaml: a pre-registered run, which the report reads from confirm-* folders
+PRE_REGISTERED = "params/*_confirm*.yaml"  # <notebook>_confirm[_<what>].yaml: a pre-registered run, read from confirm-* folders
 
 
 def _paper(args: argparse.Namespace) -> int:
@@ -238,7 +238,7 @@ def _paper(args: argparse.Namespace) -> int:
     outputs = project_path(args.outputs)
     steps = [(notebook, {}, "", default_run(notebook, outputs)) for notebook in PAPER]
     for file in sorted(project_path(".").glob(PRE_REGISTERED)):
-        notebook, params = file.stem.removesuffix("_confirm"), collect_parameters([str(file)], [])
+        notebook, params = file.stem.split("_confirm")[0], collect_parameters([str(file)], [])
         steps.append((notebook, params, f"params/{file.name}", params_run(notebook, params, outputs)))
     for notebook, params, file, done in steps:
         what = f"as pre-registered ({file})" if file else "at its defaults"

@@ -114,7 +114,7 @@ def test_report_reads_runs_and_judges_claims(tmp_path):
         ],  # 07: matched epochs; at memorisation (none scored here); pre-registered; matched steps
         *["agrees", "inconclusive", "not run"],  # 08: at the end; read at memorisation (none scored here); pre-registered
         "agrees",  # 10
-        *["not run"] * 3,  # 11: no run folder: random tags explored or pre-registered, natural-language tags
+        *["not run"] * 4,  # 11: no run folder: random tags explored, pre-registered (QA; entity), natural-language tags
         *["not run"] * 5,  # 12_generality's sections
     ]
     assert table.loc[claim("10_robustness"), "ours (95% CI)"].startswith("+0.060 [+0.040, +0.080] across 2 worlds; IML kept by default")

@@ -208,7 +208,7 @@ def test_progress_tail_shows_the_newest_line_at_most_once(tmp_path):
 
 @pytest.mark.slow
 def test_paper_runs_only_what_has_no_complete_run(tmp_path, monkeypatch, capsys):
-    """The sections at their defaults, then each pre-registered file (params/*_confirm.yaml) into a new confirm-* folder; what
+    """The sections at their defaults, then each pre-registered file (params/<notebook>_confirm*.yaml) into a new confirm-* folder; what
     has a complete run already (made with exactly those parameters) is skipped."""
     import json
 
@@ -225,9 +225,9 @@ def test_paper_runs_only_what_has_no_complete_run(tmp_path, monkeypatch, capsys)
 
     for notebook in cli.PAPER[:-1]:  # every section but the last has a complete run at its defaults
         complete(notebook, "20260101-000000-abcd", {})
-    files = sorted(project_path("params").glob("*_confirm.yaml"))
-    pre_registered = [(f.stem.removesuffix("_confirm"), yaml.safe_load(f.read_text())) for f in files]
-    assert len(pre_registered) >= 2
+    files = sorted(project_path(".").glob(cli.PRE_REGISTERED))
+    pre_registered = [(f.stem.split("_confirm")[0], yaml.safe_load(f.read_text())) for f in files]
+    assert len(pre_registered) >= 2 and {nb for nb, _ in pre_registered} <= set(cli.PAPER) | {"12_generality"}
     complete(pre_registered[0][0], "confirm-1", pre_registered[0][1])
     complete(pre_registered[1][0], "confirm-old", {**pre_registered[1][1], "n_seeds": 1})  # other parameters: not this file's run
     ran = []

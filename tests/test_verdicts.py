@@ -71,6 +71,51 @@ def test_pretrained_confirmation_follows_its_preregistered_rules(tmp_path):
     assert unequal.verdict == "inconclusive" and "unequal learning" in unequal.value
 
 
+def test_pretrained_entity_confirmation_tests_the_entity_gap_alone(tmp_path):
+    from iml_nb.analysis.claims import pretrained_entity_confirmed
+
+    def summary(qa, entity, memorised=(1.0, 1.0)):
+        final = {f"train_defs_{s}": {"mean": m} for s, m in zip(("d1consis", "d2consis"), memorised)}
+        return {"iml_gap_qa": _record(qa), "iml_gap_entity": _record(entity), "final_em": final}
+
+    noise, effect = [0.02, -0.03, 0.01, -0.01], [0.10, 0.12, 0.11, 0.13]
+    found = pretrained_entity_confirmed(summary(noise, effect), tmp_path)
+    assert found.verdict == "agrees" and found.value.startswith("entity +0.115") and "; QA " in found.value
+    assert "t-test of entity gap" in found.rule and "Holm" not in found.value  # one test: nothing to adjust within the run
+    wide = [0.06, -0.07, 0.05, -0.05]
+    assert pretrained_entity_confirmed(summary(effect, wide), tmp_path).verdict == "inconclusive"  # a QA gap does not count
+    assert pretrained_entity_confirmed(summary(noise, [0.001, -0.002, 0.0, 0.001]), tmp_path).verdict == "disagrees"
+    assert pretrained_entity_confirmed(summary(noise, effect, memorised=(0.99, 0.8)), tmp_path).verdict == "inconclusive"
+
+
+def test_two_preregistrations_of_one_notebook_read_their_own_runs(tmp_path, monkeypatch):
+    import json
+
+    import yaml
+
+    from iml_nb.analysis import claims
+    from iml_nb.core.env import project_path
+
+    (tmp_path / "params").mkdir()
+    for name, seed in (("11_pretrained_confirm.yaml", 10), ("11_pretrained_confirm_entity.yaml", 14)):
+        (tmp_path / "params" / name).write_text(yaml.safe_dump({"people_seed": seed // 10, "seed": seed}))
+    monkeypatch.setattr(claims, "project_path", lambda p: tmp_path / p)
+
+    def run(run_id, params):
+        folder = tmp_path / "outputs" / "11_pretrained" / run_id
+        folder.mkdir(parents=True)
+        papermill = {"parameters": {**params, "output_dir": str(folder)}}
+        (folder / "11_pretrained.ipynb").write_text(json.dumps({"cells": [], "metadata": {"papermill": papermill}}))
+        return folder
+
+    first, second = run("confirm-1", {"people_seed": 1, "seed": 10}), run("confirm-entity-1", {"people_seed": 1, "seed": 14})
+    explored = run("explore-9", {"people_seed": 1, "seed": 14})
+    qa, entity = claims.registered("params/11_pretrained_confirm.yaml"), claims.registered("params/11_pretrained_confirm_entity.yaml")
+    assert qa(first) and not qa(second) and entity(second) and not entity(first)
+    assert not entity(explored)  # the same parameters, but not a pre-registered run's folder
+    assert project_path("params").is_dir()  # the real project's files are untouched
+
+
 def test_word_order_confirmation_reads_only_equally_memorised_orders(tmp_path):
     """The pre-registered word-order rule: IML set (Holm-significant, positive, both tags memorised ≥ 0.95) = exactly tve and vte."""
     from iml_nb.analysis.claims import CONFIRM_MEMORISED, _entity_last

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from iml_nb.analysis import stats, verdicts
+from iml_nb.core.env import project_path
 from iml_nb.core.results import read_metrics
 from iml_nb.runs.sweeps import MEMORISED, gap_table
 
@@ -269,7 +270,7 @@ def across_worlds(summary: dict, run_dir: Path) -> Judged:
     return Judged(value, rule=rule, verdict="disagrees" if d["verdict"] in ("reversed", "no effect") else "inconclusive")
 
 
-CONFIRM_PREFIX = "confirm"  # a pre-registered run's folder name starts with it (params/*_confirm.yaml)
+CONFIRM_PREFIX = "confirm"  # a pre-registered run's folder name starts with it (params/*_confirm*.yaml)
 CONFIRM_MARGIN = 0.03  # the TOST margin its pre-registration fixed: the paper's main QA gap
 CONFIRM_MEMORISED = 0.95  # and the memorisation both tags' Stage-2 definitions must reach for the gap to be read
 
@@ -289,29 +290,64 @@ def all_of(*selectors: Callable[[Path], bool]) -> Callable[[Path], bool]:
     return lambda run: all(select(run) for select in selectors)
 
 
-def pretrained_confirmed(summary: dict, run_dir: Path) -> Judged:
-    """11_pretrained's pre-registered verdict (params/11_pretrained_confirm.yaml): Holm over its two tests (QA and entity gap),
-    IML if the QA gap is positive after Holm, "no effect" if its TOST at ±0.03 rejects, read only if both tags' Stage-2 definitions
-    are memorised to 0.95 (else unequal learning: inconclusive)."""
-    qa, entity = summary.get("iml_gap_qa"), summary.get("iml_gap_entity")
-    tests = [verdicts.from_interval(g, "positive") for g in (qa, entity)]
-    if tests[0] is None:
-        return Judged(_ci(qa), verdict="inconclusive")
-    adjusted = verdicts.holm([t.p if t else math.nan for t in tests])
-    equivalence = verdicts.from_interval(qa, "none", margin=CONFIRM_MARGIN)
-    final = summary.get("final_em", {})
-    memorised = [final.get(f"train_defs_{s}", {}).get("mean") for s in ("d1consis", "d2consis")]
-    learned = all(m is not None and m >= CONFIRM_MEMORISED for m in memorised)
-    value = f"{_ci(qa)} (Holm p {adjusted[0]:.2g}; TOST ±{CONFIRM_MARGIN}: p {equivalence.p_equivalence:.2g}); entity {_ci(entity)}" + (
-        f"; definitions memorised {memorised[0]:.2f} / {memorised[1]:.2f}" if None not in memorised else ""
-    )
-    rule = f"pre-registered: Holm over QA and entity gap, TOST ±{CONFIRM_MARGIN}, both tags memorised ≥ {CONFIRM_MEMORISED}"
-    if not learned:
-        return Judged(value + " (unequal learning)", rule=rule, verdict="inconclusive")
-    verdict = verdicts.verdict(tests[0], adjusted[0])
-    if verdict == "inconclusive" and equivalence.p_equivalence < verdicts.ALPHA:
-        verdict = "disagrees"  # no effect of the paper's size: the claim of IML fails
-    return Judged(value, rule=rule, verdict=verdict)
+def registered(file: str) -> Callable[[Path], bool]:
+    """The pre-registered run made with exactly the parameters of `file` (params/…): tells apart two pre-registrations of one
+    notebook, whose folders both start with CONFIRM_PREFIX."""
+
+    def select(run: Path) -> bool:
+        import yaml
+
+        from iml_nb.analysis.report import recorded_parameters  # report imports this module
+
+        wanted = yaml.safe_load(project_path(file).read_text())
+        return confirmed(run) and recorded_parameters(run, run.parent.name) == wanted
+
+    return select
+
+
+PRETRAINED_GAPS = {"iml_gap_qa": "QA", "iml_gap_entity": "entity"}
+
+
+def _pretrained_confirmed(tested: tuple[str, ...]) -> Callable[[dict, Path], Judged]:
+    """The rules of 11_pretrained's pre-registered runs: a t-test of each gap in `tested` (the first is the primary outcome), Holm
+    over them in a family of their own; the primary agrees if positive after Holm, disagrees if negative after Holm or if its TOST
+    at ±CONFIRM_MARGIN rejects; read only if both tags' Stage-2 definitions are memorised to CONFIRM_MEMORISED (else unequal
+    learning: inconclusive). The other gaps are shown beside it."""
+    primary = tested[0]
+
+    def judge(summary: dict, run_dir: Path) -> Judged:
+        gaps = {k: summary.get(k) for k in PRETRAINED_GAPS}
+        tests = [verdicts.from_interval(gaps[k], "positive") for k in tested]
+        if tests[0] is None:
+            return Judged(_ci(gaps[primary]), verdict="inconclusive")
+        adjusted = verdicts.holm([t.p if t else math.nan for t in tests])
+        equivalence = verdicts.from_interval(gaps[primary], "none", margin=CONFIRM_MARGIN)
+        final = summary.get("final_em", {})
+        memorised = [final.get(f"train_defs_{s}", {}).get("mean") for s in ("d1consis", "d2consis")]
+        learned = all(m is not None and m >= CONFIRM_MEMORISED for m in memorised)
+        label = "" if primary == "iml_gap_qa" else f"{PRETRAINED_GAPS[primary]} "
+        p = "Holm p" if len(tested) > 1 else "p"
+        others = "".join(f"; {name} {_ci(gaps[k])}" for k, name in PRETRAINED_GAPS.items() if k != primary)
+        value = f"{label}{_ci(gaps[primary])} ({p} {adjusted[0]:.2g}; TOST ±{CONFIRM_MARGIN}: p {equivalence.p_equivalence:.2g}){others}"
+        if None not in memorised:
+            value += f"; definitions memorised {memorised[0]:.2f} / {memorised[1]:.2f}"
+        over = " and ".join(f"{PRETRAINED_GAPS[k]} gap" for k in tested)
+        rule = (
+            f"pre-registered: {'Holm over' if len(tested) > 1 else 't-test of'} {over} (a family of its own), TOST ±{CONFIRM_MARGIN}, "
+            f"both tags memorised ≥ {CONFIRM_MEMORISED}"
+        )
+        if not learned:
+            return Judged(value + " (unequal learning)", rule=rule, verdict="inconclusive")
+        verdict = verdicts.verdict(tests[0], adjusted[0])
+        if verdict == "inconclusive" and equivalence.p_equivalence < verdicts.ALPHA:
+            verdict = "disagrees"  # no effect of the paper's size: the claim of IML fails
+        return Judged(value, rule=rule, verdict=verdict)
+
+    return judge
+
+
+pretrained_confirmed = _pretrained_confirmed(("iml_gap_qa", "iml_gap_entity"))  # params/11_pretrained_confirm.yaml
+pretrained_entity_confirmed = _pretrained_confirmed(("iml_gap_entity",))  # params/11_pretrained_confirm_entity.yaml
 
 
 def _point(summary: dict, axis: str, value, gap: str = "qa") -> dict | None:
@@ -559,7 +595,16 @@ CLAIMS = (
         "≈ +0.03 (Pythia-2.8B, Fig. 3a)",
         pretrained_confirmed,
         evidence=CONFIRMED,
-        select=confirmed,
+        select=registered("params/11_pretrained_confirm.yaml"),
+    ),
+    Claim(
+        "11_pretrained",
+        'IML on entity association in SmolLM2 ("What is the name of <alias>?", d1consis − d2consis, end of Stage 2), '
+        "pre-registered on a second fresh world and fresh seeds after the first run found it (params/11_pretrained_confirm_entity.yaml)",
+        "≈0.18 vs ≈0.07: gap ≈ +0.11 (Pythia-2.8B, Fig. 3b)",
+        pretrained_entity_confirmed,
+        evidence=CONFIRMED,
+        select=registered("params/11_pretrained_confirm_entity.yaml"),
     ),
     Claim(
         "11_pretrained",
