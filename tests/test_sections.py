@@ -4,8 +4,10 @@ import json
 
 import pandas as pd
 import pytest
+import yaml
 
 from iml_nb.analysis import claims
+from iml_nb.core.env import project_path
 from iml_nb.core.parameters import ConfigError
 from iml_nb.runs import sections
 
@@ -72,18 +74,23 @@ def test_the_sections_claims_read_their_own_section(tmp_path):
             },
         }
     }
-    confirmed, explored = tmp_path / "confirm-1", tmp_path / "20261203-120000-abcd"
-    for run in (confirmed, explored):
-        run.mkdir()
+    registered = yaml.safe_load(project_path("params/12_generality_confirm.yaml").read_text())
+    confirmed, explored, other = (tmp_path / "12_generality" / r for r in ("confirm-1", "20261203-120000-abcd", "confirm-2"))
+    for run, params in ((confirmed, registered), (explored, registered), (other, {**registered, "n_seeds": 2})):
+        run.mkdir(parents=True)
         (run / "summary.json").write_text(json.dumps(summary))
+        papermill = {"parameters": {**params, "output_dir": str(run)}}
+        (run / "12_generality.ipynb").write_text(json.dumps({"cells": [], "metadata": {"papermill": papermill}}))
     by = {c.section: c for c in claims.CLAIMS if c.section}
     unseen = by["unseen_tag"].judge(summary, confirmed)
     assert [t.predicts for t in unseen.tests] == ["positive", "none"] and unseen.combine(["agrees", "agrees"]) == "agrees"
     assert unseen.combine(["agrees", "inconclusive"]) == "inconclusive"
     context = by["in_context"].judge(summary, confirmed)
     assert context.tests[0].estimate == pytest.approx(0.3) and "trained (one stage): +0.050" in context.value
-    # the rows read the pre-registered run (params/12_generality_confirm.yaml), only the sections it ran
-    assert by["unseen_tag"].select(confirmed) and not by["data_amount"].select(confirmed) and not by["unseen_tag"].select(explored)
+    # the rows read the pre-registered run (params/12_generality_confirm.yaml, exactly its parameters), only the sections it ran
+    assert by["unseen_tag"].answers(confirmed) and not by["data_amount"].answers(confirmed)
+    assert not by["unseen_tag"].answers(explored) and not by["unseen_tag"].answers(other)
+    assert by["unseen_tag"].command() == "python -m iml_nb run 12_generality -f params/12_generality_confirm.yaml --run-id confirm-1"
 
 
 def test_the_pre_registered_gate_reads_a_gap_only_between_memorised_definitions(tmp_path):

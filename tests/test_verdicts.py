@@ -113,6 +113,8 @@ def test_two_preregistrations_of_one_notebook_read_their_own_runs(tmp_path, monk
     qa, entity = claims.registered("params/11_pretrained_confirm.yaml"), claims.registered("params/11_pretrained_confirm_entity.yaml")
     assert qa(first) and not qa(second) and entity(second) and not entity(first)
     assert not entity(explored)  # the same parameters, but not a pre-registered run's folder
+    row = next(c for c in claims.CLAIMS if c.registration == "params/11_pretrained_confirm_entity.yaml")
+    assert row.command().endswith("-f params/11_pretrained_confirm_entity.yaml --run-id confirm-entity-1")  # not confirm-1's folder
     assert project_path("params").is_dir()  # the real project's files are untouched
 
 

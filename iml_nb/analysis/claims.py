@@ -42,6 +42,22 @@ class Claim:
     evidence: str = EXPLORED
     select: Callable[[Path], bool] | None = None  # which of the notebook's complete runs can answer it (default: any)
     section: str = ""  # 12_generality: the section of the run that holds the evidence
+    registration: str = ""  # pre-registered: its parameters file (params/…); only a confirm-* run made with exactly those answers
+
+    def __post_init__(self):
+        if self.registration:
+            object.__setattr__(self, "evidence", CONFIRMED)
+
+    def answers(self, run: Path) -> bool:
+        """Whether a complete run folder of the notebook can answer this claim."""
+        return (not self.registration or registered(self.registration)(run)) and (self.select is None or self.select(run))
+
+    def command(self) -> str:
+        """How to make the run that answers it."""
+        if not self.registration:
+            return f"python -m iml_nb run {self.notebook}"
+        what = Path(self.registration).stem.split("_confirm", 1)[1].replace("_", "-")  # <notebook>_confirm_<what>.yaml
+        return f"python -m iml_nb run {self.notebook} -f {self.registration} --run-id {CONFIRM_PREFIX}{what}-1"
 
 
 def has_section(name: str) -> Callable[[Path], bool]:
@@ -420,15 +436,14 @@ def _in_context(summary: dict, run_dir: Path) -> Judged:
 
 
 def _section_claim(section: str, claim: str, paper: str, judge: Callable[[dict, Path], Judged]) -> Claim:
-    """A claim answered by one section of a pre-registered 12_generality run (params/12_generality_confirm.yaml: the newest
-    complete confirm-* run that ran it)."""
+    """A claim answered by one section of the pre-registered 12_generality run (params/12_generality_confirm.yaml)."""
     return Claim(
         "12_generality",
         f"{claim}; pre-registered on a fresh world and fresh seeds (params/12_generality_confirm.yaml)",
         paper,
         judge,
-        evidence=CONFIRMED,
-        select=all_of(confirmed, has_section(section)),
+        registration="params/12_generality_confirm.yaml",
+        select=has_section(section),
         section=section,
     )
 
@@ -478,8 +493,7 @@ CLAIMS = (
         "(params/03_word_order_confirm.yaml)",
         'order matters "significantly" (§6.2); per-order numbers not retrievable',
         _entity_last(gate=CONFIRM_MEMORISED),
-        evidence=CONFIRMED,
-        select=all_of(loss_on("all"), confirmed),
+        registration="params/03_word_order_confirm.yaml",
     ),
     Claim(
         "04_set_inclusion",
@@ -545,8 +559,7 @@ CLAIMS = (
         f"each read where its definitions are first memorised to {MEMORISED}",
         "more IML at smaller batches (abstract, §6.1); the paper keeps every batch size converged",
         _trend(-1, memorised=True, gate=CONFIRM_MEMORISED),
-        evidence=CONFIRMED,
-        select=all_of(steps_matched(False), confirmed),
+        registration="params/07_batch_size_confirm.yaml",
     ),
     Claim(
         "07_batch_size",
@@ -569,8 +582,7 @@ CLAIMS = (
         f"it knows {CONFIRM_MEMORISED} of its facts, each size read where its definitions are first memorised to {MEMORISED}",
         "more IML in larger models (abstract, §6.3)",
         _trend(+1, memorised=True, gate=CONFIRM_MEMORISED, knowledge=CONFIRM_MEMORISED),
-        evidence=CONFIRMED,
-        select=confirmed,
+        registration="params/08_model_size_confirm.yaml",
     ),
     Claim(
         "10_robustness",
@@ -594,8 +606,7 @@ CLAIMS = (
         "epochs, 100 Stage-2 aliases per tag",
         "≈ +0.03 (Pythia-2.8B, Fig. 3a)",
         pretrained_confirmed,
-        evidence=CONFIRMED,
-        select=registered("params/11_pretrained_confirm.yaml"),
+        registration="params/11_pretrained_confirm.yaml",
     ),
     Claim(
         "11_pretrained",
@@ -603,8 +614,7 @@ CLAIMS = (
         "pre-registered on a second fresh world and fresh seeds after the first run found it (params/11_pretrained_confirm_entity.yaml)",
         "≈0.18 vs ≈0.07: gap ≈ +0.11 (Pythia-2.8B, Fig. 3b)",
         pretrained_entity_confirmed,
-        evidence=CONFIRMED,
-        select=registered("params/11_pretrained_confirm_entity.yaml"),
+        registration="params/11_pretrained_confirm_entity.yaml",
     ),
     Claim(
         "11_pretrained",

@@ -141,7 +141,7 @@ def build(outputs: str | os.PathLike = "outputs") -> pd.DataFrame:
     outputs = project_path(outputs)
     judged = []
     for c in CLAIMS:
-        run = latest_complete_run(c.notebook, outputs, c.select)
+        run = latest_complete_run(c.notebook, outputs, c.answers)
         judged.append((c, run, c.judge(json.loads((run / "summary.json").read_text()), run) if run is not None else None))
     family = [t for _, _, j in judged if j for t in j.tests if t is not None]
     adjusted = dict(zip(map(id, family), verdicts.holm([t.p for t in family])))
@@ -161,7 +161,7 @@ def build(outputs: str | os.PathLike = "outputs") -> pd.DataFrame:
                     "seeds": "",
                     "scale": "",
                     "run": "",
-                    "command": f"python -m iml_nb run {c.notebook}",
+                    "command": c.command(),
                 }
             )
             continue
