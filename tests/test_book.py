@@ -10,7 +10,7 @@ import pytest
 from bs4 import BeautifulSoup
 from chromium import CHROMIUM, CHROMIUM_ARGS, require_browser
 
-from iml_nb.analysis import book
+from iml_nb.analysis import book, report
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -24,13 +24,15 @@ def _pages(html: Path) -> list[Path]:
     return sorted(p for p in html.rglob("*.html") if "_static" not in p.parts)
 
 
-def test_the_toc_lists_the_docs_the_report_and_one_executed_notebook_per_notebook():
+def test_the_toc_lists_the_docs_the_report_and_the_executed_notebook_of_every_run_the_report_reads():
     toc = book.toc()
     files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
     assert toc["root"] == "README" and "outputs/report" in files and "docs/results" in files
     notebooks = book.notebook_pages()
-    assert len({Path(p).name for p in notebooks}) == len(notebooks) >= 9  # one run per notebook, the report's own
+    assert len(set(notebooks)) == len(notebooks) and len({Path(p).name for p in notebooks}) >= 9  # every notebook with a run, once
     assert all(p.startswith("outputs/") and "/batches/" not in p for p in notebooks)
+    read = {row for row in report.build()["run"] if row}  # the run folders the report's rows read
+    assert read <= {str(Path(p).parent) for p in notebooks}  # the pre-registered runs among them
 
 
 def test_every_internal_link_reaches_a_page_and_heading(site):

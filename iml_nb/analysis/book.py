@@ -1,5 +1,5 @@
-"""The results site: a static Jupyter Book of the README, the docs, the report and the executed notebook of each notebook's
-newest complete run (the one the report reads), with their figures. Built offline into `_build/book/_build/html/`.
+"""The results site: a static Jupyter Book of the README, the docs, the report and the executed notebook of every run the report
+reads (explored and pre-registered), with their figures. Built offline into `_build/book/_build/html/`.
 
 Jupyter Book 1 (Sphinx + MyST-NB) rather than 2: JB2 downloads its HTML theme when it builds, and this project builds without
 network. The sources are the repository's own files, read in place (nothing is copied or executed), so the site cannot drift
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from iml_nb.analysis.claims import CLAIMS
 from iml_nb.analysis.report import latest_complete_run
 from iml_nb.core.env import project_path
 
@@ -42,13 +43,16 @@ NOT_SOURCES = [".venv", "_build", "tests", "outputs/batches", "outputs/nbval", "
 
 
 def notebook_pages(outputs: str | os.PathLike = "outputs") -> list[str]:
-    """The executed notebook of every notebook's newest complete run, in notebook order (paths from the repository root)."""
-    root = project_path(".")
+    """The executed notebook of every run the report reads (each claim's run, explored before pre-registered as the report lists
+    them), in notebook order; for a notebook no claim reads, its newest complete run (paths from the repository root)."""
+    root, outputs = project_path("."), project_path(outputs)
     pages = []
     for source in sorted((root / "notebooks").glob("*.ipynb")):
-        run = latest_complete_run(source.stem, project_path(outputs))
-        if run is not None and (run / source.name).exists():
-            pages.append(str((run / source.name).relative_to(root)))
+        claims = [c for c in CLAIMS if c.notebook == source.stem]
+        runs = [latest_complete_run(source.stem, outputs, c.answers) for c in claims] or [latest_complete_run(source.stem, outputs)]
+        for run in dict.fromkeys(r for r in runs if r is not None):  # one page per run, in the report's order
+            if (run / source.name).exists():
+                pages.append(str((run / source.name).relative_to(root)))
     return pages
 
 
@@ -60,7 +64,11 @@ def toc(outputs: str | os.PathLike = "outputs") -> dict:
         "root": "README",
         "parts": [
             {"caption": "Guide and results", "chapters": [{"file": strip(p)} for p in PAGES]},
-            {"caption": "Executed notebooks (curated runs)", "chapters": [{"file": strip(p)} for p in notebook_pages(outputs)]},
+            {
+                "caption": "Executed notebooks (curated runs)",
+                # titled by notebook and run: a notebook with an explored and a pre-registered run has two pages of one heading
+                "chapters": [{"file": strip(p), "title": f"{Path(p).stem} · {Path(p).parent.name}"} for p in notebook_pages(outputs)],
+            },
         ],
     }
 
