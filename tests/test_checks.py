@@ -64,23 +64,32 @@ def test_batch_complete_names_the_failed_runs():
     assert checks.batch_complete(table.iloc[:1]) == "1 batch runs complete"
 
 
-def stage_end(em, em_generate, disagree=None, tie=None):
-    values = {"em": em, "em_generate": em_generate, "em_disagree": disagree, "em_disagree_tie": tie}
+def stage_end(em, em_generate, disagree=None, tie=None, lenient=None):
+    values = {"em": em, "em_generate": em_generate, "em_disagree": disagree, "em_disagree_tie": tie, "em_disagree_lenient": lenient}
     return metrics_frame(
         [dict(seed=0, seed_stage2=0, stage=2, epoch=10, subset="d2incons", metric=m, value=v) for m, v in values.items() if v is not None]
     )
 
 
-def test_fast_and_generated_em_may_differ_only_at_near_ties():
-    assert "all 1 cells" in checks.fast_matches_generation(stage_end(0.5, 0.5, 0.0, 0.0))
-    # the case seen once: one item of 600 flipped, at a near-tie of its top two logits
-    assert "all 1 cells" in checks.fast_matches_generation(stage_end(0.1317, 0.1333, 1 / 600, 1 / 600))
+def test_fast_and_generated_em_may_differ_only_at_near_ties_or_where_generation_alone_is_right():
+    assert "all 1 cells" in checks.fast_matches_generation(stage_end(0.5, 0.5, 0.0, 0.0, 0.0))
+    # one item of 600 flipped, at a near-tie of its top two logits
+    assert "all 1 cells" in checks.fast_matches_generation(stage_end(0.1317, 0.1333, 1 / 600, 1 / 600, 0.0))
+    # the case seen once: 8 of 600 answered ": 1990s" for "1990s", which only generation's normalisation accepts
+    assert "all 1 cells" in checks.fast_matches_generation(stage_end(77 / 600, 85 / 600, 8 / 600, 0.0, 8 / 600))
+    assert "all 1 cells" in checks.fast_matches_generation(
+        stage_end(0.12833333015441895, 0.14166666567325592, 0.013333333656191826, 0.0)
+    )  # inferred from the counts
     with pytest.raises(
         checks.SanityCheckError,
         match=r"without a near-tie.*seed 0, Stage-2 seed 0, stage 2, epoch 10, d2incons: "
-        r"em 0\.1317 vs generated 0\.1333",
-    ):
-        checks.fast_matches_generation(stage_end(0.1317, 0.1333, 1 / 600, 0.0))
+        r"em 0\.1333 vs generated 0\.1317",
+    ):  # teacher forcing alone right away from a near-tie: greedy decoding would have emitted the answer
+        checks.fast_matches_generation(stage_end(0.1333, 0.1317, 1 / 600, 0.0))
+    with pytest.raises(checks.SanityCheckError, match="without a near-tie"):  # recorded: not a lenient item either
+        checks.fast_matches_generation(stage_end(0.1317, 0.1333, 1 / 600, 0.0, 0.0))
     with pytest.raises(checks.SanityCheckError, match="without a near-tie"):  # rows of an older cache: exact agreement
         checks.fast_matches_generation(stage_end(0.1317, 0.1333))
+    with pytest.raises(checks.SanityCheckError, match=r"alone is right on more than 5%.*generation alone right 0\.1000"):
+        checks.fast_matches_generation(stage_end(0.10, 0.20, 0.10, 0.0, 0.10))
     assert "eval_mode generate" in checks.fast_matches_generation(stage_end(0.5, 0.5).query("metric == 'em'"))

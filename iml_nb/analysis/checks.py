@@ -148,14 +148,23 @@ def loss_fell(
     return line + (f"; {short} shorter stage runs checked for a finite loss only" if short else "")
 
 
+# Greedy generation is scored after SQuAD normalisation, which forgives tokens teacher forcing counts as wrong: a model at chance
+# on never-defined aliases once answered ": 1990s" for "1990s" (8 of 600 items of one cell). Such items are allowed, up to this
+# share of a cell; beyond it the fast EM would no longer measure what generation EM measures.
+MAX_LENIENT = 0.05
+
+
 def fast_matches_generation(metrics: pd.DataFrame) -> str:
     """Where both were measured (each stage's last epoch of a fast run), teacher-forced EM equals greedy-generation EM, except on
-    items whose top two logits are within evaluate.NEAR_TIE: float rounding differs between the two passes and may flip those.
+    items whose top two logits are within evaluate.NEAR_TIE (float rounding differs between the two passes and may flip those) and
+    on at most MAX_LENIENT of a cell's items that only generation gets right (em_disagree_lenient).
 
-    Cells from runs that did not record disagreements (older caches) must agree exactly.
+    Teacher-forced right implies greedy decoding emits exactly the answer, so away from near-ties only generation can be the one
+    that is right. Cells from runs that did not record the lenient share infer it from the counts (the disagreements teacher
+    forcing wins must all be near-ties); cells that did not record disagreements (older caches) must agree exactly.
     """
     keys = ["seed", "seed_stage2", "stage", "epoch", "subset"]
-    names = ["em", "em_generate", "em_disagree", "em_disagree_tie"]
+    names = ["em", "em_generate", "em_disagree", "em_disagree_tie", "em_disagree_lenient"]
     rows = metrics[metrics["metric"].isin(names)]
     cells = rows.pivot_table(index=keys, columns="metric", values="value", dropna=False, aggfunc="first").reset_index()
     if "em_generate" not in cells:
@@ -164,17 +173,22 @@ def fast_matches_generation(metrics: pd.DataFrame) -> str:
     for name in names[2:]:
         if name not in cells:
             cells[name] = float("nan")
-    tol = 1e-9
+    tol = 1e-6  # the shares are float32 means: ~1e-8 apart where they count the same items; one item of 10^5 is 1e-5
     recorded = cells["em_disagree"].notna()
+    forced_wins = (cells["em_disagree"] - (cells["em_generate"] - cells["em"])) / 2  # items only teacher forcing gets right
+    lenient = cells["em_disagree_lenient"].fillna(cells["em_disagree"] - cells["em_disagree_tie"])
     unexplained = recorded & (
-        (cells["em_disagree"] - cells["em_disagree_tie"] > tol) | ((cells["em"] - cells["em_generate"]).abs() > cells["em_disagree"] + tol)
+        (cells["em_disagree"] - cells["em_disagree_tie"] - lenient > tol)
+        | (forced_wins - cells["em_disagree_tie"] > tol)
+        | ((cells["em"] - cells["em_generate"]).abs() > cells["em_disagree"] + tol)
     )
     unequal = ~recorded & ((cells["em"] - cells["em_generate"]).abs() > tol)
     bad = cells[unexplained | unequal]
     if len(bad):
         _fail(
-            "teacher-forced EM differs from greedy generation on items without a near-tie of the top two logits (another token "
-            "sequence that normalises to the answer, or an answer longer than max_new_tokens)",
+            "teacher-forced EM differs from greedy generation on items without a near-tie of the top two logits, and not only "
+            "where generation alone is right (another token sequence that normalises to the answer, or an answer longer than "
+            "max_new_tokens)",
             [
                 f"{_where(r)}: em {r['em']:.4f} vs generated {r['em_generate']:.4f}, items differing {r['em_disagree']:.4f}, "
                 f"at a near-tie {r['em_disagree_tie']:.4f}"
@@ -182,9 +196,23 @@ def fast_matches_generation(metrics: pd.DataFrame) -> str:
             ],
             len(cells),
         )
+    loose = cells[recorded & (lenient > MAX_LENIENT + tol)]
+    if len(loose):
+        _fail(
+            f"greedy generation alone is right on more than {MAX_LENIENT:.0%} of a cell's items (its normalisation forgives tokens "
+            "teacher forcing counts as wrong): the fast EM no longer measures generation EM there",
+            [
+                f"{_where(r)}: em {r['em']:.4f} vs generated {r['em_generate']:.4f}, generation alone right {r_l:.4f}"
+                for (_, r), r_l in zip(loose.iterrows(), lenient[loose.index])
+            ],
+            len(cells),
+        )
     if cells.empty:
         raise SanityCheckError("no cell has both teacher-forced and generated EM (a fast run decodes at every stage's end)")
-    return f"teacher-forced EM equals greedy-generation EM in all {len(cells)} cells, up to near-ties of the top two logits"
+    return (
+        f"teacher-forced EM equals greedy-generation EM in all {len(cells)} cells, up to near-ties of the top two logits and "
+        f"items only generation's normalisation accepts (at most {MAX_LENIENT:.0%} of a cell)"
+    )
 
 
 __all__ = [
