@@ -148,6 +148,20 @@ def test_rerun_skips_complete_runs(first_batch, no_execution):
         batch.run_batch(nb, {"x": [1, 2]}, seeds=2, fixed={"log": "elsewhere"}, out=out, progress=False)
 
 
+def test_a_redone_run_keeps_its_failed_attempt_on_record(tmp_path):
+    (tmp_path / "x=1").mkdir()
+    (tmp_path / "x=1" / "metrics.csv").write_text("partial")
+    recorded = {"runs": [{"folder": "x=1", "status": "failed", "error": "cell 14: SanityCheckError", "duration_s": 2903.2}]}
+    (record,) = batch._records(tmp_path, [("x=1", {"x": 1})], recorded, "local")
+    assert record["status"] == "pending" and record["duration_s"] is None
+    assert record["earlier_attempts"] == [
+        {"status": "failed", "error": "cell 14: SanityCheckError", "duration_s": 2903.2, "moved_aside": record["moved_aside"]}
+    ]
+    (tmp_path / record["moved_aside"]).rename(tmp_path / "x=1")  # failed again: both attempts are kept
+    (again,) = batch._records(tmp_path, [("x=1", {"x": 1})], {"runs": [{**record, "status": "failed", "duration_s": 5.0}]}, "local")
+    assert [a["duration_s"] for a in again["earlier_attempts"]] == [2903.2, 5.0]
+
+
 @pytest.mark.slow
 def test_killed_run_is_moved_aside_and_redone(tmp_path, first_batch):
     nb, _, first = first_batch

@@ -121,6 +121,8 @@ def _records(batch_dir: Path, runs: list, recorded: dict, backend: str) -> list[
         record = {"folder": folder, "params": params, "status": "pending", "error": None, "duration_s": None, "moved_aside": None}
         run_dir = batch_dir / folder
         job_id = before.get(folder, {}).get("job_id")
+        # Attempts redone after a failure stay on record: their time was spent, and their error is part of the run's story.
+        record["earlier_attempts"] = before.get(folder, {}).get("earlier_attempts", [])
         if is_complete(run_dir):
             earlier = before.get(folder, {})
             record.update(
@@ -132,6 +134,9 @@ def _records(batch_dir: Path, runs: list, recorded: dict, backend: str) -> list[
         elif run_dir.exists():  # killed or failed before: keep what it produced, out of the way of the rerun
             record["moved_aside"] = f"{folder}.failed-{new_run_id()}"
             run_dir.rename(batch_dir / record["moved_aside"])
+            if folder in before:
+                attempt = {k: before[folder].get(k) for k in ("status", "error", "duration_s")}
+                record["earlier_attempts"] = record["earlier_attempts"] + [{**attempt, "moved_aside": record["moved_aside"]}]
         records.append(record)
     return records
 
