@@ -143,10 +143,18 @@ class _SameBatches(torch.utils.data.Sampler):
 
 
 def trainer_stage(
-    model, data: Encoded, cfg: TrainConfig, epochs: int, seed: int, on_epoch_end=lambda epoch, loss, steps: None
+    model,
+    data: Encoded,
+    cfg: TrainConfig,
+    epochs: int,
+    seed: int,
+    on_epoch_end=lambda epoch, loss, steps: None,
+    checkpoint=None,
+    extra=None,
 ) -> list[float]:
     """train_stage's contract through transformers' Trainer: the same optimiser, schedule, clipping and batches; the loss is the
-    model's own (logits at every position, labels masked), as the reference computes it."""
+    model's own (logits at every position, labels masked), as the reference computes it. It never resumes (`checkpoint` is
+    ignored): the benchmark times one uninterrupted pass in a fresh cache."""
     from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
     pad_id, eos_id = model.config.pad_token_id, model.config.eos_token_id

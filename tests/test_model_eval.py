@@ -359,6 +359,89 @@ def test_a_stage_ends_early_when_its_epoch_callback_says_so():
     assert len(losses) == 3
 
 
+def test_a_stage_stopped_midway_resumes_to_the_same_weights(tmp_path):
+    """Killed in its 4th epoch's evaluation and run again with the same checkpoint, a stage ends exactly where an uninterrupted
+    one does: weights, losses and the caller's rows (optimiser, schedule and shuffling restored); the rows of the killed epoch
+    are not kept twice."""
+    x = torch.randn(16, 3, generator=torch.Generator().manual_seed(0))
+    y = x @ torch.tensor([1.0, -2.0, 0.5])
+    data = list(range(16))
+    cfg = TrainConfig(batch_size=4, lr=0.05, schedule="linear", warmup_steps=2)
+
+    def loss_fn(m, batch, idx):
+        return (m(x[idx]).squeeze(-1) - y[idx]).pow(2).mean()
+
+    def fresh():
+        torch.manual_seed(0)
+        return torch.nn.Linear(3, 1)
+
+    whole, rows = fresh(), []
+    expected = train_stage(whole, data, cfg, 6, 7, lambda epoch, loss, steps: rows.append((epoch, loss)), loss_fn=loss_fn)
+
+    checkpoint, first_rows = tmp_path / "stage.resume.pt", []
+
+    def killed_in_epoch_4(epoch, loss, steps):
+        first_rows.append((epoch, loss))
+        if epoch == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_stage(fresh(), data, cfg, 6, 7, killed_in_epoch_4, loss_fn=loss_fn, checkpoint=checkpoint, extra={"rows": first_rows})
+    assert [epoch for epoch, _ in first_rows] == [1, 2, 3, 4] and checkpoint.exists()
+    resumed, later_rows = fresh(), []
+    losses = train_stage(
+        resumed,
+        data,
+        cfg,
+        6,
+        7,
+        lambda epoch, loss, steps: later_rows.append((epoch, loss)),
+        loss_fn=loss_fn,
+        checkpoint=checkpoint,
+        extra={"rows": later_rows},
+    )
+    assert losses == expected and later_rows == rows
+    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()))
+
+
+@pytest.mark.slow
+def test_a_stage0_killed_midway_resumes_and_equals_an_uninterrupted_one(tmp_path):
+    """A real (tiny) Stage 0 stopped in its 3rd epoch: run again, it continues after the 2nd and saves the same weights and metrics
+    as one never stopped, and leaves no resume file behind."""
+    import pandas as pd
+
+    from iml_nb.people_qa.stage0 import run_stage0
+
+    people = synthetic_people(20, seed=0)
+
+    def stop_in_epoch_3(suite, model, tokenizer, mode, batch_size, max_new_tokens=8):
+        stop_in_epoch_3.calls += 1
+        if stop_in_epoch_3.calls == 3:
+            raise KeyboardInterrupt
+        return EvalSuite.run(suite, model, tokenizer, mode, batch_size)
+
+    def counted(suite, model, tokenizer, mode, batch_size, max_new_tokens=8):
+        counted.calls += 1
+        return EvalSuite.run(suite, model, tokenizer, mode, batch_size)
+
+    stop_in_epoch_3.calls = 0
+    outcomes = {}
+    for name in ("whole", "resumed"):
+        cfg = build_config(n_people=20, model="pythia-tiny", stage0_epochs=4, cache_dir=str(tmp_path / name))
+        if name == "resumed":
+            with pytest.raises(KeyboardInterrupt):
+                run_stage0(cfg, people, progress=False, score=stop_in_epoch_3)
+            assert len(list((tmp_path / name).glob("stage0-*.resume.pt"))) == 1
+        counted.calls = 0
+        folder, rows = run_stage0(cfg, people, progress=False, score=counted)
+        assert counted.calls == {"whole": 4, "resumed": 2}[name]  # resumed: only epochs 3 and 4 trained and scored again
+        assert not list((tmp_path / name).glob("*.resume.pt"))
+        outcomes[name] = (models_mod.load_saved(folder)[0].state_dict(), rows)
+    (whole, whole_rows), (resumed, resumed_rows) = outcomes["whole"], outcomes["resumed"]
+    pd.testing.assert_frame_equal(whole_rows, resumed_rows)
+    assert whole.keys() == resumed.keys() and all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
 @pytest.mark.slow
 def test_stage0_goes_on_until_its_facts_reach_the_target(tmp_path):
     """stage0_target_em: Stage 0 trains its epochs, then epoch by epoch until the facts' EM reaches the target (at most 4x)."""
@@ -368,7 +451,7 @@ def test_stage0_goes_on_until_its_facts_reach_the_target(tmp_path):
         fake_score.calls += 1
         return {"stage0_facts": {"em": 0.1 * fake_score.calls}}
 
-    def fake_train(model, data, cfg, epochs, seed, on_epoch_end):
+    def fake_train(model, data, cfg, epochs, seed, on_epoch_end, checkpoint=None, extra=None):
         for epoch in range(1, epochs + 1):
             if on_epoch_end(epoch, 1.0, epoch):
                 break

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +51,8 @@ def train_stage(
     on_epoch_end: Callable[[int, float, int], bool | None] = lambda epoch, loss, steps: None,
     on_step: Callable[[], None] = lambda: None,
     loss_fn: Callable[[torch.nn.Module, object, torch.Tensor], torch.Tensor] | None = None,
+    checkpoint: Path | None = None,
+    extra: dict[str, list] | None = None,
 ) -> list[float]:
     """Train for `epochs` passes over `data` in batches reshuffled each epoch by a generator seeded with `seed`.
 
@@ -59,6 +63,10 @@ def train_stage(
     Returns the mean training loss of each epoch; `on_epoch_end(epoch, loss, steps)` runs evaluation (steps: optimizer steps
     of this stage so far), and ends the stage early by returning True (`epochs` is then the most it trains).
     `loss_fn(model, data, idx)` replaces the language-model loss for other data (the MNIST variant's images).
+
+    `checkpoint`: a file the stage's whole state (weights, optimiser, schedule, shuffling generator, epoch, losses and the lists in
+    `extra`, e.g. the caller's metric rows) is written to after every epoch, and resumed from when it exists, so a stage longer
+    than the time a process has continues where it stopped, on the same batches. The caller removes it once the result is saved.
     """
     loss_fn = loss_fn or batch_loss
     first = data(1) if callable(data) else data
@@ -68,7 +76,17 @@ def train_stage(
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps_per_epoch * epochs))
     generator = torch.Generator().manual_seed(seed)
     losses = []
-    for epoch in range(1, epochs + 1):
+    start = 1
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = torch.load(checkpoint, map_location=next(model.parameters()).device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"])
+        losses, start = state["losses"], state["epoch"] + 1
+        for name, values in (extra or {}).items():
+            values[:] = state["extra"][name]  # in place: the caller holds these lists
+    for epoch in range(start, epochs + 1):
         model.train()
         batch_data = data(epoch) if callable(data) and epoch > 1 else first
         if len(batch_data) != n:
@@ -88,4 +106,26 @@ def train_stage(
         losses.append(total / steps_per_epoch)
         if on_epoch_end(epoch, losses[-1], epoch * steps_per_epoch):
             break
+        if checkpoint is not None:
+            _save_state(
+                checkpoint,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "generator": generator.get_state(),
+                    "epoch": epoch,
+                    "losses": losses,
+                    "extra": {name: list(values) for name, values in (extra or {}).items()},
+                },
+            )
     return losses
+
+
+def _save_state(path: Path, state: dict) -> None:
+    """Written beside, then renamed over the last one: a kill while writing keeps the previous epoch's state."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)

@@ -175,10 +175,15 @@ def run_stage0(
             log_progress(f"Stage 0: epoch {epoch}/{cfg.train.stage0_epochs} (loss {loss:.3f}, facts EM {res['stage0_facts']['em']:.3f})")
             return epoch >= cfg.train.stage0_epochs and res["stage0_facts"]["em"] >= cfg.train.stage0_target_em
 
+        # A long Stage 0 (a larger model trained to a facts target) can outlast the process running it: it resumes from its last
+        # epoch. Only from scratch: a pretrained model's optimiser state is gigabytes, and its Stage 0 is short.
+        resume = folder.with_name(folder.name + ".resume.pt") if cfg.model.from_scratch else None
         if cfg.train.stage0_epochs:
             stage0_train = dataclasses.replace(cfg.train, batch_size=cfg.train.stage0_batch_size)
             most = cfg.train.stage0_epochs * (4 if cfg.train.stage0_target_em else 1)
-            train(model, encode(facts, tokenizer, cfg.train.loss_on), stage0_train, most, cfg.run.stage0_seed, on_epoch_end)
+            encoded = encode(facts, tokenizer, cfg.train.loss_on)
+            extra = {"checkpoint": resume, "extra": {"rows": rows}} if resume else {}
+            train(model, encoded, stage0_train, most, cfg.run.stage0_seed, on_epoch_end, **extra)
         bar.close()
 
         def write(tmp: Path) -> None:
@@ -186,4 +191,6 @@ def run_stage0(
             pd.DataFrame(rows, columns=METRIC_COLUMNS).to_csv(tmp / "metrics.csv", index=False)
 
         atomic_write_folder(folder, write)
+        if resume:
+            resume.unlink(missing_ok=True)
     return folder, pd.read_csv(folder / "metrics.csv")
