@@ -114,7 +114,7 @@ def test_report_reads_runs_and_judges_claims(tmp_path):
         ],  # 07: matched epochs; at memorisation (none scored here); pre-registered; matched steps
         *["agrees", "inconclusive", "not run"],  # 08: at the end; read at memorisation (none scored here); pre-registered
         "agrees",  # 10
-        *["not run"] * 4,  # 11: no run folder: random tags explored, pre-registered (QA; entity), natural-language tags
+        *["not run"] * 5,  # 11: no run folder: random tags explored, pre-registered (QA; entity), source tags, is / isn't tags
         *["not run"] * 5,  # 12_generality's sections
     ]
     assert table.loc[claim("10_robustness"), "ours (95% CI)"].startswith("+0.060 [+0.040, +0.080] across 2 worlds; IML kept by default")
@@ -133,6 +133,10 @@ def test_report_reads_runs_and_judges_claims(tmp_path):
     row = table.loc[report.CLAIMS[1].claim]
     assert row["ours (95% CI)"] == "+0.070 [+0.050, +0.090]" and row["seeds"] == "6 × 1"
     assert row["command"] == "python -m iml_nb run 01_main_two_stage -p n_seeds 2 -p model pythia-tiny"
+    # a row not run yet that is explored with a parameters file names it
+    assert (
+        table.loc[claim("07_batch_size", 3), "command"] == "python -m iml_nb run 07_batch_size -f params/07_batch_size_matched_steps.yaml"
+    )
 
 
 def test_report_writes_markdown_and_html(tmp_path):

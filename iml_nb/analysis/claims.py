@@ -43,6 +43,7 @@ class Claim:
     select: Callable[[Path], bool] | None = None  # which of the notebook's complete runs can answer it (default: any)
     section: str = ""  # 12_generality: the section of the run that holds the evidence
     registration: str = ""  # pre-registered: its parameters file (params/…); only a confirm-* run made with exactly those answers
+    params_file: str = ""  # explored with a parameters file (params/…): the command for a row not run yet
 
     def __post_init__(self):
         if self.registration:
@@ -55,7 +56,7 @@ class Claim:
     def command(self) -> str:
         """How to make the run that answers it."""
         if not self.registration:
-            return f"python -m iml_nb run {self.notebook}"
+            return f"python -m iml_nb run {self.notebook}" + (f" -f {self.params_file}" if self.params_file else "")
         what = Path(self.registration).stem.split("_confirm", 1)[1].replace("_", "-")  # <notebook>_confirm_<what>.yaml
         return f"python -m iml_nb run {self.notebook} -f {self.registration} --run-id {CONFIRM_PREFIX}{what}-1"
 
@@ -567,6 +568,7 @@ CLAIMS = (
         "more IML at smaller batches (abstract, §6.1)",
         _trend(-1),
         select=steps_matched(True),
+        params_file="params/07_batch_size_matched_steps.yaml",
     ),
     Claim("08_model_size", "Larger models show more IML", "more IML in larger models (abstract, §6.3)", _trend(+1), select=explored),
     Claim(
@@ -623,6 +625,16 @@ CLAIMS = (
         "run with fixed natural-language tags (configs); how the paper reports it: not retrievable",
         _gap_claim("iml_gap_qa"),
         select=tags_are("sources"),
+        params_file="params/11_pretrained_sources.yaml",
+    ),
+    Claim(
+        "11_pretrained",
+        '"Is / isn\'t" tags ("stands for" vs "is definitely not") in place of random ones: Define-dot definitions internalized more '
+        "(d1consis − d2consis, end of Stage 2)",
+        "run with fixed natural-language tags (configs); how the paper reports it: not retrievable",
+        _gap_claim("iml_gap_qa"),
+        select=tags_are("is_isnt"),
+        params_file="params/11_pretrained_is_isnt.yaml",
     ),
     _section_claim(
         "unseen_tag",
