@@ -26,3 +26,15 @@ def test_redrawn_figures_equal_the_committed_ones(notebook, tmp_path):
     for figure in figures.FIGURES[notebook]:
         figure.redraw(copy)
         assert _normalised((copy / figure.file).read_text()) == _normalised((run / figure.file).read_text()), figure.file
+
+
+def test_a_sweep_figure_shows_the_reading_at_memorisation_beside_the_end_where_the_run_has_one():
+    import altair as alt
+    import pandas as pd
+
+    gaps = pd.DataFrame({"batch_size": [16, 64], "gap": "qa", "mean": [0.04, 0.01], "ci_low": [0.0, -0.01], "ci_high": [0.08, 0.03]})
+    both = figures.BATCH_SIZE.draw(gaps, memorised=gaps.assign(mean=[0.05, None]))
+    assert isinstance(both, alt.HConcatChart) and len(both.hconcat) == 2
+    assert len(both.hconcat[1].layer[1].data) == 1  # the batch size never memorised is left out, not drawn at zero
+    for nothing in (None, pd.DataFrame(), gaps.assign(mean=None)):
+        assert isinstance(figures.BATCH_SIZE.draw(gaps, memorised=nothing), alt.LayerChart)

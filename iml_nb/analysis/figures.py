@@ -21,9 +21,9 @@ class Figure:
     draw: Callable[..., alt.TopLevelMixin]  # the chart from the data the notebook holds
     load: Callable[[Path], tuple]  # the same data, read back from a complete run folder
 
-    def save(self, run_dir: str | Path, *data) -> alt.TopLevelMixin:
+    def save(self, run_dir: str | Path, *data, **named) -> alt.TopLevelMixin:
         """Draw, write <run_dir>/<file>, and return the chart (a notebook's figure cell shows it)."""
-        chart = self.draw(*data)
+        chart = self.draw(*data, **named)
         plots.save_chart(chart, Path(run_dir) / self.file)
         return chart
 
@@ -40,11 +40,31 @@ def _summary(run: Path) -> dict:
 
 
 def _sweep(run: Path) -> tuple:
-    """A sweep's gap table and its grid values in the order they ran (config.json: `values`; older runs name the list after the
-    notebook's parameter, `orders` or `models`)."""
+    """A sweep's gap table, its grid values in the order they ran (config.json: `values`; older runs name the list after the
+    notebook's parameter, `orders` or `models`) and, where the run read it, the gap table at memorisation (else None)."""
     config = json.loads((run / "config.json").read_text())
     order = config.get("values") or next(v for v in config.values() if isinstance(v, list))
-    return pd.DataFrame(_summary(run)["gaps"]), order
+    summary = _summary(run)
+    memorised = pd.DataFrame(summary["gaps_memorised"]) if summary.get("gaps_memorised") else None
+    return pd.DataFrame(summary["gaps"]), order, memorised
+
+
+def _sweep_chart(gaps: pd.DataFrame, axis: str, title: str, order=None, log_x=False, memorised: pd.DataFrame | None = None):
+    """Fig. 4-like gaps at the end of training and, where the sweep read them, beside them the gaps where each grid point's
+    definitions are first memorised (the reading that compares equally learned things; points never memorised are left out)."""
+    end = plots.gap_vs(gaps, axis, title=title, order=order, log_x=log_x)
+    read = None if memorised is None or "mean" not in memorised else memorised.dropna(subset=["mean"])
+    if read is None or read.empty:
+        return end
+    at = plots.gap_vs(
+        read,
+        axis,
+        title="… read where both tags' definitions are first memorised",
+        order=order,
+        log_x=log_x,
+        y_title="EM(d1consis) − EM(d2consis), at memorisation",
+    )
+    return alt.hconcat(end, at).resolve_scale(y="shared")
 
 
 def _entity_curves(metrics: pd.DataFrame):
@@ -106,20 +126,28 @@ def _robustness_table(run: Path) -> tuple:
 QA_CURVES = Figure("fig3a_qa.svg", lambda metrics: plots.em_curves(metrics, title="Fig. 3a: QA exact match per subset"), _metrics)
 ENTITY_CURVES = Figure("fig3b_entity.svg", _entity_curves, _metrics)
 ALPHA = Figure(
-    "fig4a_alpha.svg", lambda gaps, order=None: plots.gap_vs(gaps, "alpha", title="IML gap vs tag-consistency correlation alpha"), _sweep
+    "fig4a_alpha.svg",
+    lambda gaps, order=None, memorised=None: _sweep_chart(
+        gaps, "alpha", "IML gap vs tag-consistency correlation alpha", memorised=memorised
+    ),
+    _sweep,
 )
 WORD_ORDER = Figure(
     "fig4b_word_order.svg",
-    lambda gaps, order: plots.gap_vs(gaps, "word_order", title="IML gap vs definition word order", order=order),
+    lambda gaps, order, memorised=None: _sweep_chart(gaps, "word_order", "IML gap vs definition word order", order, memorised=memorised),
     _sweep,
 )
 BATCH_SIZE = Figure(
     "fig4c_batch_size.svg",
-    lambda gaps, order=None: plots.gap_vs(gaps, "batch_size", title="IML gap vs batch size (one-stage training)", log_x=True),
+    lambda gaps, order=None, memorised=None: _sweep_chart(
+        gaps, "batch_size", "IML gap vs batch size (one-stage training)", log_x=True, memorised=memorised
+    ),
     _sweep,
 )
 MODEL_SIZE = Figure(
-    "fig_model_size.svg", lambda gaps, order: plots.gap_vs(gaps, "model", title="IML gap vs model size", order=order), _sweep
+    "fig_model_size.svg",
+    lambda gaps, order, memorised=None: _sweep_chart(gaps, "model", "IML gap vs model size", order, memorised=memorised),
+    _sweep,
 )
 SET_INCLUSION = Figure(
     "fig_set_inclusion.svg",
