@@ -160,6 +160,13 @@ def test_a_redone_run_keeps_its_failed_attempt_on_record(tmp_path):
     (tmp_path / record["moved_aside"]).rename(tmp_path / "x=1")  # failed again: both attempts are kept
     (again,) = batch._records(tmp_path, [("x=1", {"x": 1})], {"runs": [{**record, "status": "failed", "duration_s": 5.0}]}, "local")
     assert [a["duration_s"] for a in again["earlier_attempts"]] == [2903.2, 5.0]
+    # killed (no duration recorded): how long it went on writing its files stands in
+    (tmp_path / again["moved_aside"]).rename(tmp_path / "x=1")
+    (tmp_path / "x=1" / "progress.log").write_text("epoch 9")
+    os.utime(tmp_path / "x=1" / "metrics.csv", (1000.0, 1000.0))
+    os.utime(tmp_path / "x=1" / "progress.log", (1600.0, 1600.0))
+    (killed,) = batch._records(tmp_path, [("x=1", {"x": 1})], {"runs": [{**again, "status": "pending"}]}, "local")
+    assert killed["earlier_attempts"][-1]["duration_s"] is None and killed["earlier_attempts"][-1]["written_over_s"] == 600.0
 
 
 @pytest.mark.slow

@@ -112,6 +112,12 @@ def _checked(notebook, grid: dict, seeds, fixed, jobs: int, backend: str, slurm)
     return notebook, axes, fixed, slurm
 
 
+def _written_over_s(folder: Path) -> float | None:
+    """Seconds from the first to the last write of any file in a run folder: a killed run's time, to within one epoch's progress."""
+    times = [f.stat().st_mtime for f in folder.rglob("*") if f.is_file()]
+    return round(max(times) - min(times), 1) if times else None
+
+
 def _records(batch_dir: Path, runs: list, recorded: dict, backend: str) -> list[dict]:
     """One record per run: complete ones skipped, ones a dead controller left in SLURM re-attached, incomplete ones moved aside."""
     records = []
@@ -136,6 +142,8 @@ def _records(batch_dir: Path, runs: list, recorded: dict, backend: str) -> list[
             run_dir.rename(batch_dir / record["moved_aside"])
             if folder in before:
                 attempt = {k: before[folder].get(k) for k in ("status", "error", "duration_s")}
+                if attempt["duration_s"] is None:  # killed: it ran at least from its first file to its last write
+                    attempt["written_over_s"] = _written_over_s(batch_dir / record["moved_aside"])
                 record["earlier_attempts"] = record["earlier_attempts"] + [{**attempt, "moved_aside": record["moved_aside"]}]
         records.append(record)
     return records
