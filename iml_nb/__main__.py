@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     paper = commands.add_parser(
         "paper",
-        help="every paper section at its defaults, then every pre-registered run (params/*_confirm*.yaml), one after another "
+        help="every paper section at its defaults, then every explored run a report row names a parameters file for, then every "
+        "pre-registered run (params/*_confirm*.yaml), one after another "
         "(many hours on 2 cores), then the report; what has a complete run already is skipped, so a rerun resumes",
     )
     _outputs_option(paper)
@@ -231,17 +232,22 @@ PRE_REGISTERED = "params/*_confirm*.yaml"  # <notebook>_confirm[_<what>].yaml: a
 
 
 def _paper(args: argparse.Namespace) -> int:
+    from iml_nb.analysis.claims import CLAIMS
     from iml_nb.analysis.report import default_run, params_run, write
     from iml_nb.core.env import project_path
     from iml_nb.core.results import new_run_id
 
     outputs = project_path(args.outputs)
-    steps = [(notebook, {}, "", default_run(notebook, outputs)) for notebook in PAPER]
+    steps = [(notebook, {}, "", "at its defaults", default_run(notebook, outputs)) for notebook in PAPER]
+    # then the explored rows that name a parameters file (their notebook's defaults do not answer them), then the pre-registered
+    for name in sorted({c.params_file for c in CLAIMS if c.params_file}):
+        file = project_path(name)
+        notebook, params = next(n for n in (*PAPER, "12_generality") if file.stem.startswith(n)), collect_parameters([str(file)], [])
+        steps.append((notebook, params, name, f"with {name} (explored)", params_run(notebook, params, outputs)))
     for file in sorted(project_path(".").glob(PRE_REGISTERED)):
-        notebook, params = file.stem.split("_confirm")[0], collect_parameters([str(file)], [])
-        steps.append((notebook, params, f"params/{file.name}", params_run(notebook, params, outputs)))
-    for notebook, params, file, done in steps:
-        what = f"as pre-registered ({file})" if file else "at its defaults"
+        notebook, params, name = file.stem.split("_confirm")[0], collect_parameters([str(file)], []), f"params/{file.name}"
+        steps.append((notebook, params, name, f"as pre-registered ({name})", params_run(notebook, params, outputs)))
+    for notebook, params, file, what, done in steps:
         if done is not None:
             print(f"{notebook}: complete {what} in {done}; skipped")
         elif args.dry_run:
@@ -249,7 +255,8 @@ def _paper(args: argparse.Namespace) -> int:
         else:
             print(f"{notebook}: running {what}", flush=True)
             # pre-registered: a new confirm-* folder each time; a stopped run's batches and seed caches resume, nothing is overwritten
-            print(run_notebook(notebook, params, outputs_root=args.outputs, **({"run_id": f"confirm-{new_run_id()}"} if file else {})))
+            confirm = "pre-registered" in what
+            print(run_notebook(notebook, params, outputs_root=args.outputs, **({"run_id": f"confirm-{new_run_id()}"} if confirm else {})))
     if args.dry_run:
         return 0
     md, _, _ = write(args.outputs)

@@ -230,6 +230,13 @@ def test_paper_runs_only_what_has_no_complete_run(tmp_path, monkeypatch, capsys)
     assert len(pre_registered) >= 2 and {nb for nb, _ in pre_registered} <= set(cli.PAPER) | {"12_generality"}
     complete(pre_registered[0][0], "confirm-1", pre_registered[0][1])
     complete(pre_registered[1][0], "confirm-old", {**pre_registered[1][1], "n_seeds": 1})  # other parameters: not this file's run
+    # explored rows that name a parameters file run with it, after the defaults; the first has its run already
+    from iml_nb.analysis.claims import CLAIMS
+
+    named = sorted({c.params_file for c in CLAIMS if c.params_file})
+    explored = [(next(c.notebook for c in CLAIMS if c.params_file == f), yaml.safe_load(project_path(f).read_text())) for f in named]
+    assert len(explored) >= 2
+    complete(explored[0][0], "20260102-000000-abcd", explored[0][1])
     ran = []
 
     def fake_run(nb, params, outputs_root, run_id=None):
@@ -245,7 +252,9 @@ def test_paper_runs_only_what_has_no_complete_run(tmp_path, monkeypatch, capsys)
         in planned
     )
     assert cli.main(["paper", "--outputs", str(tmp_path)]) == 0
-    assert [(nb, params) for nb, params, _ in ran] == [(cli.PAPER[-1], {}), *pre_registered[1:]]
-    assert all(run_id.startswith("confirm-") for _, _, run_id in ran[1:])  # the folders the report's pre-registered rows read
+    assert [(nb, params) for nb, params, _ in ran] == [(cli.PAPER[-1], {}), *explored[1:], *pre_registered[1:]]
+    assert [run_id for _, _, run_id in ran[: len(explored)]] == [None] * len(explored)  # explored: a new dated folder
+    assert all(run_id.startswith("confirm-") for _, _, run_id in ran[len(explored) :])  # the folders pre-registered rows read
     out = capsys.readouterr().out
     assert f"{cli.PAPER[0]}: complete at its defaults" in out and f"{pre_registered[0][0]}: complete as pre-registered" in out
+    assert f"{explored[0][0]}: complete with {named[0]} (explored)" in out
