@@ -237,3 +237,14 @@ def test_committed_notebooks_carry_no_timings_or_widget_state(path):
     nb = json.loads(path.read_text())
     assert not {"papermill", "widgets"} & set(nb["metadata"]), "run `make notebooks` (or nbstripout as the Makefile does)"
     assert not any({"papermill", "execution"} & set(c["metadata"]) for c in nb["cells"])
+
+
+def test_every_parameters_file_a_report_row_names_is_shipped_for_its_notebook():
+    """A row's command (and `paper`) runs `-f <file>`: a renamed or missing file would only fail when someone runs it."""
+    from iml_nb.analysis.claims import CLAIMS
+
+    named = [(c.notebook, f) for c in CLAIMS for f in (c.registration, c.params_file) if f]
+    assert len(named) >= 5
+    for notebook, file in named:
+        assert (ROOT / file).is_file(), file
+        assert Path(file).stem.startswith(notebook), (notebook, file)
