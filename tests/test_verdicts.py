@@ -115,6 +115,7 @@ def test_two_preregistrations_of_one_notebook_read_their_own_runs(tmp_path, monk
     assert not entity(explored)  # the same parameters, but not a pre-registered run's folder
     row = next(c for c in claims.CLAIMS if c.registration == "params/11_pretrained_confirm_entity.yaml")
     assert row.command().endswith("-f params/11_pretrained_confirm_entity.yaml --run-id confirm-entity-1")  # not confirm-1's folder
+    assert row.command("confirm-entity-2").endswith("--run-id confirm-entity-2")  # a run that exists: the folder it went into
     assert project_path("params").is_dir()  # the real project's files are untouched
 
 

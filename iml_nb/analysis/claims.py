@@ -53,12 +53,12 @@ class Claim:
         """Whether a complete run folder of the notebook can answer this claim."""
         return (not self.registration or registered(self.registration)(run)) and (self.select is None or self.select(run))
 
-    def command(self) -> str:
-        """How to make the run that answers it."""
+    def command(self, run_id: str = "") -> str:
+        """How to make the run that answers it (pre-registered: into `run_id`, the folder that did, or a first confirm-* one)."""
         if not self.registration:
             return f"python -m iml_nb run {self.notebook}" + (f" -f {self.params_file}" if self.params_file else "")
         what = Path(self.registration).stem.split("_confirm", 1)[1].replace("_", "-")  # <notebook>_confirm_<what>.yaml
-        return f"python -m iml_nb run {self.notebook} -f {self.registration} --run-id {CONFIRM_PREFIX}{what}-1"
+        return f"python -m iml_nb run {self.notebook} -f {self.registration} --run-id {run_id or f'{CONFIRM_PREFIX}{what}-1'}"
 
 
 def has_section(name: str) -> Callable[[Path], bool]:

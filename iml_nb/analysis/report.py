@@ -183,7 +183,8 @@ def build(outputs: str | os.PathLike = "outputs") -> pd.DataFrame:
                 "seeds": seeds,
                 "scale": scale,
                 "run": str(run.relative_to(outputs.parent)),
-                "command": command_of(run, c.notebook),
+                # a pre-registered row reads only runs made with exactly its file's parameters: the file is the shorter, same command
+                "command": c.command(run.name) if c.registration else command_of(run, c.notebook),
             }
         )
     table = pd.DataFrame(rows)
