@@ -240,9 +240,8 @@ def _paper(args: argparse.Namespace) -> int:
     outputs = project_path(args.outputs)
     steps = [(notebook, {}, "", "at its defaults", default_run(notebook, outputs)) for notebook in PAPER]
     # then the explored rows that name a parameters file (their notebook's defaults do not answer them), then the pre-registered
-    for name in sorted({c.params_file for c in CLAIMS if c.params_file}):
-        file = project_path(name)
-        notebook, params = next(n for n in (*PAPER, "12_generality") if file.stem.startswith(n)), collect_parameters([str(file)], [])
+    for name, notebook in sorted({(c.params_file, c.notebook) for c in CLAIMS if c.params_file}):
+        params = collect_parameters([str(project_path(name))], [])
         steps.append((notebook, params, name, f"with {name} (explored)", params_run(notebook, params, outputs)))
     for file in sorted(project_path(".").glob(PRE_REGISTERED)):
         notebook, params, name = file.stem.split("_confirm")[0], collect_parameters([str(file)], []), f"params/{file.name}"
