@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import io
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from iml_nb.core.config import TrainConfig
+from iml_nb.core.results import atomic_write_bytes
 from iml_nb.lm.encode import Encoded, target_logits
 
 
@@ -107,8 +108,8 @@ def train_stage(
         if on_epoch_end(epoch, losses[-1], epoch * steps_per_epoch):
             break
         if checkpoint is not None:
-            _save_state(
-                checkpoint,
+            state = io.BytesIO()
+            torch.save(
                 {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
@@ -118,14 +119,7 @@ def train_stage(
                     "losses": losses,
                     "extra": {name: list(values) for name, values in (extra or {}).items()},
                 },
+                state,
             )
+            atomic_write_bytes(checkpoint, state.getvalue())  # a kill while writing keeps the previous epoch's state
     return losses
-
-
-def _save_state(path: Path, state: dict) -> None:
-    """Written beside, then renamed over the last one: a kill while writing keeps the previous epoch's state."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)

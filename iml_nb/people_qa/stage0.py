@@ -182,8 +182,7 @@ def run_stage0(
             stage0_train = dataclasses.replace(cfg.train, batch_size=cfg.train.stage0_batch_size)
             most = cfg.train.stage0_epochs * (4 if cfg.train.stage0_target_em else 1)
             encoded = encode(facts, tokenizer, cfg.train.loss_on)
-            extra = {"checkpoint": resume, "extra": {"rows": rows}} if resume else {}
-            train(model, encoded, stage0_train, most, cfg.run.stage0_seed, on_epoch_end, **extra)
+            train(model, encoded, stage0_train, most, cfg.run.stage0_seed, on_epoch_end, checkpoint=resume, extra={"rows": rows})
         bar.close()
 
         def write(tmp: Path) -> None:

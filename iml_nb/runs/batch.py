@@ -126,11 +126,11 @@ def _records(batch_dir: Path, runs: list, recorded: dict, backend: str) -> list[
     for folder, params in runs:
         record = {"folder": folder, "params": params, "status": "pending", "error": None, "duration_s": None, "moved_aside": None}
         run_dir = batch_dir / folder
-        job_id = before.get(folder, {}).get("job_id")
+        earlier = before.get(folder, {})
+        job_id = earlier.get("job_id")
         # Attempts redone after a failure stay on record: their time was spent, and their error is part of the run's story.
-        record["earlier_attempts"] = before.get(folder, {}).get("earlier_attempts", [])
+        record["earlier_attempts"] = earlier.get("earlier_attempts", [])
         if is_complete(run_dir):
-            earlier = before.get(folder, {})
             record.update(
                 status="skipped", duration_s=earlier.get("duration_s"), **{k: earlier[k] for k in ("job_id", "log") if earlier.get(k)}
             )  # which SLURM job made it, if one did
@@ -140,8 +140,8 @@ def _records(batch_dir: Path, runs: list, recorded: dict, backend: str) -> list[
         elif run_dir.exists():  # killed or failed before: keep what it produced, out of the way of the rerun
             record["moved_aside"] = f"{folder}.failed-{new_run_id()}"
             run_dir.rename(batch_dir / record["moved_aside"])
-            if folder in before:
-                attempt = {k: before[folder].get(k) for k in ("status", "error", "duration_s")}
+            if earlier:
+                attempt = {k: earlier.get(k) for k in ("status", "error", "duration_s")}
                 if attempt["duration_s"] is None:  # killed: it ran at least from its first file to its last write
                     attempt["written_over_s"] = _written_over_s(batch_dir / record["moved_aside"])
                 record["earlier_attempts"] = record["earlier_attempts"] + [{**attempt, "moved_aside": record["moved_aside"]}]
