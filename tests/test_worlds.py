@@ -59,3 +59,9 @@ def test_a_run_without_the_reading_is_refused(tmp_path):
     m[m["subset"] != "ent_assoc_qd1consis"].to_csv(d / "metrics.csv", index=False)
     with pytest.raises(ValueError, match="ent_assoc_qd1consis"):
         worlds.stage1_vs_gap([d])
+
+
+def test_an_unknown_reading_is_named(tmp_path):
+    d = _run(tmp_path, "w1", 1, [0.1, 0.2], [0.0, 0.0])
+    with pytest.raises(ValueError, match="reading"):
+        worlds.correlations([d], reading="names")

@@ -12,6 +12,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from iml_nb.analysis.stats import gap, paired_differences, per_seed
+from iml_nb.core.parameters import require
 
 # What Stage 1 could have taught, each read at its end: whether a Define-dot definition lets the model name its alias's person
 # (the held-out "What is the name of <alias>?" of Define-dot aliases; aliases with QA alone score 0), and whether it helps the QA.
@@ -23,6 +24,7 @@ STAGE1_READINGS = {
 
 def _stage1(metrics: pd.DataFrame, reading: str) -> pd.DataFrame:
     """Per Stage-1 seed (columns seed, x): one of STAGE1_READINGS at the end of Stage 1."""
+    require(reading in STAGE1_READINGS, "reading", f"must be one of {list(STAGE1_READINGS)}, got {reading!r}")
     a, b = STAGE1_READINGS[reading]
     if b:
         pairs = paired_differences(metrics, a, b, stage=1)
@@ -71,6 +73,7 @@ def per_seed_pairs(run_dirs, reading: str = "names_reliable_alias") -> pd.DataFr
 
 def correlations(run_dirs, reading: str = "names_reliable_alias") -> dict:
     """Spearman's rho across worlds (one point per run) and Pearson's r within worlds (per seed, centred per run)."""
+    require(reading in STAGE1_READINGS, "reading", f"must be one of {list(STAGE1_READINGS)}, got {reading!r}")
     table = stage1_vs_gap(run_dirs)
     across = sps.spearmanr(table[reading], table["iml_gap"])
     seeds = per_seed_pairs(run_dirs, reading)
