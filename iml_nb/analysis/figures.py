@@ -107,12 +107,13 @@ def _probe_curves(run: Path) -> tuple:
 
 
 def _generality(gaps: dict[str, pd.DataFrame]):
-    """12_generality: one panel per section, its gaps against its own axis."""
+    """12_generality: one panel per section, its gaps against its own axis, in the sections' declared order (summary.json
+    stores them sorted by name, so a redraw would otherwise reorder the panels)."""
     from iml_nb.runs.sections import SECTIONS
 
     panels = []
-    for name, table in gaps.items():
-        s = SECTIONS[name]
+    for name in sorted(gaps, key=list(SECTIONS).index):
+        table, s = gaps[name], SECTIONS[name]
         order = None if s.log_x else list(s.values)
         panels.append(plots.gap_vs(table, s.axis, title=f"{name}: gaps by {s.axis}", order=order, log_x=s.log_x))
     return alt.vconcat(*panels)
