@@ -1,6 +1,7 @@
 """Across independent worlds (people database and Stage-0 model): does what Stage 1 taught predict the Stage-2 IML gap?
 
-Reads stored run folders of the main experiment only. Exploratory: the runs it reads were chosen after their results were seen.
+Reads stored run folders of the main experiment only. The worlds the hypothesis came from were chosen after their results were
+seen; `fresh_worlds_test` is the pre-registered test of it on worlds that were not (its rules are fixed in its docstring).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ STAGE1_READINGS = {
 }
 
 
+MEMORISED = {"train_defs_d1consis": "defs_memorised_d1", "train_defs_d2consis": "defs_memorised_d2"}
+
+
 def _stage1(metrics: pd.DataFrame, reading: str) -> pd.DataFrame:
     """Per Stage-1 seed (columns seed, x): one of STAGE1_READINGS at the end of Stage 1."""
     require(reading in STAGE1_READINGS, "reading", f"must be one of {list(STAGE1_READINGS)}, got {reading!r}")
@@ -37,6 +41,14 @@ def _stage1(metrics: pd.DataFrame, reading: str) -> pd.DataFrame:
     return pd.DataFrame({"seed": last["seed"].to_numpy(), "x": last["value"].to_numpy()})
 
 
+def _memorised(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per seed: how well each tag's Stage-2 training definitions are memorised at the end of Stage 2 (a gap is read beside them)."""
+    seeds = per_seed(metrics)
+    seeds = seeds[(seeds["metric"] == "em") & (seeds["stage"] == 2) & seeds["subset"].isin(MEMORISED)]
+    last = seeds[seeds["epoch"] == seeds["epoch"].max()]
+    return last.pivot(index="seed", columns="subset", values="value").rename(columns=MEMORISED).reset_index()[["seed", *MEMORISED.values()]]
+
+
 def per_seed_table(run_dirs) -> pd.DataFrame:
     """One row per Stage-1 seed of every run folder (each folder read once): its world, both Stage-1 readings and the seed's QA
     IML gap (d1consis - d2consis) at the end of Stage 2."""
@@ -45,6 +57,7 @@ def per_seed_table(run_dirs) -> pd.DataFrame:
         metrics = pd.read_csv(d / "metrics.csv")
         config = json.loads((d / "config.json").read_text())
         g = paired_differences(metrics, "d1consis", "d2consis", stage=2)[["seed", "diff"]].rename(columns={"diff": "iml_gap"})
+        g = g.merge(_memorised(metrics), on="seed", validate="1:1")
         for name in STAGE1_READINGS:
             g = g.merge(_stage1(metrics, name).rename(columns={"x": name}), on="seed", validate="1:1")
         world = {"run": str(d), "model": config["model"]["name"], "people_seed": config["data"]["people_seed"]}
@@ -64,7 +77,7 @@ def _by_world(seeds: pd.DataFrame) -> pd.DataFrame:
         ci = mean_ci(g["iml_gap"])
         rows.append(
             {"run": run, "model": model, "people_seed": people_seed, "stage0_seed": stage0_seed}
-            | {name: float(g[name].mean()) for name in STAGE1_READINGS}
+            | {name: float(g[name].mean()) for name in (*STAGE1_READINGS, *MEMORISED.values())}
             | {"iml_gap": ci["mean"], "iml_gap_ci_low": ci["ci_low"], "iml_gap_ci_high": ci["ci_high"], "n_seeds": ci["n_seeds"]}
         )
     return pd.DataFrame(rows)
@@ -87,4 +100,53 @@ def correlations(run_dirs, reading: str = "names_reliable_alias") -> dict:
         "within_worlds_pearson": float(within.statistic),
         "within_worlds_p": float(within.pvalue),
         "n_seeds": len(seeds),
+    }
+
+
+def fresh_worlds_test(known_runs, fresh_runs, reading: str = "names_reliable_alias", alpha: float = 0.05) -> dict:
+    """The pre-registered test of the across-worlds hypothesis on worlds that played no part in forming it.
+
+    Primary (one test, a family of its own): Spearman's rho between the fresh worlds' mean Stage-1 reading and their mean QA IML gap,
+    one-sided (the hypothesis says positive); "confirmed" if p < alpha, else "not confirmed". Secondary: a least-squares line
+    through the known worlds' means (gap = a + b x reading) and its 95 % prediction interval for each fresh world; the count of
+    fresh worlds inside it. Descriptive: the fresh worlds' within-world per-seed correlation (`correlations`), and, when the fresh
+    worlds cross people seeds with Stage-0 seeds, a two-way additive ANOVA of the world means (how much of the reading and of the
+    gap goes with the people, how much with the Stage-0 model)."""
+    import statsmodels.formula.api as smf
+    from statsmodels.stats.anova import anova_lm
+
+    require(reading in STAGE1_READINGS, "reading", f"must be one of {list(STAGE1_READINGS)}, got {reading!r}")
+    require(0 < alpha < 1, "alpha", f"must lie in (0, 1), got {alpha!r}")
+    known, fresh = stage1_vs_gap(known_runs), stage1_vs_gap(fresh_runs)
+    overlap = set(zip(known["people_seed"], known["stage0_seed"])) & set(zip(fresh["people_seed"], fresh["stage0_seed"]))
+    require(not overlap, "fresh_runs", f"must be worlds the hypothesis was not formed on; these are in known_runs too: {sorted(overlap)}")
+    fit = smf.ols(f"iml_gap ~ {reading}", data=known).fit()
+    band = fit.get_prediction(fresh[[reading]]).summary_frame(alpha=0.05)
+    fresh = fresh.assign(predicted=band["mean"].to_numpy(), pi_low=band["obs_ci_lower"].to_numpy(), pi_high=band["obs_ci_upper"].to_numpy())
+    fresh["inside"] = fresh["iml_gap"].between(fresh["pi_low"], fresh["pi_high"])
+    rho = sps.spearmanr(fresh[reading], fresh["iml_gap"], alternative="greater")
+    crossed = fresh["people_seed"].nunique() > 1 and fresh["stage0_seed"].nunique() > 1
+    anova = (
+        {
+            y: anova_lm(smf.ols(f"{y} ~ C(people_seed) + C(stage0_seed)", data=fresh).fit()).reset_index().to_dict("records")
+            for y in (reading, "iml_gap")
+        }
+        if crossed and len(fresh) > fresh["people_seed"].nunique() + fresh["stage0_seed"].nunique() - 1
+        else None
+    )
+    return {
+        "reading": reading,
+        "fit": {
+            "intercept": float(fit.params["Intercept"]),
+            "slope": float(fit.params[reading]),
+            "r2": float(fit.rsquared),
+            "n_worlds": len(known),
+        },
+        "worlds": fresh,
+        "spearman": float(rho.statistic),
+        "p_one_sided": float(rho.pvalue),
+        "verdict": "confirmed" if rho.pvalue < alpha else "not confirmed",
+        "inside_prediction_interval": int(fresh["inside"].sum()),
+        "within_worlds": correlations(fresh_runs, reading),
+        "anova": anova,
     }
