@@ -104,7 +104,9 @@ def _qa_points(summary: dict) -> list[dict]:
 
 def _series(summary: dict) -> str:
     axis = summary["axis"]
-    return "; ".join(f"{g[axis]}: {_ci(g)}" + (f" (epoch {g['epoch']})" if "epoch" in g else "") + _memorised(g) for g in _qa_points(summary))
+    return "; ".join(
+        f"{g[axis]}: {_ci(g)}" + (f" (epoch {g['epoch']})" if "epoch" in g else "") + _memorised(g) for g in _qa_points(summary)
+    )
 
 
 def _alpha_half(summary: dict, run_dir: Path) -> Judged:
