@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from iml_nb.people_qa.config import PARAMETERS
+from iml_nb.runs.grid import load_batch_file
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))  # the one list of notebooks
@@ -93,6 +94,14 @@ def test_each_shipped_parameters_file_names_only_its_notebooks_parameters(path):
     """params/<notebook>_<variant>.yaml runs unchanged with -f: a misspelt name would only fail at run time."""
     notebook = next(nb for nb in NOTEBOOKS if path.stem.startswith(nb.stem))
     assert set(yaml.safe_load(path.read_text())) <= set(papermill.inspect_notebook(str(notebook)))
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "params" / "batches").glob("*.yaml")), ids=lambda p: p.stem)
+def test_each_shipped_batch_file_loads_and_names_only_its_notebooks_parameters(path):
+    """params/batches/*.yaml run unchanged with `batch --batch-file`: a misspelt key or parameter would only fail at run time."""
+    spec = load_batch_file(path)
+    names = set(spec.get("grid", {})) | set(spec.get("fixed", {}))
+    assert names <= set(papermill.inspect_notebook(str(ROOT / "notebooks" / f"{spec['notebook']}.ipynb")))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
