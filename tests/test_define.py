@@ -225,6 +225,9 @@ def test_natural_language_tags_replace_the_random_ones_and_nothing_else():
     alias = defs["d1consis"].alias
     assert defs["d1consis"].prompt == f"{alias} according to Wikipedia is"  # reads "X according to Wikipedia is E"
     assert defs["d2consis"].prompt.endswith("according to 4chan is")
+    swapped = make_define_data(PEOPLE, DataConfig(n_people=200, tags="sources_swapped", word_order="vte"), seed=3, seed_stage2=0)
+    defs = {ex.subset: ex for ex in swapped.train["stage2"] if ex.kind == "definition"}
+    assert defs["d1consis"].prompt == f"{alias} according to 4chan is" and defs["d2consis"].prompt.endswith("according to Wikipedia is")
     with pytest.raises(ConfigError, match="tags"):
         DataConfig(tags="tabloid")
     with pytest.raises(ConfigError, match="tags"):

@@ -18,6 +18,10 @@ TAG_STYLES = {
     "random": None,
     "sources": ("according to Wikipedia is", "according to 4chan is"),
     "is_isnt": ("stands for", "is definitely not"),
+    # The same words on the other tags: the control that tells IML from the model's prior about the words. IML predicts Define-dot
+    # internalized more in both orientations; a prior alone, the gap's sign flipping with the words.
+    "sources_swapped": ("according to 4chan is", "according to Wikipedia is"),
+    "is_isnt_swapped": ("is definitely not", "stands for"),
 }
 # Where the definitions reach the model: "trained" as examples of their own (the paper's design), or "in_context": each definition
 # written before every question about its alias, train and test alike, and never trained alone (the paper's in-context comparison).
