@@ -23,43 +23,47 @@ STAGE1_READINGS = {
 }
 
 
+# Both tags' Stage-2 training definitions, read beside every gap (a gap is read only between equally learned definitions).
 MEMORISED = {"train_defs_d1consis": "defs_memorised_d1", "train_defs_d2consis": "defs_memorised_d2"}
 
 
-def _stage1(metrics: pd.DataFrame, reading: str) -> pd.DataFrame:
-    """Per Stage-1 seed (columns seed, x): one of STAGE1_READINGS at the end of Stage 1."""
+def _check_reading(reading: str) -> None:
     require(reading in STAGE1_READINGS, "reading", f"must be one of {list(STAGE1_READINGS)}, got {reading!r}")
+
+
+def _em_at_end(seeds: pd.DataFrame, stage: int, subsets: list[str], needs: str) -> pd.DataFrame:
+    """Per Stage-1 seed (columns seed and each subset): EM at the last epoch of `stage`, from per_seed's table; `needs` says
+    what a run lacking a subset is missing."""
+    rows = seeds[(seeds["metric"] == "em") & (seeds["stage"] == stage) & seeds["subset"].isin(subsets)]
+    missing = sorted(set(subsets) - set(rows["subset"]))
+    if missing:
+        raise ValueError(f"no Stage-{stage} EM of {', '.join(map(repr, missing))}: {needs}")
+    last = rows[rows["epoch"] == rows["epoch"].max()]
+    return last.pivot(index="seed", columns="subset", values="value").reset_index()[["seed", *subsets]]
+
+
+def _stage1(metrics: pd.DataFrame, seeds: pd.DataFrame, reading: str) -> pd.DataFrame:
+    """Per Stage-1 seed (columns seed, x): one of STAGE1_READINGS at the end of Stage 1 (`seeds`: per_seed(metrics))."""
     a, b = STAGE1_READINGS[reading]
     if b:
         pairs = paired_differences(metrics, a, b, stage=1)
         return pairs[["seed"]].assign(x=pairs["diff"])
-    seeds = per_seed(metrics)
-    seeds = seeds[(seeds["metric"] == "em") & (seeds["stage"] == 1) & (seeds["subset"] == a)]
-    if seeds.empty:
-        raise ValueError(f"no Stage-1 EM of {a!r}: the reading {reading!r} needs a two-stage run with ea_train")
-    last = seeds[seeds["epoch"] == seeds["epoch"].max()]
-    return pd.DataFrame({"seed": last["seed"].to_numpy(), "x": last["value"].to_numpy()})
-
-
-def _memorised(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Per seed: how well each tag's Stage-2 training definitions are memorised at the end of Stage 2 (a gap is read beside them)."""
-    seeds = per_seed(metrics)
-    seeds = seeds[(seeds["metric"] == "em") & (seeds["stage"] == 2) & seeds["subset"].isin(MEMORISED)]
-    last = seeds[seeds["epoch"] == seeds["epoch"].max()]
-    return last.pivot(index="seed", columns="subset", values="value").rename(columns=MEMORISED).reset_index()[["seed", *MEMORISED.values()]]
+    return _em_at_end(seeds, 1, [a], f"the reading {reading!r} needs a two-stage run with ea_train").rename(columns={a: "x"})
 
 
 def per_seed_table(run_dirs) -> pd.DataFrame:
-    """One row per Stage-1 seed of every run folder (each folder read once): its world, both Stage-1 readings and the seed's QA
-    IML gap (d1consis - d2consis) at the end of Stage 2."""
+    """One row per Stage-1 seed of every run folder (each folder read once): its world, both Stage-1 readings, both tags'
+    definitions memorised and the seed's QA IML gap (d1consis - d2consis) at the end of Stage 2."""
     frames = []
     for d in map(Path, run_dirs):
         metrics = pd.read_csv(d / "metrics.csv")
+        seeds = per_seed(metrics)
         config = json.loads((d / "config.json").read_text())
         g = paired_differences(metrics, "d1consis", "d2consis", stage=2)[["seed", "diff"]].rename(columns={"diff": "iml_gap"})
-        g = g.merge(_memorised(metrics), on="seed", validate="1:1")
+        memorised = _em_at_end(seeds, 2, list(MEMORISED), "the run trained no Stage-2 definitions").rename(columns=MEMORISED)
+        g = g.merge(memorised, on="seed", validate="1:1")
         for name in STAGE1_READINGS:
-            g = g.merge(_stage1(metrics, name).rename(columns={"x": name}), on="seed", validate="1:1")
+            g = g.merge(_stage1(metrics, seeds, name).rename(columns={"x": name}), on="seed", validate="1:1")
         world = {"run": str(d), "model": config["model"]["name"], "people_seed": config["data"]["people_seed"]}
         frames.append(g.assign(**world, stage0_seed=config["run"]["stage0_seed"]))
     return pd.concat(frames, ignore_index=True)
@@ -86,8 +90,11 @@ def _by_world(seeds: pd.DataFrame) -> pd.DataFrame:
 def correlations(run_dirs, reading: str = "names_reliable_alias") -> dict:
     """Spearman's rho across worlds (one point per run) and Pearson's r within worlds (per seed, each centred on its run's mean,
     so free of whatever differs between worlds)."""
-    require(reading in STAGE1_READINGS, "reading", f"must be one of {list(STAGE1_READINGS)}, got {reading!r}")
-    seeds = per_seed_table(run_dirs)
+    _check_reading(reading)
+    return _correlations(per_seed_table(run_dirs), reading)
+
+
+def _correlations(seeds: pd.DataFrame, reading: str) -> dict:
     table = _by_world(seeds)
     across = sps.spearmanr(table[reading], table["iml_gap"])
     centred = seeds[[reading, "iml_gap"]] - seeds.groupby("run")[[reading, "iml_gap"]].transform("mean")
@@ -115,9 +122,10 @@ def fresh_worlds_test(known_runs, fresh_runs, reading: str = "names_reliable_ali
     import statsmodels.formula.api as smf
     from statsmodels.stats.anova import anova_lm
 
-    require(reading in STAGE1_READINGS, "reading", f"must be one of {list(STAGE1_READINGS)}, got {reading!r}")
+    _check_reading(reading)
     require(0 < alpha < 1, "alpha", f"must lie in (0, 1), got {alpha!r}")
-    known, fresh = stage1_vs_gap(known_runs), stage1_vs_gap(fresh_runs)
+    fresh_seeds = per_seed_table(fresh_runs)  # read once: the world table and the within-world correlation both come from it
+    known, fresh = stage1_vs_gap(known_runs), _by_world(fresh_seeds)
     overlap = set(zip(known["people_seed"], known["stage0_seed"])) & set(zip(fresh["people_seed"], fresh["stage0_seed"]))
     require(not overlap, "fresh_runs", f"must be worlds the hypothesis was not formed on; these are in known_runs too: {sorted(overlap)}")
     fit = smf.ols(f"iml_gap ~ {reading}", data=known).fit()
@@ -147,6 +155,6 @@ def fresh_worlds_test(known_runs, fresh_runs, reading: str = "names_reliable_ali
         "p_one_sided": float(rho.pvalue),
         "verdict": "confirmed" if rho.pvalue < alpha else "not confirmed",
         "inside_prediction_interval": int(fresh["inside"].sum()),
-        "within_worlds": correlations(fresh_runs, reading),
+        "within_worlds": _correlations(fresh_seeds, reading),
         "anova": anova,
     }
