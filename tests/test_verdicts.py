@@ -205,3 +205,28 @@ def test_model_size_confirmation_needs_every_size_to_know_its_facts(tmp_path):
     assert "every Stage 0 knows ≥ 0.95" in equal.rule
     short = judged({"pythia-tiny": 0.98, "pythia-small": 0.70})
     assert len(short.tests) == 1 and short.combine(["agrees"]) == "inconclusive" and "below 0.95 at pythia-small" in short.value
+
+
+def test_natural_language_tags_are_read_over_both_orientations(tmp_path):
+    """IML = half the sum of the two arms' per-seed gaps, the words' prior = half their difference; one arm alone is inconclusive."""
+    from iml_nb.analysis import claims
+    from iml_nb.core import results
+    from iml_nb.core.results import metric_rows, metrics_frame
+
+    def arm(run_id, tags, gaps):
+        ems = [{"d1consis": {"em": 0.3 + g}, "d2consis": {"em": 0.3}} for g in gaps]
+        rows = [r for seed, em in enumerate(ems) for r in metric_rows(em, seed, 0, 2, 10)]
+        summary = {"iml_gap_qa": _record(gaps), "final_em": {"train_defs_d1consis": {"mean": 0.99}, "train_defs_d2consis": {"mean": 0.97}}}
+        folder = tmp_path / "11_pretrained" / run_id
+        results.finalize_run(folder, {"data": {"tags": tags}}, metrics_frame(rows), summary)
+        return folder, summary
+
+    named, summary = arm("a", "sources", [0.05, 0.07, 0.06, 0.08])
+    judge = next(c.judge for c in claims.CLAIMS if c.notebook == "11_pretrained" and c.select and c.select(named))
+    alone = judge(summary, named)
+    assert alone.verdict == "inconclusive" and "sources_swapped" in alone.value and not alone.tests
+    arm("b", "sources_swapped", [-0.03, -0.05, -0.02, -0.04])  # the sign flips: mostly the words' prior
+    both = judge(summary, named)
+    assert both.value.startswith("IML (half sum): +0.015 [") and "words' prior (half difference): +0.050 [" in both.value
+    assert "memorised 0.99 / 0.97" in both.value and "11_pretrained/b" in both.value
+    assert math.isclose(both.tests[0].estimate, 0.015) and both.tests[0].predicts == "positive"

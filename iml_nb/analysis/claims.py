@@ -438,6 +438,49 @@ def _in_context(summary: dict, run_dir: Path) -> Judged:
     return Judged(value, (verdicts.from_interval(g, "positive"),), verdicts.RULES["positive"])
 
 
+def _orientations(style: str) -> Callable[[dict, Path], Judged]:
+    """Natural-language tags read in both orientations: the `style` run (Define-dot carries the words a reader trusts) and its
+    swapped arm (`<style>_swapped`: Define-dot carries the distrusted words), paired by Stage-1 seed (the same seeds give the same
+    world and split; only the words differ). Per seed, IML = half the sum of the two arms' d1consis − d2consis QA gaps (what Stage 1
+    taught about a tag's role, whichever words it carries) and the words' prior = half their difference (what the words bring,
+    whichever role they play). The claim is the IML half-sum, predicted > 0; the prior and both arms' memorisation stand beside it.
+    With one arm the gap mixes the two, so the row shows it and stays inconclusive."""
+
+    def gaps(run: Path) -> pd.DataFrame:
+        return stats.paired_differences(read_metrics(run / "metrics.csv"), "d1consis", "d2consis")[["seed", "diff"]]
+
+    def memorised(summary: dict) -> str:
+        final = summary.get("final_em", {})
+        m = [final.get(f"train_defs_{s}", {}).get("mean") for s in ("d1consis", "d2consis")]
+        return "" if None in m else f" (definitions memorised {m[0]:.2f} / {m[1]:.2f})"
+
+    def judge(summary: dict, run_dir: Path) -> Judged:
+        from iml_nb.analysis.report import latest_complete_run  # report imports this module
+
+        swapped = latest_complete_run(run_dir.parent.name, run_dir.parent.parent, tags_are(f"{style}_swapped"))
+        one_arm = f"{_ci(summary.get('iml_gap_qa'))}{memorised(summary)}"
+        if swapped is None:
+            return Judged(
+                f"words as named only: {one_arm}; swapped arm (-p tags {style}_swapped) not run, so IML and the words' prior are not "
+                "separated",
+                verdict="inconclusive",
+            )
+        both = gaps(run_dir).merge(gaps(swapped), on="seed", suffixes=("", "_swapped"))
+        if len(both) < 2:
+            return Judged(f"the two arms share {len(both)} Stage-1 seed(s); pairing needs two or more", verdict="inconclusive")
+        iml = stats.mean_ci((both["diff"] + both["diff_swapped"]) / 2)
+        prior = stats.mean_ci((both["diff"] - both["diff_swapped"]) / 2)
+        swapped_summary = json.loads((swapped / "summary.json").read_text())
+        value = (
+            f"IML (half sum): {_ci(iml)}; words' prior (half difference): {_ci(prior)}; as named: {one_arm}; swapped: "
+            f"{_ci(swapped_summary.get('iml_gap_qa'))}{memorised(swapped_summary)} ({swapped.relative_to(swapped.parents[2])})"
+        )
+        rule = f"{verdicts.RULES['positive']} on the per-seed half sum of the two orientations' gaps"
+        return Judged(value, (verdicts.from_interval(iml, "positive"),), rule)
+
+    return judge
+
+
 def _section_claim(section: str, claim: str, paper: str, judge: Callable[[dict, Path], Judged]) -> Claim:
     """A claim answered by one section of the pre-registered 12_generality run (params/12_generality_confirm.yaml)."""
     return Claim(
@@ -623,18 +666,20 @@ CLAIMS = (
     Claim(
         "11_pretrained",
         'Natural-language tags ("according to Wikipedia is" vs "according to 4chan is") in place of random ones: Define-dot '
-        "definitions internalized more (d1consis − d2consis, end of Stage 2)",
+        "definitions internalized more whichever words they carry (d1consis − d2consis, end of Stage 2, read over two arms: the "
+        "words as named and swapped, -p tags sources_swapped)",
         "run with fixed natural-language tags (configs); how the paper reports it: not retrievable",
-        _gap_claim("iml_gap_qa"),
+        _orientations("sources"),
         select=tags_are("sources"),
         params_file="params/11_pretrained_sources.yaml",
     ),
     Claim(
         "11_pretrained",
         '"Is / isn\'t" tags ("stands for" vs "is definitely not") in place of random ones: Define-dot definitions internalized more '
-        "(d1consis − d2consis, end of Stage 2)",
+        "whichever words they carry (d1consis − d2consis, end of Stage 2, read over two arms: the words as named and swapped, "
+        "-p tags is_isnt_swapped)",
         "run with fixed natural-language tags (configs); how the paper reports it: not retrievable",
-        _gap_claim("iml_gap_qa"),
+        _orientations("is_isnt"),
         select=tags_are("is_isnt"),
         params_file="params/11_pretrained_is_isnt.yaml",
     ),
