@@ -185,9 +185,30 @@ def test_training_progress_from_the_kernel_reaches_the_terminal(tmp_path, venv_k
     ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp_path / "progress.ipynb")
-    run_dir = runner.execute_into(tmp_path / "progress.ipynb", {}, tmp_path / "run", progress_bar=True)
+    run_dir = runner.execute_into(tmp_path / "progress.ipynb", {}, tmp_path / "run", progress="bar")
     assert "seed 2 stage 1 epoch 1" in capsys.readouterr().err
     assert not (run_dir / "progress.log").exists()  # the tail cleans up after itself
+    # a batch's run (in a worker or a SLURM job): the lines only, labelled with the run's folder
+    runner.execute_into(tmp_path / "progress.ipynb", {}, tmp_path / "x=1", progress="lines")
+    err = capsys.readouterr().err
+    assert "  x=1: seed 2 stage 1 epoch 1" in err and "Executing" not in err
+
+
+def test_progress_lines_that_count_get_an_eta_from_the_rate_since_first_seen(tmp_path):
+    tail = runner.ProgressTail(tmp_path / "p.log")
+    assert tail.eta("Stage 1 seeds: 2/10 (seed 9000 epoch 2)", now=100.0) == ""  # first sight: no rate yet
+    assert tail.eta("Stage 1 seeds: 4/10 (seed 9000 epoch 4)", now=160.0) == " · ETA 3 min"  # 30 s per step, 6 to go
+    assert tail.eta("Stage 1 seeds: 9/10 (…)", now=310.0) == " · ETA 30 s"
+    assert tail.eta("Stage 2 seeds: 0/100 (…)", now=400.0) == ""  # each count has its own rate
+    assert tail.eta("Stage 2 seeds: 1/100 (…)", now=460.0) == " · ETA 1 h 39 min"
+    assert tail.eta("Stage 1 seeds: 10/10 (done)", now=1700.0) == ""
+    assert tail.eta("knowledge check: 240 questions zero-shot", now=1.0) == ""  # not a count
+
+
+def test_execute_into_refuses_an_unknown_progress_mode_before_running(tmp_path):
+    with pytest.raises(ValueError, match="`progress`"):
+        runner.execute_into(tmp_path / "none.ipynb", {}, tmp_path / "run", progress="verbose")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow

@@ -25,8 +25,9 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "IML_NB_THREADS")
 BACKENDS = ("local", "slurm")
 
 
-def _execute(notebook: Path, params: dict, run_dir: Path, threads: int, environ: dict | None) -> dict:
-    """One run, in a worker process or a SLURM job: never raises for a failed notebook, so one failure does not stop the batch."""
+def _execute(notebook: Path, params: dict, run_dir: Path, threads: int, environ: dict | None, progress: bool = True) -> dict:
+    """One run, in a worker process or a SLURM job: never raises for a failed notebook, so one failure does not stop the batch.
+    With `progress` its training progress lines go to stderr, labelled with its folder (the terminal, or the SLURM job's log)."""
     # The kernel inherits this process's environment: locally the caller's as it is now (the fork server holds the one of its
     # start), with K runs of cpu/K threads each, which fill the cores without oversubscribing them; in a SLURM job its own
     # (environ None: it holds the job's CUDA_VISIBLE_DEVICES), with the job's CPUs as threads.
@@ -36,7 +37,7 @@ def _execute(notebook: Path, params: dict, run_dir: Path, threads: int, environ:
     os.environ.update({var: str(threads) for var in THREAD_VARS})
     start = time.monotonic()
     try:
-        runner.execute_into(notebook, params, run_dir, progress_bar=False)
+        runner.execute_into(notebook, params, run_dir, progress="lines" if progress else "off")
         error = None if is_complete(run_dir) else "the notebook finished without writing summary.json"
     except Exception as exc:  # the first line names the failing cell and the exception (runner.NotebookRunError)
         error = (str(exc).splitlines() or [type(exc).__name__])[0]
@@ -171,6 +172,9 @@ def run_batch(
     backend "local" runs `jobs` notebooks at a time in processes on this machine; "slurm" submits every run as a task of one
     job array (`slurm` says how) and waits for them. A SLURM run still queued or running when an earlier controller died is
     re-attached to, not submitted again.
+
+    `progress`: a bar over the runs and, on stderr, each running run's training progress lines labelled with its folder; SLURM
+    jobs write those lines to their logs either way.
     """
     notebook, axes, fixed, slurm = _checked(notebook, grid, seeds, fixed, jobs, backend, slurm)
 
@@ -204,7 +208,7 @@ def run_batch(
 
     try:
         if backend == "local":
-            _run_local(notebook, fixed, batch_dir, batch, threads, jobs, finish)
+            _run_local(notebook, fixed, batch_dir, batch, threads, jobs, finish, progress)
         else:
             _run_slurm(notebook, fixed, batch_dir, batch, batch_json, slurm, finish)
     finally:
@@ -214,7 +218,7 @@ def run_batch(
     return table
 
 
-def _run_local(notebook: Path, fixed: dict, batch_dir: Path, batch: dict, threads: int, jobs: int, finish) -> None:
+def _run_local(notebook: Path, fixed: dict, batch_dir: Path, batch: dict, threads: int, jobs: int, finish, progress: bool) -> None:
     todo = iter([r for r in batch["runs"] if r["status"] == "pending"])
     # Not forked from this process, which may hold threads (tqdm's monitor, a notebook's zmq); a fork server that has
     # imported papermill once hands each worker out in milliseconds instead of a 3-4 s fresh import per worker.
@@ -224,7 +228,7 @@ def _run_local(notebook: Path, fixed: dict, batch_dir: Path, batch: dict, thread
 
         def submit(records) -> dict:
             return {
-                pool.submit(_execute, notebook, {**fixed, **r["params"]}, batch_dir / r["folder"], threads, dict(os.environ)): r
+                pool.submit(_execute, notebook, {**fixed, **r["params"]}, batch_dir / r["folder"], threads, dict(os.environ), progress): r
                 for r in records
             }
 

@@ -91,13 +91,16 @@ def run_notebook(
 
 class ProgressTail:
     """While a notebook runs, print the progress lines its kernel appends to `path` (env.log_progress) to stderr, at most one
-    every `every` seconds (the newest), so a terminal shows training move, not only papermill's cell counter."""
+    every `every` seconds (the newest), so a terminal shows training move, not only papermill's cell counter. A line that counts
+    ("<what>: k/n (…)") gets an ETA for <what> from the rate since it was first seen; `label` (a batch's run folder) prefixes each
+    line, so runs side by side stay apart."""
 
-    def __init__(self, path: Path, every: float = 5.0, stream=None):
+    def __init__(self, path: Path, every: float = 5.0, stream=None, label: str = ""):
         import sys
         import threading
 
-        self.path, self.every, self.stream = path, every, stream or sys.stderr
+        self.path, self.every, self.stream, self.label = path, every, stream or sys.stderr, label
+        self._first: dict[str, tuple[float, int]] = {}  # <what> -> (when, k) of its first line
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -115,9 +118,25 @@ class ProgressTail:
             f.seek(offset)
             lines = f.read().splitlines()
         if lines and lines[-1] != shown:
-            print(f"  {lines[-1]}", file=self.stream, flush=True)
+            prefix = f"{self.label}: " if self.label else ""
+            print(f"  {prefix}{lines[-1]}{self.eta(lines[-1])}", file=self.stream, flush=True)
             return lines[-1]
         return shown
+
+    def eta(self, line: str, now: float | None = None) -> str:
+        """ " · ETA <time>" for a counting line once its count has moved since first seen, else ""."""
+        import re
+        import time
+
+        match = re.match(r"(.+?): (\d+)/(\d+)\b", line)
+        if not match:
+            return ""
+        what, k, n = match[1], int(match[2]), int(match[3])
+        now = time.monotonic() if now is None else now
+        since, k0 = self._first.setdefault(what, (now, k))
+        if k <= k0 or k >= n:
+            return ""
+        return f" · ETA {_duration((now - since) / (k - k0) * (n - k))}"
 
     def __enter__(self):
         self.path.unlink(missing_ok=True)
@@ -132,10 +151,25 @@ class ProgressTail:
         self.path.unlink(missing_ok=True)
 
 
-def execute_into(notebook: Path, parameters: dict, run_dir: Path, progress_bar: bool = True) -> Path:
+def _duration(seconds: float) -> str:
+    """A time left in words a terminal reader takes in at a glance: "40 s", "12 min", "1 h 05 min"."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+PROGRESS = ("bar", "lines", "off")
+
+
+def execute_into(notebook: Path, parameters: dict, run_dir: Path, progress: str = "bar") -> Path:
     """Execute an already resolved and checked notebook into `run_dir` (run_notebook's last step; batch.py calls it per run).
 
-    With progress_bar (an interactive `run`), training progress from the kernel is printed to the terminal as well."""
+    `progress`: "bar" (an interactive `run`) shows papermill's cell counter and the kernel's training progress lines on stderr;
+    "lines" (a batch's run, in a worker or a SLURM job whose log is its stderr) only the lines, each labelled with the run folder;
+    "off" nothing."""
+    if progress not in PROGRESS:
+        raise ValueError(f"`progress` must be one of {PROGRESS}, got {progress!r}")
     import contextlib
 
     import papermill as pm
@@ -143,7 +177,8 @@ def execute_into(notebook: Path, parameters: dict, run_dir: Path, progress_bar: 
     if is_complete(run_dir):
         raise FileExistsError(f"{run_dir} already holds a complete run; pick another run_id")
     run_dir.mkdir(parents=True, exist_ok=True)
-    tail = ProgressTail(run_dir / "progress.log") if progress_bar else contextlib.nullcontext()
+    label = run_dir.name if progress == "lines" else ""
+    tail = ProgressTail(run_dir / "progress.log", label=label) if progress != "off" else contextlib.nullcontext()
     try:
         with tail:
             pm.execute_notebook(
@@ -152,7 +187,7 @@ def execute_into(notebook: Path, parameters: dict, run_dir: Path, progress_bar: 
                 parameters={**parameters, "output_dir": str(run_dir)},
                 kernel_name="python3",
                 cwd=str(PROJECT_ROOT),
-                progress_bar=progress_bar,
+                progress_bar=progress == "bar",
             )
     except pm.PapermillExecutionError as exc:
         raise NotebookRunError(
