@@ -124,7 +124,7 @@ class ProgressTail:
         return shown
 
     def eta(self, line: str, now: float | None = None) -> str:
-        """ " · ETA <time>" for a counting line once its count has moved since first seen, else ""."""
+        """What to append to a counting line: " · ETA <time>" once its count has moved since first seen, else nothing."""
         import re
         import time
 
