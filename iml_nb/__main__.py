@@ -232,6 +232,8 @@ PRE_REGISTERED = "params/*_confirm*.yaml"  # <notebook>_confirm[_<what>].yaml: a
 
 
 def _paper(args: argparse.Namespace) -> int:
+    import json
+
     from iml_nb.analysis.claims import CLAIMS
     from iml_nb.analysis.report import default_run, params_run, write
     from iml_nb.core.env import project_path
@@ -240,9 +242,12 @@ def _paper(args: argparse.Namespace) -> int:
     outputs = project_path(args.outputs)
     steps = [(notebook, {}, "", "at its defaults", default_run(notebook, outputs)) for notebook in PAPER]
     # then the explored rows that name a parameters file (their notebook's defaults do not answer them), then the pre-registered
-    for name, notebook in sorted({(c.params_file, c.notebook) for c in CLAIMS if c.params_file}):
-        params = collect_parameters([str(project_path(name))], [])
-        steps.append((notebook, params, name, f"with {name} (explored)", params_run(notebook, params, outputs)))
+    # (a row read over two arms, as the natural-language tags in both orientations, names the second as values to change)
+    explored = {(c.params_file, c.notebook, json.dumps(arm)) for c in CLAIMS if c.params_file for arm in ({}, *c.arms)}
+    for name, notebook, arm in sorted(explored):
+        params = {**collect_parameters([str(project_path(name))], []), **json.loads(arm)}
+        file = name + "".join(f" -p {k} {v if isinstance(v, str) else json.dumps(v)}" for k, v in json.loads(arm).items())
+        steps.append((notebook, params, file, f"with {file} (explored)", params_run(notebook, params, outputs)))
     for file in sorted(project_path(".").glob(PRE_REGISTERED)):
         notebook, params, name = file.stem.split("_confirm")[0], collect_parameters([str(file)], []), f"params/{file.name}"
         steps.append((notebook, params, name, f"as pre-registered ({name})", params_run(notebook, params, outputs)))

@@ -254,9 +254,9 @@ def test_paper_runs_only_what_has_no_complete_run(tmp_path, monkeypatch, capsys)
     # explored rows that name a parameters file run with it, after the defaults; the first has its run already
     from iml_nb.analysis.claims import CLAIMS
 
-    named = sorted({c.params_file for c in CLAIMS if c.params_file})
-    explored = [(next(c.notebook for c in CLAIMS if c.params_file == f), yaml.safe_load(project_path(f).read_text())) for f in named]
-    assert len(explored) >= 2
+    named = sorted({(c.params_file, c.notebook, json.dumps(arm)) for c in CLAIMS if c.params_file for arm in ({}, *c.arms)})
+    explored = [(nb, {**yaml.safe_load(project_path(f).read_text()), **json.loads(arm)}) for f, nb, arm in named]
+    assert len(explored) >= 2 and any(arm != "{}" for *_, arm in named)  # a row read over two arms has both run
     complete(explored[0][0], "20260102-000000-abcd", explored[0][1])
     ran = []
 
@@ -272,10 +272,11 @@ def test_paper_runs_only_what_has_no_complete_run(tmp_path, monkeypatch, capsys)
         f"to run as pre-registered (params/{files[1].name}): python -m iml_nb run {pre_registered[1][0]} -f params/{files[1].name}"
         in planned
     )
+    assert "python -m iml_nb run 11_pretrained -f params/11_pretrained_sources.yaml -p tags sources_swapped" in planned
     assert cli.main(["paper", "--outputs", str(tmp_path)]) == 0
     assert [(nb, params) for nb, params, _ in ran] == [(cli.PAPER[-1], {}), *explored[1:], *pre_registered[1:]]
     assert [run_id for _, _, run_id in ran[: len(explored)]] == [None] * len(explored)  # explored: a new dated folder
     assert all(run_id.startswith("confirm-") for _, _, run_id in ran[len(explored) :])  # the folders pre-registered rows read
     out = capsys.readouterr().out
     assert f"{cli.PAPER[0]}: complete at its defaults" in out and f"{pre_registered[0][0]}: complete as pre-registered" in out
-    assert f"{explored[0][0]}: complete with {named[0]} (explored)" in out
+    assert f"{explored[0][0]}: complete with {named[0][0]} (explored)" in out

@@ -44,6 +44,7 @@ class Claim:
     section: str = ""  # 12_generality: the section of the run that holds the evidence
     registration: str = ""  # pre-registered: its parameters file (params/…); only a confirm-* run made with exactly those answers
     params_file: str = ""  # explored with a parameters file (params/…): the command for a row not run yet
+    arms: tuple[dict, ...] = ()  # further runs the row reads: the parameters file with each of these values changed
 
     def __post_init__(self):
         if self.registration:
@@ -672,6 +673,7 @@ CLAIMS = (
         _orientations("sources"),
         select=tags_are("sources"),
         params_file="params/11_pretrained_sources.yaml",
+        arms=({"tags": "sources_swapped"},),
     ),
     Claim(
         "11_pretrained",
@@ -682,6 +684,7 @@ CLAIMS = (
         _orientations("is_isnt"),
         select=tags_are("is_isnt"),
         params_file="params/11_pretrained_is_isnt.yaml",
+        arms=({"tags": "is_isnt_swapped"},),
     ),
     _section_claim(
         "unseen_tag",
