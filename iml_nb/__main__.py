@@ -243,8 +243,9 @@ def _paper(args: argparse.Namespace) -> int:
     steps = [(notebook, {}, "", "at its defaults", default_run(notebook, outputs)) for notebook in PAPER]
     # then the explored rows that name a parameters file (their notebook's defaults do not answer them), then the pre-registered
     # (a row read over two arms, as the natural-language tags in both orientations, names the second as values to change)
-    explored = {(c.params_file, c.notebook, json.dumps(arm)) for c in CLAIMS if c.params_file for arm in ({}, *c.arms)}
-    for name, notebook, arm in sorted(explored):
+    named = sorted((c for c in CLAIMS if c.params_file), key=lambda c: c.params_file)
+    explored = dict.fromkeys((c.params_file, c.notebook, json.dumps(arm)) for c in named for arm in ({}, *c.arms))  # as named, then arms
+    for name, notebook, arm in explored:
         params = {**collect_parameters([str(project_path(name))], []), **json.loads(arm)}
         file = name + "".join(f" -p {k} {v if isinstance(v, str) else json.dumps(v)}" for k, v in json.loads(arm).items())
         steps.append((notebook, params, file, f"with {file} (explored)", params_run(notebook, params, outputs)))

@@ -254,7 +254,8 @@ def test_paper_runs_only_what_has_no_complete_run(tmp_path, monkeypatch, capsys)
     # explored rows that name a parameters file run with it, after the defaults; the first has its run already
     from iml_nb.analysis.claims import CLAIMS
 
-    named = sorted({(c.params_file, c.notebook, json.dumps(arm)) for c in CLAIMS if c.params_file for arm in ({}, *c.arms)})
+    rows = sorted((c for c in CLAIMS if c.params_file), key=lambda c: c.params_file)
+    named = list(dict.fromkeys((c.params_file, c.notebook, json.dumps(arm)) for c in rows for arm in ({}, *c.arms)))
     explored = [(nb, {**yaml.safe_load(project_path(f).read_text()), **json.loads(arm)}) for f, nb, arm in named]
     assert len(explored) >= 2 and any(arm != "{}" for *_, arm in named)  # a row read over two arms has both run
     complete(explored[0][0], "20260102-000000-abcd", explored[0][1])
