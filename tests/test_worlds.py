@@ -97,6 +97,8 @@ def test_fresh_worlds_on_the_known_line_confirm_it(tmp_path):
     assert out["inside_prediction_interval"] == 9 and len(out["worlds"]) == 9
     assert out["worlds"]["predicted"].iloc[0] == pytest.approx(0.035, abs=0.005)
     assert set(out["anova"]) == {"names_reliable_alias", "iml_gap"}
+    assert out["band"]["pi_low"].lt(out["band"]["predicted"]).all() and len(out["known"]) == 5
+    assert worlds.chart(out).to_dict()["layer"]  # the figure docs/results.md shows, from the same result
 
 
 def test_fresh_worlds_against_the_line_do_not_confirm_it_and_known_worlds_are_refused(tmp_path):

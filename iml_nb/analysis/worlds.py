@@ -132,6 +132,10 @@ def fresh_worlds_test(known_runs, fresh_runs, reading: str = "names_reliable_ali
     band = fit.get_prediction(fresh[[reading]]).summary_frame(alpha=0.05)
     fresh = fresh.assign(predicted=band["mean"].to_numpy(), pi_low=band["obs_ci_lower"].to_numpy(), pi_high=band["obs_ci_upper"].to_numpy())
     fresh["inside"] = fresh["iml_gap"].between(fresh["pi_low"], fresh["pi_high"])
+    span = pd.concat([known[reading], fresh[reading]])
+    grid = pd.DataFrame({reading: [span.min() + (span.max() - span.min()) * i / 50 for i in range(51)]})
+    line = fit.get_prediction(grid).summary_frame(alpha=0.05)
+    band = grid.assign(predicted=line["mean"].to_numpy(), pi_low=line["obs_ci_lower"].to_numpy(), pi_high=line["obs_ci_upper"].to_numpy())
     rho = sps.spearmanr(fresh[reading], fresh["iml_gap"], alternative="greater")
     crossed = fresh["people_seed"].nunique() > 1 and fresh["stage0_seed"].nunique() > 1
     anova = (
@@ -151,6 +155,8 @@ def fresh_worlds_test(known_runs, fresh_runs, reading: str = "names_reliable_ali
             "n_worlds": len(known),
         },
         "worlds": fresh,
+        "known": known,
+        "band": band,  # the known worlds' line and its 95 % prediction interval across both sets' readings (for `chart`)
         "spearman": float(rho.statistic),
         "p_one_sided": float(rho.pvalue),
         "verdict": "confirmed" if rho.pvalue < alpha else "not confirmed",
@@ -158,3 +164,29 @@ def fresh_worlds_test(known_runs, fresh_runs, reading: str = "names_reliable_ali
         "within_worlds": _correlations(fresh_seeds, reading),
         "anova": anova,
     }
+
+
+def chart(test: dict):
+    """The fresh-worlds test as a figure: each world's mean QA IML gap (95 % CI over its seeds) against its Stage-1 reading, the known
+    worlds grey and the fresh ones coloured, over the known worlds' line and its 95 % prediction interval."""
+    import altair as alt
+
+    reading = test["reading"]
+    worlds = pd.concat([test["known"].assign(worlds="known (formed the idea)"), test["worlds"].assign(worlds="fresh (the test)")])
+    worlds = worlds[[reading, "iml_gap", "iml_gap_ci_low", "iml_gap_ci_high", "people_seed", "stage0_seed", "worlds"]]
+    x = alt.X(f"{reading}:Q", title="names a Define-dot alias's person, end of Stage 1 (world mean)")
+    y_title = "QA IML gap, d1consis − d2consis (world mean, 95 % CI)"
+    band = alt.Chart(test["band"]).encode(x=x)
+    colour = alt.Color("worlds:N", scale=alt.Scale(range=["#d62728", "#7f7f7f"]), title=None)
+    points = alt.Chart(worlds).encode(x=x, color=colour, tooltip=["people_seed", "stage0_seed", "worlds", reading, "iml_gap"])
+    fit = test["fit"]
+    title = (
+        f"Fresh worlds: Spearman {test['spearman']:.2f}, one-sided p {test['p_one_sided']:.3f} ({test['verdict']}); "
+        f"known line {fit['intercept']:+.3f} + {fit['slope']:.3f} × reading"
+    )
+    return alt.layer(
+        band.mark_area(opacity=0.15, color="#7f7f7f").encode(y=alt.Y("pi_low:Q", title=y_title), y2="pi_high:Q"),
+        band.mark_line(color="#7f7f7f", strokeDash=[4, 4]).encode(y=alt.Y("predicted:Q", title=y_title)),
+        points.mark_errorbar().encode(y=alt.Y("iml_gap_ci_low:Q", title=y_title), y2="iml_gap_ci_high:Q"),
+        points.mark_point(filled=True, size=60).encode(y=alt.Y("iml_gap:Q", title=y_title)),
+    ).properties(title=title, width=460, height=300)
