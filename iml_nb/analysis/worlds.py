@@ -129,13 +129,10 @@ def fresh_worlds_test(known_runs, fresh_runs, reading: str = "names_reliable_ali
     overlap = set(zip(known["people_seed"], known["stage0_seed"])) & set(zip(fresh["people_seed"], fresh["stage0_seed"]))
     require(not overlap, "fresh_runs", f"must be worlds the hypothesis was not formed on; these are in known_runs too: {sorted(overlap)}")
     fit = smf.ols(f"iml_gap ~ {reading}", data=known).fit()
-    band = fit.get_prediction(fresh[[reading]]).summary_frame(alpha=0.05)
-    fresh = fresh.assign(predicted=band["mean"].to_numpy(), pi_low=band["obs_ci_lower"].to_numpy(), pi_high=band["obs_ci_upper"].to_numpy())
+    fresh = _predicted(fit, fresh)
     fresh["inside"] = fresh["iml_gap"].between(fresh["pi_low"], fresh["pi_high"])
     span = pd.concat([known[reading], fresh[reading]])
-    grid = pd.DataFrame({reading: [span.min() + (span.max() - span.min()) * i / 50 for i in range(51)]})
-    line = fit.get_prediction(grid).summary_frame(alpha=0.05)
-    band = grid.assign(predicted=line["mean"].to_numpy(), pi_low=line["obs_ci_lower"].to_numpy(), pi_high=line["obs_ci_upper"].to_numpy())
+    band = _predicted(fit, pd.DataFrame({reading: [span.min() + (span.max() - span.min()) * i / 50 for i in range(51)]}))
     rho = sps.spearmanr(fresh[reading], fresh["iml_gap"], alternative="greater")
     crossed = fresh["people_seed"].nunique() > 1 and fresh["stage0_seed"].nunique() > 1
     anova = (
@@ -166,6 +163,18 @@ def fresh_worlds_test(known_runs, fresh_runs, reading: str = "names_reliable_ali
     }
 
 
+def _predicted(fit, frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with the fitted line's prediction at its readings and the 95 % prediction interval of a new world's gap there."""
+    line = fit.get_prediction(frame).summary_frame(alpha=0.05)
+    return frame.assign(predicted=line["mean"].to_numpy(), pi_low=line["obs_ci_lower"].to_numpy(), pi_high=line["obs_ci_upper"].to_numpy())
+
+
+READING_TITLES = {
+    "names_reliable_alias": "names a Define-dot alias's person, end of Stage 1 (world mean)",
+    "reliable_definitions_help_qa": "Define-dot definitions' help to held-out QA, end of Stage 1 (world mean)",
+}
+
+
 def chart(test: dict):
     """The fresh-worlds test as a figure: each world's mean QA IML gap (95 % CI over its seeds) against its Stage-1 reading, the known
     worlds grey and the fresh ones coloured, over the known worlds' line and its 95 % prediction interval."""
@@ -174,10 +183,11 @@ def chart(test: dict):
     reading = test["reading"]
     worlds = pd.concat([test["known"].assign(worlds="known (formed the idea)"), test["worlds"].assign(worlds="fresh (the test)")])
     worlds = worlds[[reading, "iml_gap", "iml_gap_ci_low", "iml_gap_ci_high", "people_seed", "stage0_seed", "worlds"]]
-    x = alt.X(f"{reading}:Q", title="names a Define-dot alias's person, end of Stage 1 (world mean)")
+    x = alt.X(f"{reading}:Q", title=READING_TITLES[reading])
     y_title = "QA IML gap, d1consis − d2consis (world mean, 95 % CI)"
     band = alt.Chart(test["band"]).encode(x=x)
-    colour = alt.Color("worlds:N", scale=alt.Scale(range=["#d62728", "#7f7f7f"]), title=None)
+    sets = {"fresh (the test)": "#d62728", "known (formed the idea)": "#7f7f7f"}
+    colour = alt.Color("worlds:N", scale=alt.Scale(domain=list(sets), range=list(sets.values())), title=None)
     points = alt.Chart(worlds).encode(x=x, color=colour, tooltip=["people_seed", "stage0_seed", "worlds", reading, "iml_gap"])
     fit = test["fit"]
     title = (
