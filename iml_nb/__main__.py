@@ -244,10 +244,10 @@ def _paper(args: argparse.Namespace) -> int:
     # then the explored rows that name a parameters file (their notebook's defaults do not answer them), then the pre-registered
     # (a row read over two arms, as the natural-language tags in both orientations, names the second as values to change)
     named = sorted((c for c in CLAIMS if c.params_file), key=lambda c: c.params_file)
-    explored = dict.fromkeys((c.params_file, c.notebook, json.dumps(arm)) for c in named for arm in ({}, *c.arms))  # as named, then arms
+    explored = dict.fromkeys((c.params_file, c.notebook, tuple(arm.items())) for c in named for arm in ({}, *c.arms))  # as named, then arms
     for name, notebook, arm in explored:
-        params = {**collect_parameters([str(project_path(name))], []), **json.loads(arm)}
-        file = name + "".join(f" -p {k} {v if isinstance(v, str) else json.dumps(v)}" for k, v in json.loads(arm).items())
+        params = {**collect_parameters([str(project_path(name))], []), **dict(arm)}
+        file = name + "".join(f" -p {k} {v if isinstance(v, str) else json.dumps(v)}" for k, v in arm)
         steps.append((notebook, params, file, f"with {file} (explored)", params_run(notebook, params, outputs)))
     for file in sorted(project_path(".").glob(PRE_REGISTERED)):
         notebook, params, name = file.stem.split("_confirm")[0], collect_parameters([str(file)], []), f"params/{file.name}"

@@ -342,8 +342,7 @@ def _pretrained_confirmed(tested: tuple[str, ...]) -> Callable[[dict, Path], Jud
             return Judged(_ci(gaps[primary]), verdict="inconclusive")
         adjusted = verdicts.holm([t.p if t else math.nan for t in tests])
         equivalence = verdicts.from_interval(gaps[primary], "none", margin=CONFIRM_MARGIN)
-        final = summary.get("final_em", {})
-        memorised = [final.get(f"train_defs_{s}", {}).get("mean") for s in ("d1consis", "d2consis")]
+        memorised = _final_memorised(summary)
         learned = all(m is not None and m >= CONFIRM_MEMORISED for m in memorised)
         label = "" if primary == "iml_gap_qa" else f"{PRETRAINED_GAPS[primary]} "
         p = "Holm p" if len(tested) > 1 else "p"
@@ -374,6 +373,12 @@ def _point(summary: dict, axis: str, value, gap: str = "qa") -> dict | None:
     """One row of a sweep's gap table: `gap` at `axis` = `value`."""
     rows = [g for g in summary.get("gaps", []) if g["gap"] == gap and g.get(axis) == value]
     return rows[0] if rows else None
+
+
+def _final_memorised(summary: dict) -> list[float | None]:
+    """Both tags' Stage-2 training definitions memorised at the end of a run (summary.json's final_em; None where not scored)."""
+    final = summary.get("final_em", {})
+    return [final.get(f"train_defs_{s}", {}).get("mean") for s in ("d1consis", "d2consis")]
 
 
 def _memorised(g: dict) -> str:
@@ -451,9 +456,8 @@ def _orientations(style: str) -> Callable[[dict, Path], Judged]:
         return stats.paired_differences(read_metrics(run / "metrics.csv"), "d1consis", "d2consis")[["seed", "diff"]]
 
     def memorised(summary: dict) -> str:
-        final = summary.get("final_em", {})
-        m = [final.get(f"train_defs_{s}", {}).get("mean") for s in ("d1consis", "d2consis")]
-        return "" if None in m else f" (definitions memorised {m[0]:.2f} / {m[1]:.2f})"
+        reliable, unreliable = _final_memorised(summary)
+        return _memorised({"memorised_reliable": reliable, "memorised_unreliable": unreliable})
 
     def judge(summary: dict, run_dir: Path) -> Judged:
         from iml_nb.analysis.report import latest_complete_run  # report imports this module

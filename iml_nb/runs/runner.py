@@ -17,6 +17,7 @@ RUNNER_PARAMETERS = ("output_dir",)  # set by run_notebook itself, never by the 
 
 # PyYAML follows YAML 1.1, which reads "1e-4" (no dot) as a string; learning rates are written that way.
 _BARE_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+_COUNTING = re.compile(r"(.+?): (\d+)/(\d+)\b")  # a progress line that counts: "<what>: k/n (…)"
 
 
 class NotebookRunError(RuntimeError):
@@ -125,10 +126,9 @@ class ProgressTail:
 
     def eta(self, line: str, now: float | None = None) -> str:
         """What to append to a counting line: " · ETA <time>" once its count has moved since first seen, else nothing."""
-        import re
         import time
 
-        match = re.match(r"(.+?): (\d+)/(\d+)\b", line)
+        match = _COUNTING.match(line)
         if not match:
             return ""
         what, k, n = match[1], int(match[2]), int(match[3])
