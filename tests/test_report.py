@@ -132,7 +132,7 @@ def test_report_reads_runs_and_judges_claims(tmp_path):
     assert table.loc[claim("05_mnist", 1), "scale"] == "convnet (cells), 400 variables, epochs 1+30+30, bs 64"
     row = table.loc[report.CLAIMS[1].claim]
     assert row["ours (95% CI)"] == "+0.070 [+0.050, +0.090]" and row["seeds"] == "6 × 1"
-    assert row["command"] == "python -m iml_nb run 01_main_two_stage -p n_seeds 2 -p model pythia-tiny"
+    assert row["command"] == "python -m iml_nb run 01_main_two_stage -p model pythia-tiny -p n_seeds 2"
     # a row not run yet that is explored with a parameters file names it
     assert (
         table.loc[claim("07_batch_size", 3), "command"] == "python -m iml_nb run 07_batch_size -f params/07_batch_size_matched_steps.yaml"
@@ -205,3 +205,19 @@ def test_command_reads_the_injected_cell_of_a_copy_stripped_of_papermills_metada
     }
     (tmp_path / "11_pretrained.ipynb").write_text(json.dumps({"cells": [injected], "metadata": {}}))
     assert report.command_of(tmp_path, "11_pretrained").endswith("run 11_pretrained -p n_people 400 -p seed 10")
+
+
+def test_command_is_the_same_before_and_after_the_notebook_is_stripped(tmp_path):
+    """nbformat writes papermill's metadata sorted, the injected cell in injection order: stripping must not reorder the command."""
+    values = {"tags": "sources", "n_people": 400, "eval_every": 10}
+    injected = {
+        "cell_type": "code",
+        "metadata": {"tags": ["injected-parameters"]},
+        "source": [f"{k} = {v!r}\n" for k, v in values.items()],
+    }
+    commands = []
+    for metadata in ({"papermill": {"parameters": dict(sorted(values.items()))}}, {}):
+        (tmp_path / "11_pretrained.ipynb").write_text(json.dumps({"cells": [injected], "metadata": metadata}))
+        commands.append(report.command_of(tmp_path, "11_pretrained"))
+    assert commands[0] == commands[1]
+    assert commands[0].endswith("run 11_pretrained -p eval_every 10 -p n_people 400 -p tags sources")

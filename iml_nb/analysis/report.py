@@ -61,7 +61,8 @@ def _recorded(nb: dict) -> dict:
         cells = [c for c in nb.get("cells", []) if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
         body = ast.parse("".join(cells[0]["source"])).body if cells else []
         params = {s.targets[0].id: ast.literal_eval(s.value) for s in body if isinstance(s, ast.Assign)}
-    return {k: v for k, v in params.items() if k not in RUNNER_ONLY}
+    # sorted, as nbformat writes the metadata: a run's command must not change when its notebook is stripped
+    return {k: params[k] for k in sorted(params) if k not in RUNNER_ONLY}
 
 
 def _defaults(nb: dict) -> dict:
