@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import yaml
@@ -126,8 +127,6 @@ class ProgressTail:
 
     def eta(self, line: str, now: float | None = None) -> str:
         """What to append to a counting line: " · ETA <time>" once its count has moved since first seen, else nothing."""
-        import time
-
         match = _COUNTING.match(line)
         if not match:
             return ""
