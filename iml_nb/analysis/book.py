@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from iml_nb.analysis.claims import CLAIMS
+from iml_nb.analysis.claims import CLAIMS, swapped_arm
 from iml_nb.analysis.report import latest_complete_run
 from iml_nb.core.env import project_path
 
@@ -44,12 +44,14 @@ NOT_SOURCES = [".venv", "_build", "tests", "outputs/batches", "outputs/nbval", "
 
 def notebook_pages(outputs: str | os.PathLike = "outputs") -> list[str]:
     """The executed notebook of every run the report reads (each claim's run, explored before pre-registered as the report lists
-    them), in notebook order; for a notebook no claim reads, its newest complete run (paths from the repository root)."""
+    them, and the swapped arm a natural-language row pairs with it), in notebook order; for a notebook no claim reads, its
+    newest complete run (paths from the repository root)."""
     root, outputs = project_path("."), project_path(outputs)
     pages = []
     for source in sorted((root / "notebooks").glob("*.ipynb")):
         claims = [c for c in CLAIMS if c.notebook == source.stem]
         runs = [latest_complete_run(source.stem, outputs, c.answers) for c in claims] or [latest_complete_run(source.stem, outputs)]
+        runs += [swapped_arm(r) for c, r in zip(claims, list(runs)) if c.arms and r is not None]  # the second orientation it reads
         for run in dict.fromkeys(r for r in runs if r is not None):  # one page per run, in the report's order
             if (run / source.name).exists():
                 pages.append(str((run / source.name).relative_to(root)))

@@ -444,25 +444,42 @@ def _in_context(summary: dict, run_dir: Path) -> Judged:
     return Judged(value, (verdicts.from_interval(g, "positive"),), verdicts.RULES["positive"])
 
 
+def swapped_arm(run: Path) -> Path | None:
+    """The newest complete run of the same notebook made exactly like `run` but with its natural-language tags swapped between
+    Define-dot and Define-bar (`<style>_swapped`), or None."""
+    from iml_nb.analysis.report import latest_complete_run  # report imports this module
+
+    def config(r: Path) -> dict:
+        c = json.loads((r / "config.json").read_text())
+        c.get("data", {}).pop("tags", None), c.get("run", {}).pop("output_dir", None)
+        return c
+
+    style, same = _setting(run, "data", "tags", "random"), config(run)
+    return latest_complete_run(run.parent.name, run.parent.parent, lambda r: tags_are(f"{style}_swapped")(r) and config(r) == same)
+
+
+ORIENTATION_GAPS = {"QA": ("d1consis", "d2consis"), "entity": ("ent_assoc_d1consis", "ent_assoc_d2consis")}
+
+
+def orientation_table(run: Path, swapped: Path) -> pd.DataFrame:
+    """stats.orientations of a natural-language run and its swapped arm, on QA and, where both ran it, the entity question."""
+    metrics = [read_metrics(r / "metrics.csv") for r in (run, swapped)]
+    present = set(metrics[0]["subset"]) & set(metrics[1]["subset"])
+    return stats.orientations(*metrics, {n: ab for n, ab in ORIENTATION_GAPS.items() if set(ab) <= present})
+
+
 def _orientations(style: str) -> Callable[[dict, Path], Judged]:
     """Natural-language tags read in both orientations: the `style` run (Define-dot carries the words a reader trusts) and its
-    swapped arm (`<style>_swapped`: Define-dot carries the distrusted words), paired by Stage-1 seed (the same seeds give the same
-    world and split; only the words differ). Per seed, IML = half the sum of the two arms' d1consis − d2consis QA gaps (what Stage 1
-    taught about a tag's role, whichever words it carries) and the words' prior = half their difference (what the words bring,
-    whichever role they play). The claim is the IML half-sum, predicted > 0; the prior and both arms' memorisation stand beside it.
-    With one arm the gap mixes the two, so the row shows it and stays inconclusive."""
-
-    def gaps(run: Path) -> pd.DataFrame:
-        return stats.paired_differences(read_metrics(run / "metrics.csv"), "d1consis", "d2consis")[["seed", "diff"]]
+    swapped arm (Define-dot carries the distrusted words), paired by Stage-1 seed through stats.orientations. The claim is the IML
+    half-sum of the QA gaps, predicted > 0; the words' prior and both arms' memorisation stand beside it. With one arm the gap
+    mixes the two, so the row shows it and stays inconclusive."""
 
     def memorised(summary: dict) -> str:
         reliable, unreliable = _final_memorised(summary)
         return _memorised({"memorised_reliable": reliable, "memorised_unreliable": unreliable})
 
     def judge(summary: dict, run_dir: Path) -> Judged:
-        from iml_nb.analysis.report import latest_complete_run  # report imports this module
-
-        swapped = latest_complete_run(run_dir.parent.name, run_dir.parent.parent, tags_are(f"{style}_swapped"))
+        swapped = swapped_arm(run_dir)
         one_arm = f"{_ci(summary.get('iml_gap_qa'))}{memorised(summary)}"
         if swapped is None:
             return Judged(
@@ -470,11 +487,11 @@ def _orientations(style: str) -> Callable[[dict, Path], Judged]:
                 "separated",
                 verdict="inconclusive",
             )
-        both = gaps(run_dir).merge(gaps(swapped), on="seed", suffixes=("", "_swapped"))
-        if len(both) < 2:
-            return Judged(f"the two arms share {len(both)} Stage-1 seed(s); pairing needs two or more", verdict="inconclusive")
-        iml = stats.mean_ci((both["diff"] + both["diff_swapped"]) / 2)
-        prior = stats.mean_ci((both["diff"] - both["diff_swapped"]) / 2)
+        try:
+            qa = orientation_table(run_dir, swapped).query("gap == 'QA'").set_index("reading")
+        except ValueError as unpaired:  # too few shared seeds: say so in the row rather than fail the report
+            return Judged(str(unpaired), verdict="inconclusive")
+        iml, prior = (qa.loc[r].to_dict() for r in stats.ORIENTATIONS[2:])
         swapped_summary = json.loads((swapped / "summary.json").read_text())
         value = (
             f"IML (half sum): {_ci(iml)}; words' prior (half difference): {_ci(prior)}; as named: {one_arm}; swapped: "

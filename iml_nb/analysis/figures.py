@@ -119,6 +119,27 @@ def _generality(gaps: dict[str, pd.DataFrame]):
     return alt.vconcat(*panels)
 
 
+def _tag_orientations(table: pd.DataFrame):
+    from iml_nb.analysis.stats import ORIENTATIONS
+
+    return plots.gap_vs(
+        table,
+        "reading",
+        title="Natural-language tags in both orientations: each arm's gap, IML (half sum), the words' prior (half difference)",
+        order=list(ORIENTATIONS),
+        y_title="d1consis − d2consis EM, end of Stage 2",
+    )
+
+
+def _orientation_runs(run: Path) -> tuple:
+    from iml_nb.analysis.claims import orientation_table, swapped_arm
+
+    swapped = swapped_arm(run)
+    if swapped is None:
+        raise FileNotFoundError(f"{run} has no complete swapped arm (-p tags <style>_swapped) to pair with")
+    return (orientation_table(run, swapped),)
+
+
 def _robustness_table(run: Path) -> tuple:
     table = pd.read_csv(run / "robustness.csv")
     return table, list(dict.fromkeys(table["arm"]))
@@ -169,6 +190,8 @@ GENERALITY = Figure(
     lambda run: ({n: pd.DataFrame(s["gaps"]) for n, s in _summary(run)["sections"].items()},),
 )
 
+TAG_ORIENTATIONS = Figure("fig_tag_orientations.svg", _tag_orientations, _orientation_runs)  # drawn into the as-named arm's folder
+
 FIGURES = {  # notebook -> the figures its run folder holds
     "01_main_two_stage": (QA_CURVES, ENTITY_CURVES),
     "02_alpha_sweep": (ALPHA,),
@@ -187,6 +210,7 @@ FIGURES = {  # notebook -> the figures its run folder holds
 
 def redraw_all(outputs: str | Path = "outputs") -> list[Path]:
     """Redraw the figures of every notebook's curated run: its newest complete one, which the report and the docs read."""
+    from iml_nb.analysis.claims import CLAIMS, swapped_arm
     from iml_nb.analysis.report import latest_complete_run
     from iml_nb.core.env import project_path
 
@@ -197,4 +221,9 @@ def redraw_all(outputs: str | Path = "outputs") -> list[Path]:
         for figure in figures if run else ():
             figure.redraw(run)
             written.append(run / figure.file)
+    for claim in CLAIMS:  # a row read over two orientations: its pair's figure, once both arms exist
+        run = latest_complete_run(claim.notebook, outputs, claim.answers) if claim.arms else None
+        if run is not None and swapped_arm(run) is not None:
+            TAG_ORIENTATIONS.redraw(run)
+            written.append(run / TAG_ORIENTATIONS.file)
     return written

@@ -208,6 +208,30 @@ def gain_gap(metrics: pd.DataFrame, a: str, b: str, metric: str = "em", confiden
     }
 
 
+ORIENTATIONS = ("as named", "swapped", "IML (half sum)", "words' prior (half difference)")
+
+
+def orientations(named: pd.DataFrame, swapped: pd.DataFrame, gaps: dict[str, tuple[str, str]], confidence: float = 0.95) -> pd.DataFrame:
+    """Two runs that differ only in which tag carries which words, paired by Stage-1 seed (the same seeds give the same world and
+    split). Per gap `name: (a, b)`: each arm's a − b, their half sum (what Stage 1 taught about a tag's role, whichever words it
+    carries: IML) and half difference (what the words bring, whichever role they play: their prior), each a mean and t-interval
+    across the shared seeds. Rows: gap, reading (ORIENTATIONS), mean, ci_low, ci_high, n_seeds, sd."""
+    rows = []
+    for name, (a, b) in gaps.items():
+        arms = [paired_differences(m, a, b)[["seed", "diff"]] for m in (named, swapped)]
+        both = arms[0].merge(arms[1], on="seed", suffixes=("", "_swapped"))
+        if len(both) < 2:
+            raise ValueError(f"the two arms share {len(both)} Stage-1 seed(s); pairing needs two or more")
+        readings = (
+            both["diff"],
+            both["diff_swapped"],
+            (both["diff"] + both["diff_swapped"]) / 2,
+            (both["diff"] - both["diff_swapped"]) / 2,
+        )
+        rows += [{"gap": name, "reading": r, **mean_ci(v, confidence)} for r, v in zip(ORIENTATIONS, readings)]
+    return pd.DataFrame(rows)
+
+
 def gaps_by_question(
     metrics: pd.DataFrame, a: str = "d1consis", b: str = "d2consis", metric: str = "em", pool: tuple[str, ...] = ()
 ) -> pd.DataFrame:
