@@ -451,7 +451,8 @@ def swapped_arm(run: Path) -> Path | None:
 
     def config(r: Path) -> dict:
         c = json.loads((r / "config.json").read_text())
-        c.get("data", {}).pop("tags", None), c.get("run", {}).pop("output_dir", None)
+        c.get("data", {}).pop("tags", None)
+        c.get("run", {}).pop("output_dir", None)
         return c
 
     style, same = _setting(run, "data", "tags", "random"), config(run)
