@@ -57,7 +57,10 @@ def test_natural_language_tags_get_their_pair_figure_once_both_orientations_ran(
         rows = [r for seed, em in enumerate(ems) for r in metric_rows(em, seed, 0, 2, 10)]
         folder = tmp_path / "11_pretrained" / run_id
         results.finalize_run(
-            folder, {"data": {"tags": tags, "n_people": n_people}}, metrics_frame(rows), {"iml_gap_qa": stats.mean_ci(gaps)}
+            folder,
+            {"data": {"tags": tags, "n_people": n_people}, "run": {"n_seeds": len(gaps)}},
+            metrics_frame(rows),
+            {"iml_gap_qa": stats.mean_ci(gaps)},
         )
         return folder
 
@@ -74,3 +77,7 @@ def test_natural_language_tags_get_their_pair_figure_once_both_orientations_ran(
     assert math.isclose(at["entity", "IML (half sum)"], 0.05) and math.isclose(
         at["entity", "words' prior (half difference)"], 0.0, abs_tol=1e-12
     )
+    from iml_nb.analysis.claims import swapped_arm
+
+    fewer = arm("d", "sources_swapped", [-0.03, -0.05], [0.1, 0.1])  # a partner with fewer seeds pairs on those both ran
+    assert swapped_arm(named) == fewer and set(figures._orientation_runs(named)[0]["n_seeds"]) == {2}

@@ -446,13 +446,14 @@ def _in_context(summary: dict, run_dir: Path) -> Judged:
 
 def swapped_arm(run: Path) -> Path | None:
     """The newest complete run of the same notebook made exactly like `run` but with its natural-language tags swapped between
-    Define-dot and Define-bar (`<style>_swapped`), or None."""
+    Define-dot and Define-bar (`<style>_swapped`), or None. How many seeds either ran does not matter: they pair on those they share."""
     from iml_nb.analysis.report import latest_complete_run  # report imports this module
 
     def config(r: Path) -> dict:
         c = json.loads((r / "config.json").read_text())
         c.get("data", {}).pop("tags", None)
-        c.get("run", {}).pop("output_dir", None)
+        for execution in ("output_dir", "n_seeds", "n_jobs"):
+            c.get("run", {}).pop(execution, None)
         return c
 
     style, same = _setting(run, "data", "tags", "random"), config(run)
