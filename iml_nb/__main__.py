@@ -238,6 +238,7 @@ def _paper(args: argparse.Namespace) -> int:
     from iml_nb.analysis.report import default_run, params_run, write
     from iml_nb.core.env import project_path
     from iml_nb.core.results import new_run_id
+    from iml_nb.runs.runner import duration, wall_time
 
     outputs = project_path(args.outputs)
     steps = [(notebook, {}, "", "at its defaults", default_run(notebook, outputs)) for notebook in PAPER]
@@ -254,7 +255,9 @@ def _paper(args: argparse.Namespace) -> int:
         steps.append((notebook, params, name, f"as pre-registered ({name})", params_run(notebook, params, outputs)))
     for notebook, params, file, what, done in steps:
         if done is not None:
-            print(f"{notebook}: complete {what} in {done}; skipped")
+            took = wall_time(done)  # None for runs made before executions were recorded: their times are in docs/usage.md
+            took = f" ({duration(took)} of executions)" if took is not None else ""
+            print(f"{notebook}: complete {what} in {done}{took}; skipped")
         elif args.dry_run:
             print(f"{notebook}: to run {what}: python -m iml_nb run {notebook}" + (f" -f {file}" if file else ""))
         else:

@@ -1,5 +1,6 @@
 """Tests of iml_nb.runs.runner and the CLI: parameter checks before execution, value parsing, and two tiny papermill runs."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,7 @@ def test_run_notebook_executes_into_its_run_folder(tmp_path, venv_kernel):
     assert (run_dir / "prefix.txt").read_text() == sys.prefix  # the kernel ran this virtualenv's Python
     executed = nbformat.read(run_dir / "tiny.ipynb", as_version=4)
     assert executed.metadata.papermill.parameters == {"x": 21, "output_dir": str(run_dir)}
+    assert [e["outcome"] for e in json.loads((run_dir / runner.EXECUTIONS).read_text())] == ["finished"]
 
 
 @pytest.mark.slow
@@ -139,6 +141,7 @@ def test_failing_notebook_names_its_run_folder(tmp_path, venv_kernel):
     run_dir = (tmp_path / "out" / "tiny" / "bad").resolve()
     assert err.value.run_dir == run_dir and str(run_dir) in str(err.value)
     assert (run_dir / "tiny.ipynb").exists() and not (run_dir / "result.txt").exists()
+    assert [e["outcome"] for e in json.loads((run_dir / runner.EXECUTIONS).read_text())] == ["failed"]
 
 
 def test_cli_merges_file_then_p_values(tmp_path, monkeypatch, capsys):
@@ -246,6 +249,8 @@ def test_paper_runs_only_what_has_no_complete_run(tmp_path, monkeypatch, capsys)
 
     for notebook in cli.PAPER[:-1]:  # every section but the last has a complete run at its defaults
         complete(notebook, "20260101-000000-abcd", {})
+    executions = [{"seconds": 3000.0, "outcome": "running"}, {"seconds": 1800.0, "outcome": "finished"}]  # killed, then resumed
+    (tmp_path / cli.PAPER[0] / "20260101-000000-abcd" / runner.EXECUTIONS).write_text(json.dumps(executions))
     files = sorted(project_path(".").glob(cli.PRE_REGISTERED))
     pre_registered = [(f.stem.split("_confirm")[0], yaml.safe_load(f.read_text())) for f in files]
     assert len(pre_registered) >= 2 and {nb for nb, _ in pre_registered} <= set(cli.PAPER) | {"12_generality"}
@@ -269,6 +274,7 @@ def test_paper_runs_only_what_has_no_complete_run(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr("iml_nb.analysis.report.write", lambda outputs: (tmp_path / "report.md", None, None))
     assert cli.main(["paper", "--outputs", str(tmp_path), "--dry-run"]) == 0 and ran == []  # lists, runs nothing
     planned = capsys.readouterr().out
+    assert "20260101-000000-abcd (1 h 20 min of executions); skipped" in planned  # its wall time, where the run recorded it
     assert (
         f"to run as pre-registered (params/{files[1].name}): python -m iml_nb run {pre_registered[1][0]} -f params/{files[1].name}"
         in planned
@@ -281,3 +287,20 @@ def test_paper_runs_only_what_has_no_complete_run(tmp_path, monkeypatch, capsys)
     out = capsys.readouterr().out
     assert f"{cli.PAPER[0]}: complete at its defaults" in out and f"{pre_registered[0][0]}: complete as pre-registered" in out
     assert f"{explored[0][0]}: complete with {named[0][0]} (explored)" in out
+
+
+def test_every_execution_of_a_run_is_recorded_with_its_wall_time_even_when_killed(tmp_path):
+    """executions.json: one entry per execution, its seconds rewritten while it runs (a killed one keeps its last beat) and at the
+    end; wall_time sums them, so a run resumed from the seed cache costs what all its executions took."""
+    import time
+
+    assert runner.wall_time(tmp_path) is None  # a run made before executions were recorded
+    with runner.ExecutionLog(tmp_path, every=0.05):
+        time.sleep(0.2)
+        beating = json.loads((tmp_path / runner.EXECUTIONS).read_text())
+    assert beating[0]["outcome"] == "running" and beating[0]["seconds"] > 0  # what a kill at this moment would leave
+    with pytest.raises(RuntimeError), runner.ExecutionLog(tmp_path, every=60):
+        raise RuntimeError("the notebook failed")
+    entries = json.loads((tmp_path / runner.EXECUTIONS).read_text())
+    assert [e["outcome"] for e in entries] == ["finished", "failed"] and entries[0]["seconds"] >= 0.2
+    assert runner.wall_time(tmp_path) == pytest.approx(sum(e["seconds"] for e in entries))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -11,7 +12,7 @@ import yaml
 
 from iml_nb.core.env import PROGRESS_LOG, PROJECT_ROOT
 from iml_nb.core.parameters import reject_unknown
-from iml_nb.core.results import is_complete, new_run_id
+from iml_nb.core.results import atomic_write_json, is_complete, new_run_id
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 RUNNER_PARAMETERS = ("output_dir",)  # set by run_notebook itself, never by the caller
@@ -135,7 +136,7 @@ class ProgressTail:
         since, k0 = self._first.setdefault(what, (now, k))
         if k <= k0 or k >= n:
             return ""
-        return f" · ETA {_duration((now - since) / (k - k0) * (n - k))}"
+        return f" · ETA {duration((now - since) / (k - k0) * (n - k))}"
 
     def __enter__(self):
         self.path.unlink(missing_ok=True)
@@ -150,7 +151,50 @@ class ProgressTail:
         self.path.unlink(missing_ok=True)
 
 
-def _duration(seconds: float) -> str:
+EXECUTIONS = "executions.json"  # in each run folder: every execution of its notebook, with its wall time
+
+
+class ExecutionLog:
+    """Record one execution of a run's notebook in `<run>/executions.json`: when it started, and its wall time so far, rewritten
+    every `every` seconds and at the end, so an execution killed between two writes still counts to within `every`. A run resumed
+    from the seed cache adds an entry per execution; `wall_time` sums them: what the run cost, not what its last execution did."""
+
+    def __init__(self, run_dir: Path, every: float = 60.0):
+        import threading
+        from datetime import UTC, datetime
+
+        self.path, self.every = run_dir / EXECUTIONS, every
+        self._entries = json.loads(self.path.read_text()) if self.path.exists() else []
+        self._entry = {"started_utc": datetime.now(UTC).isoformat(timespec="seconds"), "seconds": 0.0, "outcome": "running"}
+        self._start, self._stop = time.monotonic(), threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _write(self, outcome: str = "running") -> None:
+        self._entry.update(seconds=round(time.monotonic() - self._start, 1), outcome=outcome)
+        atomic_write_json(self.path, [*self._entries, self._entry])
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every):
+            self._write()
+
+    def __enter__(self):
+        self._write()
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._write("failed" if exc_type else "finished")
+
+
+def wall_time(run_dir: str | os.PathLike) -> float | None:
+    """Seconds the run's executions took in all (None for a run made before executions were recorded)."""
+    path = Path(run_dir) / EXECUTIONS
+    return sum(e["seconds"] for e in json.loads(path.read_text())) if path.exists() else None
+
+
+def duration(seconds: float) -> str:
     """A time left in words a terminal reader takes in at a glance: "40 s", "12 min", "1 h 05 min"."""
     if seconds < 60:
         return f"{seconds:.0f} s"
@@ -179,7 +223,7 @@ def execute_into(notebook: Path, parameters: dict, run_dir: Path, progress: str 
     label = run_dir.name if progress == "lines" else ""
     tail = ProgressTail(run_dir / "progress.log", label=label) if progress != "off" else contextlib.nullcontext()
     try:
-        with tail:
+        with ExecutionLog(run_dir), tail:
             pm.execute_notebook(
                 str(notebook),
                 str(run_dir / notebook.name),
