@@ -195,7 +195,7 @@ def wall_time(run_dir: str | os.PathLike) -> float | None:
 
 
 def duration(seconds: float) -> str:
-    """A time left in words a terminal reader takes in at a glance: "40 s", "12 min", "1 h 05 min"."""
+    """A duration (time left, time taken) in words a reader takes in at a glance: "40 s", "12 min", "1 h 05 min"."""
     if seconds < 60:
         return f"{seconds:.0f} s"
     minutes = round(seconds / 60)
