@@ -255,8 +255,8 @@ def _paper(args: argparse.Namespace) -> int:
         steps.append((notebook, params, name, f"as pre-registered ({name})", params_run(notebook, params, outputs)))
     for notebook, params, file, what, done in steps:
         if done is not None:
-            took = wall_time(done)  # None for runs made before executions were recorded: their times are in docs/usage.md
-            took = f" ({duration(took)} of executions)" if took is not None else ""
+            seconds = wall_time(done)  # None for runs made before executions were recorded: their times are in docs/usage.md
+            took = f" ({duration(seconds)} of executions)" if seconds is not None else ""
             print(f"{notebook}: complete {what} in {done}{took}; skipped")
         elif args.dry_run:
             print(f"{notebook}: to run {what}: python -m iml_nb run {notebook}" + (f" -f {file}" if file else ""))

@@ -51,7 +51,7 @@ def notebook_pages(outputs: str | os.PathLike = "outputs") -> list[str]:
     for source in sorted((root / "notebooks").glob("*.ipynb")):
         claims = [c for c in CLAIMS if c.notebook == source.stem]
         runs = [latest_complete_run(source.stem, outputs, c.answers) for c in claims] or [latest_complete_run(source.stem, outputs)]
-        runs += [swapped_arm(r) for c, r in zip(claims, list(runs)) if c.arms and r is not None]  # the second orientation it reads
+        runs += [swapped_arm(r) for c, r in zip(claims, runs) if c.arms and r is not None]  # the second orientation it reads
         for run in dict.fromkeys(r for r in runs if r is not None):  # one page per run, in the report's order
             if (run / source.name).exists():
                 pages.append(str((run / source.name).relative_to(root)))

@@ -11,7 +11,7 @@ from pathlib import Path
 import altair as alt
 import pandas as pd
 
-from iml_nb.analysis import plots
+from iml_nb.analysis import plots, stats
 from iml_nb.core.results import read_metrics
 
 
@@ -120,13 +120,11 @@ def _generality(gaps: dict[str, pd.DataFrame]):
 
 
 def _tag_orientations(table: pd.DataFrame):
-    from iml_nb.analysis.stats import ORIENTATIONS
-
     return plots.gap_vs(
         table,
         "reading",
         title="Natural-language tags in both orientations: each arm's gap, IML (half sum), the words' prior (half difference)",
-        order=list(ORIENTATIONS),
+        order=list(stats.ORIENTATIONS),
         y_title="d1consis − d2consis EM, end of Stage 2",
     )
 
