@@ -100,7 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _outputs_option(report)
     report.add_argument(
-        "--readme", default="README.md", help="also regenerate this file's results table (default: %(default)s; '' to skip)"
+        "--readme",
+        default="README.md",
+        help="also regenerate this file's headline and results table, and the wall-time table of `paper` in docs/usage.md beside it "
+        "(default: %(default)s; '' to skip)",
     )
     report.set_defaults(handler=_report)
 
@@ -213,59 +216,23 @@ def _figures(args: argparse.Namespace) -> int:
     return 0
 
 
-PAPER = (
-    "01_main_two_stage",
-    "02_alpha_sweep",
-    "03_word_order",
-    "04_set_inclusion",
-    "05_mnist",
-    "06_probing",
-    "07_batch_size",
-    "08_model_size",
-    "09_gradient_alignment",
-    "10_robustness",
-    "11_pretrained",
-)  # the order `paper` runs them in, cheapest evidence first; 12_generality's rows read only its pre-registered run (below)
-
-
-PRE_REGISTERED = "params/*_confirm*.yaml"  # <notebook>_confirm[_<what>].yaml: a pre-registered run, read from confirm-* folders
-
-
 def _paper(args: argparse.Namespace) -> int:
-    import json
-
-    from iml_nb.analysis.claims import CLAIMS
-    from iml_nb.analysis.report import default_run, params_run, write
-    from iml_nb.core.env import project_path
+    from iml_nb.analysis.paper import steps, times_markdown
+    from iml_nb.analysis.report import write
     from iml_nb.core.results import new_run_id
-    from iml_nb.runs.runner import duration, wall_time
 
-    outputs = project_path(args.outputs)
-    steps = [(notebook, {}, "", "at its defaults", default_run(notebook, outputs)) for notebook in PAPER]
-    # then the explored rows that name a parameters file (their notebook's defaults do not answer them), then the pre-registered
-    # (a row read over two arms, as the natural-language tags in both orientations, names the second as values to change)
-    named = sorted((c for c in CLAIMS if c.params_file), key=lambda c: c.params_file)
-    explored = dict.fromkeys((c.params_file, c.notebook, tuple(arm.items())) for c in named for arm in ({}, *c.arms))  # as named, then arms
-    for name, notebook, arm in explored:
-        params = {**collect_parameters([str(project_path(name))], []), **dict(arm)}
-        file = name + "".join(f" -p {k} {v if isinstance(v, str) else json.dumps(v)}" for k, v in arm)
-        steps.append((notebook, params, file, f"with {file} (explored)", params_run(notebook, params, outputs)))
-    for file in sorted(project_path(".").glob(PRE_REGISTERED)):
-        notebook, params, name = file.stem.split("_confirm")[0], collect_parameters([str(file)], []), f"params/{file.name}"
-        steps.append((notebook, params, name, f"as pre-registered ({name})", params_run(notebook, params, outputs)))
-    for notebook, params, file, what, done in steps:
-        if done is not None:
-            seconds = wall_time(done)  # None for runs made before executions were recorded: their times are in docs/usage.md
-            took = f" ({duration(seconds)} of executions)" if seconds is not None else ""
-            print(f"{notebook}: complete {what} in {done}{took}; skipped")
+    for step in steps(args.outputs):
+        if step.done is not None:
+            print(f"{step.notebook}: complete {step.what} in {step.done}; skipped")
         elif args.dry_run:
-            print(f"{notebook}: to run {what}: python -m iml_nb run {notebook}" + (f" -f {file}" if file else ""))
+            print(f"{step.notebook}: to run {step.what}: {step.command}")
         else:
-            print(f"{notebook}: running {what}", flush=True)
+            print(f"{step.notebook}: running {step.what}", flush=True)
             # pre-registered: a new confirm-* folder each time; a stopped run's batches and seed caches resume, nothing is overwritten
-            confirm = "pre-registered" in what
-            print(run_notebook(notebook, params, outputs_root=args.outputs, **({"run_id": f"confirm-{new_run_id()}"} if confirm else {})))
+            run_id = {"run_id": f"confirm-{new_run_id()}"} if step.pre_registered else {}
+            print(run_notebook(step.notebook, step.params, outputs_root=args.outputs, **run_id))
     if args.dry_run:
+        print("\n" + times_markdown(args.outputs))  # what each step cost or is expected to cost
         return 0
     md, _, _ = write(args.outputs)
     print(md)
@@ -291,12 +258,15 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from iml_nb.analysis.paper import update_times
     from iml_nb.analysis.report import update_readme, write
     from iml_nb.core.env import project_path
 
     md, html, table = write(args.outputs)
     if args.readme:
-        print(update_readme(table, project_path(args.readme), args.outputs))
+        readme = project_path(args.readme)
+        print(update_readme(table, readme, args.outputs))
+        print(update_times(readme.parent / "docs" / "usage.md", args.outputs))
     print(table[["notebook", "ours (95% CI)", "verdict"]].to_string(index=False))
     print(md)
     print(html)

@@ -147,7 +147,8 @@ def test_report_writes_markdown_and_html(tmp_path):
 
 @pytest.mark.slow
 def test_readme_table_is_generated_from_the_committed_run_folders(tmp_path):
-    """The README's results table is what `report` builds from the run folders git tracks (not from local, uncommitted runs)."""
+    """The README's results table (and docs/usage.md's wall times) are what `report` builds from the run folders git tracks (not from
+    local, uncommitted runs)."""
     import shutil
     import subprocess
     from pathlib import Path
@@ -164,6 +165,11 @@ def test_readme_table_is_generated_from_the_committed_run_folders(tmp_path):
     )
     headline = report.headline(tmp_path / "outputs")
     assert report.HEADLINE_START + "\n" + headline + "\n" + report.HEADLINE_END in readme, "README's headline is stale (same fix)"
+    from iml_nb.analysis import paper
+
+    usage = (root / "docs" / "usage.md").read_text()
+    times = paper.times_markdown(tmp_path / "outputs")
+    assert paper.TIMES_START + "\n" + times + "\n" + paper.TIMES_END in usage, "docs/usage.md's wall-time table is stale (same fix)"
 
 
 def test_update_readme_replaces_only_the_block(tmp_path):

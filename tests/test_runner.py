@@ -238,6 +238,7 @@ def test_paper_runs_only_what_has_no_complete_run(tmp_path, monkeypatch, capsys)
 
     import yaml
 
+    from iml_nb.analysis import paper
     from iml_nb.core import results
     from iml_nb.core.env import project_path
 
@@ -247,13 +248,13 @@ def test_paper_runs_only_what_has_no_complete_run(tmp_path, monkeypatch, capsys)
         recorded = {**params, "output_dir": str(run)}
         (run / f"{notebook}.ipynb").write_text(json.dumps({"cells": [], "metadata": {"papermill": {"parameters": recorded}}}))
 
-    for notebook in cli.PAPER[:-1]:  # every section but the last has a complete run at its defaults
+    for notebook in paper.PAPER[:-1]:  # every section but the last has a complete run at its defaults
         complete(notebook, "20260101-000000-abcd", {})
     executions = [{"seconds": 3000.0, "outcome": "running"}, {"seconds": 1800.0, "outcome": "finished"}]  # killed, then resumed
-    (tmp_path / cli.PAPER[0] / "20260101-000000-abcd" / runner.EXECUTIONS).write_text(json.dumps(executions))
-    files = sorted(project_path(".").glob(cli.PRE_REGISTERED))
+    (tmp_path / paper.PAPER[0] / "20260101-000000-abcd" / runner.EXECUTIONS).write_text(json.dumps(executions))
+    files = sorted(project_path(".").glob(paper.PRE_REGISTERED))
     pre_registered = [(f.stem.split("_confirm")[0], yaml.safe_load(f.read_text())) for f in files]
-    assert len(pre_registered) >= 2 and {nb for nb, _ in pre_registered} <= set(cli.PAPER) | {"12_generality"}
+    assert len(pre_registered) >= 2 and {nb for nb, _ in pre_registered} <= set(paper.PAPER) | {"12_generality"}
     complete(pre_registered[0][0], "confirm-1", pre_registered[0][1])
     complete(pre_registered[1][0], "confirm-old", {**pre_registered[1][1], "n_seeds": 1})  # other parameters: not this file's run
     # explored rows that name a parameters file run with it, after the defaults; the first has its run already
@@ -274,18 +275,20 @@ def test_paper_runs_only_what_has_no_complete_run(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr("iml_nb.analysis.report.write", lambda outputs: (tmp_path / "report.md", None, None))
     assert cli.main(["paper", "--outputs", str(tmp_path), "--dry-run"]) == 0 and ran == []  # lists, runs nothing
     planned = capsys.readouterr().out
-    assert "20260101-000000-abcd (1 h 20 min of executions); skipped" in planned  # its wall time, where the run recorded it
+    # then every step's wall time: what a run recorded in executions.json, "?" where nothing says
+    assert "| `20260101-000000-abcd` | 1 h 20 min | recorded (2 executions in executions.json) |" in planned
+    assert "| not run yet | ? | no estimate |" in planned and planned.rstrip().endswith("without a time |")
     assert (
         f"to run as pre-registered (params/{files[1].name}): python -m iml_nb run {pre_registered[1][0]} -f params/{files[1].name}"
         in planned
     )
     assert "python -m iml_nb run 11_pretrained -f params/11_pretrained_sources.yaml -p tags sources_swapped" in planned
     assert cli.main(["paper", "--outputs", str(tmp_path)]) == 0
-    assert [(nb, params) for nb, params, _ in ran] == [(cli.PAPER[-1], {}), *explored[1:], *pre_registered[1:]]
+    assert [(nb, params) for nb, params, _ in ran] == [(paper.PAPER[-1], {}), *explored[1:], *pre_registered[1:]]
     assert [run_id for _, _, run_id in ran[: len(explored)]] == [None] * len(explored)  # explored: a new dated folder
     assert all(run_id.startswith("confirm-") for _, _, run_id in ran[len(explored) :])  # the folders pre-registered rows read
     out = capsys.readouterr().out
-    assert f"{cli.PAPER[0]}: complete at its defaults" in out and f"{pre_registered[0][0]}: complete as pre-registered" in out
+    assert f"{paper.PAPER[0]}: complete at its defaults" in out and f"{pre_registered[0][0]}: complete as pre-registered" in out
     assert f"{explored[0][0]}: complete with {named[0][0]} (explored)" in out
 
 

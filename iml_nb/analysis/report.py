@@ -319,7 +319,8 @@ def headline(outputs: str | os.PathLike = "outputs") -> str:
     )
 
 
-def _replace_block(text: str, start: str, end: str, block: str, path: Path) -> str:
+def replace_block(text: str, start: str, end: str, block: str, path: Path) -> str:
+    """`text` with what lies between the `start` and `end` lines replaced by `block` (each must occur once: `path` names the file)."""
     if text.count(start) != 1 or text.count(end) != 1:
         raise ValueError(f"{path} needs exactly one {start!r} ... {end!r} block")
     head, rest = text.split(start)
@@ -330,8 +331,8 @@ def _replace_block(text: str, start: str, end: str, block: str, path: Path) -> s
 def update_readme(table: pd.DataFrame, readme: str | os.PathLike, outputs: str | os.PathLike = "outputs") -> Path:
     """Replace the README's generated blocks: the headline and the results table."""
     path = Path(readme)
-    text = _replace_block(path.read_text(), README_START, README_END, readme_block(table), path)
-    return atomic_write_text(path, _replace_block(text, HEADLINE_START, HEADLINE_END, headline(outputs), path))
+    text = replace_block(path.read_text(), README_START, README_END, readme_block(table), path)
+    return atomic_write_text(path, replace_block(text, HEADLINE_START, HEADLINE_END, headline(outputs), path))
 
 
 def write(outputs: str | os.PathLike = "outputs") -> tuple[Path, Path, pd.DataFrame]:
