@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--readme",
         default="README.md",
-        help="also regenerate this file's headline and results table, and the wall-time table of `paper` in docs/usage.md beside it "
+        help="also regenerate this file's headline, results table and `make paper` wall time, and docs/usage.md's table of it "
         "(default: %(default)s; '' to skip)",
     )
     report.set_defaults(handler=_report)
@@ -232,7 +232,7 @@ def _paper(args: argparse.Namespace) -> int:
             run_id = {"run_id": f"confirm-{new_run_id()}"} if step.pre_registered else {}
             print(run_notebook(step.notebook, step.params, outputs_root=args.outputs, **run_id))
     if args.dry_run:
-        print("\n" + times_markdown(args.outputs))  # what each step cost or is expected to cost
+        print("\n" + times_markdown(args.outputs)[0])  # what each step cost or is expected to cost
         return 0
     md, _, _ = write(args.outputs)
     print(md)
@@ -266,7 +266,7 @@ def _report(args: argparse.Namespace) -> int:
     if args.readme:
         readme = project_path(args.readme)
         print(update_readme(table, readme, args.outputs))
-        print(update_times(readme.parent / "docs" / "usage.md", args.outputs))
+        print(*update_times(readme, args.outputs), sep="\n")
     print(table[["notebook", "ours (95% CI)", "verdict"]].to_string(index=False))
     print(md)
     print(html)

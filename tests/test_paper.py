@@ -42,11 +42,21 @@ def test_the_total_says_how_much_of_it_is_estimated(tmp_path, monkeypatch):
     ]
     monkeypatch.setattr(paper, "steps", lambda outputs: found)
     _hand(["b", "params/b.yaml", "", 1800, "estimated from a"]).to_csv(tmp_path / paper.WALL_TIMES, index=False)
-    lines = paper.times_markdown(tmp_path).splitlines()
+    table, sentence = paper.times_markdown(tmp_path)
+    lines = table.splitlines()
     assert lines[2] == "| a | `r1` | 1 h 00 min | recorded (1 execution in executions.json) |"
     assert lines[3] == "| b, params/b.yaml | not run yet | ~30 min | estimated from a |"
     assert lines[4] == "| c, params/c_confirm.yaml (pre-registered) | not run yet | ? | no estimate |"
-    assert lines[5] == "| **total** | | **~1 h 30 min** | 1 h 00 min measured, 30 min estimated for runs not made yet; 1 without a time |"
+    parts = "1 h 00 min measured run by run; 30 min estimated for the 1 runs not made yet; 1 runs without a time"
+    assert lines[5] == f"| **total** | | **~1 h 30 min** | {parts} |"
+    assert sentence.startswith(f"`make paper` from nothing takes ~1 h 30 min on 2 cores ({parts.replace('; ', ', ')};")
+    readme, docs = tmp_path / "README.md", tmp_path / "docs"
+    docs.mkdir()
+    readme.write_text(f"intro\n{paper.TOTAL_START}\nSTALE\n{paper.TOTAL_END}\nrest\n")
+    (docs / "usage.md").write_text(f"a\n{paper.TIMES_START}\nSTALE\n{paper.TIMES_END}\nb\n")
+    paper.update_times(readme, tmp_path)
+    assert readme.read_text() == f"intro\n{paper.TOTAL_START}\n{sentence}\n{paper.TOTAL_END}\nrest\n"
+    assert (docs / "usage.md").read_text() == f"a\n{paper.TIMES_START}\n{table}\n{paper.TIMES_END}\nb\n"
     (tmp_path / paper.WALL_TIMES).write_text("notebook,run,seconds\n")
     import pytest
 

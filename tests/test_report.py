@@ -168,8 +168,9 @@ def test_readme_table_is_generated_from_the_committed_run_folders(tmp_path):
     from iml_nb.analysis import paper
 
     usage = (root / "docs" / "usage.md").read_text()
-    times = paper.times_markdown(tmp_path / "outputs")
+    times, total = paper.times_markdown(tmp_path / "outputs")
     assert paper.TIMES_START + "\n" + times + "\n" + paper.TIMES_END in usage, "docs/usage.md's wall-time table is stale (same fix)"
+    assert paper.TOTAL_START + "\n" + total + "\n" + paper.TOTAL_END in readme, "README's make paper time is stale (same fix)"
 
 
 def test_update_readme_replaces_only_the_block(tmp_path):
