@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-
-import yaml
 
 from iml_nb.runs.batch import BACKENDS, run_batch
 from iml_nb.runs.grid import load_batch_file, parse_grid_option
-from iml_nb.runs.runner import NotebookRunError, parse_value, run_notebook
+from iml_nb.runs.runner import NotebookRunError, parse_value, read_parameters_file, run_notebook
 from iml_nb.runs.slurm import SlurmOptions
 
 
@@ -18,10 +15,7 @@ def collect_parameters(files: list[str], pairs: list[list[str]]) -> dict:
     """Parameter files in order, then -p pairs on top (later wins), as papermill merges -f and -p."""
     params: dict = {}
     for file in files:
-        loaded = yaml.safe_load(Path(file).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{file}: a parameters file must hold a mapping of name: value")
-        params.update(loaded)
+        params.update(read_parameters_file(file))
     for name, value in pairs:
         params[name] = parse_value(value)
     return params

@@ -307,3 +307,15 @@ def test_every_execution_of_a_run_is_recorded_with_its_wall_time_even_when_kille
     entries = json.loads((tmp_path / runner.EXECUTIONS).read_text())
     assert [e["outcome"] for e in entries] == ["finished", "failed"] and entries[0]["seconds"] >= 0.2
     assert runner.wall_time(tmp_path) == pytest.approx(sum(e["seconds"] for e in entries))
+
+
+def test_a_parameters_file_must_hold_a_mapping_and_an_empty_one_is_no_parameters(tmp_path):
+    """The one reader of parameters files (`run -f`, `paper`, the pre-registered rows): a list is refused, naming the file."""
+    listed, empty = tmp_path / "listed.yaml", tmp_path / "empty.yaml"
+    listed.write_text("- n_seeds\n- 4\n")
+    empty.write_text("")
+    with pytest.raises(ValueError, match="listed.yaml: a parameters file must hold a mapping"):
+        runner.read_parameters_file(listed)
+    assert runner.read_parameters_file(empty) == {}
+    with pytest.raises(ValueError, match="listed.yaml"):
+        cli.collect_parameters([str(listed)], [])

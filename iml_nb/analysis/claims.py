@@ -14,6 +14,7 @@ import pandas as pd
 from iml_nb.analysis import stats, verdicts
 from iml_nb.core.env import project_path
 from iml_nb.core.results import read_metrics
+from iml_nb.runs.runner import read_parameters_file
 from iml_nb.runs.sweeps import MEMORISED, gap_table
 
 
@@ -315,11 +316,9 @@ def registered(file: str) -> Callable[[Path], bool]:
     notebook, whose folders both start with CONFIRM_PREFIX."""
 
     def select(run: Path) -> bool:
-        import yaml
-
         from iml_nb.analysis.report import recorded_parameters  # report imports this module
 
-        wanted = yaml.safe_load(project_path(file).read_text())
+        wanted = read_parameters_file(project_path(file))
         return confirmed(run) and recorded_parameters(run, run.parent.name) == wanted
 
     return select

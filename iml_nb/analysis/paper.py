@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from iml_nb.analysis.claims import CLAIMS
 from iml_nb.analysis.report import default_run, params_run, replace_block
 from iml_nb.core.env import project_path
 from iml_nb.core.results import atomic_write_text
-from iml_nb.runs.runner import EXECUTIONS, duration, wall_time
+from iml_nb.runs.runner import EXECUTIONS, duration, read_parameters_file, wall_time
 
 PAPER = (
     "01_main_two_stage",
@@ -69,18 +68,14 @@ def steps(outputs: str | os.PathLike = "outputs") -> list[Step]:
     named = sorted((c for c in CLAIMS if c.params_file), key=lambda c: c.params_file)
     explored = dict.fromkeys((c.params_file, c.notebook, tuple(arm.items())) for c in named for arm in ({}, *c.arms))
     for name, notebook, arm in explored:
-        params = {**_load(name), **dict(arm)}
+        params = {**read_parameters_file(project_path(name)), **dict(arm)}
         file = name + "".join(f" -p {k} {v if isinstance(v, str) else json.dumps(v)}" for k, v in arm)
         found.append(Step(notebook, params, file, f"with {file} (explored)", params_run(notebook, params, outputs)))
     for path in sorted(project_path(".").glob(PRE_REGISTERED)):
         notebook, name = path.stem.split("_confirm")[0], f"params/{path.name}"
-        params = _load(name)
+        params = read_parameters_file(path)
         found.append(Step(notebook, params, name, f"as pre-registered ({name})", params_run(notebook, params, outputs)))
     return found
-
-
-def _load(name: str) -> dict:
-    return yaml.safe_load(project_path(name).read_text()) or {}
 
 
 def hand_times(outputs: str | os.PathLike = "outputs") -> pd.DataFrame:

@@ -38,6 +38,14 @@ def parse_value(text: str):
     return value
 
 
+def read_parameters_file(path: str | os.PathLike) -> dict:
+    """A parameters file (YAML, name: value), as papermill's -f reads it; an empty file is no parameters."""
+    loaded = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: a parameters file must hold a mapping of name: value")
+    return loaded
+
+
 def resolve_notebook(notebook: str | os.PathLike) -> Path:
     """A path to an .ipynb, or a stem such as "01_main_two_stage" looked up under notebooks/."""
     given = Path(notebook)
