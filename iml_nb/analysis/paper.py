@@ -13,7 +13,7 @@ from iml_nb.analysis.claims import CLAIMS
 from iml_nb.analysis.report import default_run, params_run, replace_block
 from iml_nb.core.env import project_path
 from iml_nb.core.results import atomic_write_text
-from iml_nb.runs.runner import EXECUTIONS, duration, read_parameters_file, wall_time
+from iml_nb.runs.runner import EXECUTIONS, duration, executions, read_parameters_file
 
 PAPER = (
     "01_main_two_stage",
@@ -96,12 +96,12 @@ def step_time(step: Step, hand: pd.DataFrame) -> tuple[float | None, str, bool]:
     if step.done is None:
         estimate = mine[mine.run == ""]
         return (float(estimate.seconds.iloc[0]), estimate.how.iloc[0], True) if len(estimate) else (None, "no estimate", True)
-    recorded, added = wall_time(step.done), mine[mine.run == step.done.name]
+    recorded, added = executions(step.done), mine[mine.run == step.done.name]
     if recorded is None and not len(added):
         return None, "not measured", False
-    n = len(json.loads((step.done / EXECUTIONS).read_text())) if recorded is not None else 0
+    n = len(recorded or [])
     how = [f"recorded ({n} execution{'s' if n != 1 else ''} in {EXECUTIONS})"] if recorded is not None else []
-    return (recorded or 0.0) + float(added.seconds.sum()), "; ".join(how + list(added.how)), False
+    return sum(e["seconds"] for e in recorded or []) + float(added.seconds.sum()), "; ".join(how + list(added.how)), False
 
 
 def times_markdown(outputs: str | os.PathLike = "outputs") -> tuple[str, str]:

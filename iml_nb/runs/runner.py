@@ -196,10 +196,16 @@ class ExecutionLog:
         self._write("failed" if exc_type else "finished")
 
 
+def executions(run_dir: str | os.PathLike) -> list[dict] | None:
+    """The run's recorded executions (None for a run made before executions were recorded)."""
+    path = Path(run_dir) / EXECUTIONS
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def wall_time(run_dir: str | os.PathLike) -> float | None:
     """Seconds the run's executions took in all (None for a run made before executions were recorded)."""
-    path = Path(run_dir) / EXECUTIONS
-    return sum(e["seconds"] for e in json.loads(path.read_text())) if path.exists() else None
+    recorded = executions(run_dir)
+    return sum(e["seconds"] for e in recorded) if recorded is not None else None
 
 
 def duration(seconds: float) -> str:
