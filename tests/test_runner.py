@@ -1,6 +1,7 @@
 """Tests of iml_nb.runs.runner and the CLI: parameter checks before execution, value parsing, and two tiny papermill runs."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -306,6 +307,7 @@ def test_every_execution_of_a_run_is_recorded_with_its_wall_time_even_when_kille
         raise RuntimeError("the notebook failed")
     entries = json.loads((tmp_path / runner.EXECUTIONS).read_text())
     assert [e["outcome"] for e in entries] == ["finished", "failed"] and entries[0]["seconds"] >= 0.2
+    assert all(e["machine"] == runner.machine() and e["machine"].endswith(f", {os.cpu_count()} CPUs") for e in entries)
     assert runner.wall_time(tmp_path) == pytest.approx(sum(e["seconds"] for e in entries))
 
 

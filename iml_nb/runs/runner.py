@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import time
 from pathlib import Path
@@ -163,9 +164,10 @@ EXECUTIONS = "executions.json"  # in each run folder: every execution of its not
 
 
 class ExecutionLog:
-    """Record one execution of a run's notebook in `<run>/executions.json`: when it started, and its wall time so far, rewritten
-    every `every` seconds and at the end, so an execution killed between two writes still counts to within `every`. A run resumed
-    from the seed cache adds an entry per execution; `wall_time` sums them: what the run cost, not what its last execution did."""
+    """Record one execution of a run's notebook in `<run>/executions.json`: when it started, on which CPU, and its wall time so
+    far, rewritten every `every` seconds and at the end, so an execution killed between two writes still counts to within `every`.
+    A run resumed from the seed cache adds an entry per execution; `wall_time` sums them: what the run cost, not what its last
+    execution did."""
 
     def __init__(self, run_dir: Path, every: float = 60.0):
         import threading
@@ -173,7 +175,12 @@ class ExecutionLog:
 
         self.path, self.every = run_dir / EXECUTIONS, every
         self._entries = json.loads(self.path.read_text()) if self.path.exists() else []
-        self._entry = {"started_utc": datetime.now(UTC).isoformat(timespec="seconds"), "seconds": 0.0, "outcome": "running"}
+        self._entry = {
+            "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+            "seconds": 0.0,
+            "outcome": "running",
+            "machine": machine(),
+        }
         self._start, self._stop = time.monotonic(), threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True)
 
@@ -194,6 +201,18 @@ class ExecutionLog:
         self._stop.set()
         self._thread.join()
         self._write("failed" if exc_type else "finished")
+
+
+def machine() -> str:
+    """The CPU an execution ran on, e.g. "AMD EPYC 9B14, 2 CPUs": a run resumed from the seed cache may have trained its seeds on
+    several machines, and its environment.json names only the last."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:  # not Linux
+        model = platform.processor()
+    return f"{model or platform.machine()}, {os.cpu_count()} CPUs"
 
 
 def executions(run_dir: str | os.PathLike) -> list[dict] | None:
