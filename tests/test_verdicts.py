@@ -228,5 +228,8 @@ def test_natural_language_tags_are_read_over_both_orientations(tmp_path):
     arm("b", "sources_swapped", [-0.03, -0.05, -0.02, -0.04])  # the sign flips: mostly the words' prior
     both = judge(summary, named)
     assert both.value.startswith("IML (half sum): +0.015 [") and "words' prior (half difference): +0.050 [" in both.value
+    assert "paired over the 4 Stage-1 seeds both arms ran" in both.value
     assert "memorised 0.99 / 0.97" in both.value and "11_pretrained/b" in both.value
     assert math.isclose(both.tests[0].estimate, 0.015) and both.tests[0].predicts == "positive"
+    arm("c", "sources_swapped", [-0.03, -0.05, -0.02])  # a newer swapped arm with fewer seeds: the pair reads the shared ones
+    assert "paired over the 3 Stage-1 seeds both arms ran" in judge(summary, named).value

@@ -495,7 +495,8 @@ def _orientations(style: str) -> Callable[[dict, Path], Judged]:
         iml, prior = (qa.loc[r].to_dict() for r in stats.ORIENTATIONS[2:])
         swapped_summary = json.loads((swapped / "summary.json").read_text())
         value = (
-            f"IML (half sum): {_ci(iml)}; words' prior (half difference): {_ci(prior)}; as named: {one_arm}; swapped: "
+            f"IML (half sum): {_ci(iml)}; words' prior (half difference): {_ci(prior)}; paired over the {iml['n_seeds']} Stage-1 "
+            f"seeds both arms ran; as named: {one_arm}; swapped: "
             f"{_ci(swapped_summary.get('iml_gap_qa'))}{memorised(swapped_summary)} ({swapped.relative_to(swapped.parents[2])})"
         )
         rule = f"{verdicts.RULES['positive']} on the per-seed half sum of the two orientations' gaps"
