@@ -204,7 +204,7 @@ class ExecutionLog:
 
 
 def machine() -> str:
-    """The CPU an execution ran on, e.g. "AMD EPYC 9B14, 2 CPUs": a run resumed from the seed cache may have trained its seeds on
+    """The CPU an execution ran on, e.g. "AMD EPYC, 2 CPUs": a run resumed from the seed cache may have trained its seeds on
     several machines, and its environment.json names only the last."""
     model = ""
     try:
