@@ -81,3 +81,4 @@ def test_natural_language_tags_get_their_pair_figure_once_both_orientations_ran(
 
     fewer = arm("d", "sources_swapped", [-0.03, -0.05], [0.1, 0.1])  # a partner with fewer seeds pairs on those both ran
     assert swapped_arm(named) == fewer and set(figures._orientation_runs(named)[0]["n_seeds"]) == {2}
+    assert "paired over the 2 Stage-1 seeds" in " ".join(figures.TAG_ORIENTATIONS.redraw(named).to_dict()["title"])

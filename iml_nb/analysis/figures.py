@@ -120,10 +120,14 @@ def _generality(gaps: dict[str, pd.DataFrame]):
 
 
 def _tag_orientations(table: pd.DataFrame):
+    # Each arm may have run more seeds than the two share; the title says how many the pairing used.
     return plots.gap_vs(
         table,
         "reading",
-        title="Natural-language tags in both orientations: each arm's gap, IML (half sum), the words' prior (half difference)",
+        title=[
+            "Natural-language tags in both orientations: each arm's gap, IML (half sum), the words' prior (half difference)",
+            f"paired over the {table['n_seeds'].max()} Stage-1 seeds both arms ran",
+        ],
         order=list(stats.ORIENTATIONS),
         y_title="d1consis − d2consis EM, end of Stage 2",
     )

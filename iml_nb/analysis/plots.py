@@ -238,7 +238,7 @@ def save_chart(chart: alt.TopLevelMixin, path: str | os.PathLike, scale_factor: 
 def gap_vs(
     table: pd.DataFrame,
     axis: str,
-    title: str | None = None,
+    title: str | list[str] | None = None,
     order: list | None = None,
     log_x: bool = False,
     y_title: str = "EM(d1consis) − EM(d2consis), end of training",
