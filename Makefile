@@ -31,7 +31,7 @@ test-fast: install  ## the inner loop: lint and the fast tests, without the slow
 lint: install  ## ruff (settings in pyproject.toml)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
-paper: install  ## every paper section at its defaults, then each pre-registered run (params/*_confirm*.yaml), then the report; resumable (what has a complete run is skipped); many hours on 2 cores (its sections' own run times, not yet one measured total)
+paper: install  ## every paper section at its defaults, then each pre-registered run (params/*_confirm*.yaml), then the report; resumable (what has a complete run is skipped); days on 2 cores from nothing (the README gives the total, generated from the run folders)
 	$(PY) -m iml_nb paper
 
 figures: install  ## redraw every figure of the curated run folders (the ones the docs show) from their stored files
