@@ -47,7 +47,7 @@ def test_the_total_says_how_much_of_it_is_estimated(tmp_path, monkeypatch):
     assert lines[2] == "| a | `r1` | 1 h 00 min | recorded (1 execution in executions.json) |"
     assert lines[3] == "| b, params/b.yaml | not run yet | ~30 min | estimated from a |"
     assert lines[4] == "| c, params/c_confirm.yaml (pre-registered) | not run yet | ? | no estimate |"
-    parts = "1 h 00 min measured run by run; 30 min estimated for the 1 runs not made yet; 1 runs without a time"
+    parts = "1 h 00 min measured run by run; 30 min estimated for the 1 run not made yet; 1 run without a time"
     assert lines[5] == f"| **total** | | **~1 h 30 min** | {parts} |"
     assert sentence.startswith(f"`make paper` from nothing takes ~1 h 30 min on 2 cores ({parts.replace('; ', ', ')};")
     readme, docs = tmp_path / "README.md", tmp_path / "docs"

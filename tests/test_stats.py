@@ -179,3 +179,9 @@ def test_format_ci_shows_one_seed_without_failing():
     assert stats.format_ci(one) == "+0.250  95% CI n/a (1 seed)  n=1"
     assert stats.format_ci({"mean": 0.9, "ci_low": None, "ci_high": None, "n_seeds": 1}, ".2f", full=False) == "0.90 n/a (1 seed)"
     assert stats.format_ci({"mean": 0.814, "ci_low": 0.723, "ci_high": 0.906, "n_seeds": 4}, ".3f", full=False) == "0.814 [0.723, 0.906]"
+
+
+def test_format_ci_never_writes_negative_zero():
+    g = {"mean": -0.0001, "ci_low": -0.011, "ci_high": 0.0104, "n_seeds": 8}
+    assert stats.format_ci(g, full=False) == "+0.000 [-0.011, +0.010]"
+    assert stats.format_ci({**g, "mean": -0.0004}, ".3f", full=False) == "0.000 [-0.011, 0.010]"

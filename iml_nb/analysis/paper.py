@@ -119,8 +119,8 @@ def times_markdown(outputs: str | os.PathLike = "outputs") -> tuple[str, str]:
         n_estimated += bool(estimate and seconds)
         unknown += seconds is None
     parts = [f"{duration(total - estimated)} measured run by run"]
-    parts += [f"{duration(estimated)} estimated for the {n_estimated} runs not made yet"] if estimated else []
-    parts += [f"{unknown} runs without a time"] if unknown else []
+    parts += [f"{duration(estimated)} estimated for the {n_estimated} run{'s' * (n_estimated != 1)} not made yet"] if estimated else []
+    parts += [f"{unknown} run{'s' * (unknown != 1)} without a time"] if unknown else []
     approx = "~" if estimated or unknown else ""
     head = "| run | run folder | wall time, 2 cores | how it is known |\n|---|---|---|---|"
     table = "\n".join([head, *rows, f"| **total** | | **{approx}{duration(total)}** | {'; '.join(parts)} |"])

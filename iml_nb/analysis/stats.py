@@ -64,8 +64,15 @@ def format_ci(g: dict, spec: str = "+.3f", full: bool = True) -> str:
     One seed has no interval (NaN in memory, null in JSON): shown as "n/a (1 seed)" instead of failing to format."""
     low, high = g.get("ci_low"), g.get("ci_high")
     defined = all(v is not None and not (isinstance(v, float) and math.isnan(v)) for v in (low, high))
-    ci = f"[{format(low, spec)}, {format(high, spec)}]" if defined else f"n/a ({g.get('n_seeds')} seed)"
-    return f"{format(g['mean'], spec)}  95% CI {ci}  n={g.get('n_seeds')}" if full else f"{format(g['mean'], spec)} {ci}"
+    ci = f"[{_number(low, spec)}, {_number(high, spec)}]" if defined else f"n/a ({g.get('n_seeds')} seed)"
+    mean = _number(g["mean"], spec)
+    return f"{mean}  95% CI {ci}  n={g.get('n_seeds')}" if full else f"{mean} {ci}"
+
+
+def _number(value: float, spec: str) -> str:
+    """format(value, spec), but a value that rounds to zero reads as zero ("+0.000"), never "-0.000"."""
+    text = format(value, spec)
+    return format(0.0, spec) if text.lstrip("+-").strip("0.") == "" else text
 
 
 def _check(metrics: pd.DataFrame) -> None:
