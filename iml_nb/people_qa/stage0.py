@@ -117,6 +117,19 @@ def seed_result_dir(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> Path:
     return project_path(cfg.run.cache_dir) / f"seed-{_key(key)}"
 
 
+def checks_dir(cfg: ExperimentConfig, warmup: tuple[Person, ...], warmup_epochs: int) -> Path:
+    """Where a pretrained model's knowledge and two-hop checks (knowledge.checks) are cached, so a resumed run skips their
+    minutes of generation. Keyed like a seed's result, plus the first seed (whose draw the two-hop check asks) and the warm-up."""
+    key = {
+        "v": CACHE_VERSION,
+        "config": _computed_settings(cfg.to_dict(), cfg),
+        "seed": cfg.run.seed,
+        "warmup": _key({"people": [p.name for p in warmup], "epochs": warmup_epochs}),
+        "code": code_digest(),
+    }
+    return project_path(cfg.run.cache_dir) / f"checks-{_key(key)}"
+
+
 def shared_stages_dir(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> Path:
     """Where one seed's checkpoint after the stages before the last is cached (weights.pt, rows.csv)."""
     return project_path(cfg.run.cache_dir) / f"shared-{shared_stages_key(cfg, seed, stage0_dir)}"
