@@ -112,8 +112,8 @@ def two_hop_check(
 def checks(
     cfg: ExperimentConfig, people: tuple[Person, ...], warmup: tuple[Person, ...], warmup_epochs: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """knowledge_check on `people` after the format warm-up, then two_hop_check on the first seed's draw, on a copy of the
-    configured model that the experiment never sees; or both frames from the cache (stage0.checks_dir) when the same code already
+    """knowledge_check on `people` after the format warm-up, then two_hop_check on the first seed's draw, on a model
+    loaded for them alone (the warm-up changes it); or both frames from the cache (stage0.checks_dir) when the same code already
     ran them with the same settings, so a run resumed in a later sitting does not repeat ten minutes of generation."""
     cached = stage0.checks_dir(cfg, warmup, warmup_epochs)
     if (cached / "two_hop.csv").exists():
