@@ -2,6 +2,7 @@
 
 import shutil
 
+import pandas as pd
 import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -352,6 +353,28 @@ def test_knowledge_check_scores_each_attribute_zero_shot_and_after_a_warmup(tmp_
     assert (table["people"] == 40).all() and table[["zero_shot", "after_warmup", "majority"]].stack().between(0, 1).all()
     with pytest.raises(ValueError, match="warm-up people"):
         knowledge_check(model, tokenizer, PEOPLE[20:], PEOPLE[:21], mode="fast")
+
+
+def test_the_pretrained_checks_are_cached_for_a_resumed_run(tmp_path, monkeypatch):
+    """The second call with the same settings reads both tables back without loading a model; other warm-up settings recompute."""
+    from iml_nb.people_qa import knowledge, stage0
+
+    cfg = build_config(n_people=60, model="pythia-tiny", eval_mode="fast", cache_dir=str(tmp_path))
+    known, two_hop = knowledge.checks(cfg, PEOPLE[20:], PEOPLE[:20], 1)
+    assert set(known["attribute"]) >= {"birth", "nationality"} and set(two_hop["subset"]) == {"d1consis", "d2consis"}
+
+    def no_model(*args):
+        raise AssertionError("a cached check loaded a model")
+
+    monkeypatch.setattr(stage0, "base_model", no_model)
+    again = knowledge.checks(cfg, PEOPLE[20:], PEOPLE[:20], 1)
+    pd.testing.assert_frame_equal(again[0], known)
+    pd.testing.assert_frame_equal(again[1], two_hop)
+    assert stage0.checks_dir(cfg, PEOPLE[:20], 2) != stage0.checks_dir(cfg, PEOPLE[:20], 1)
+    assert stage0.checks_dir(cfg, PEOPLE[:19], 1) != stage0.checks_dir(cfg, PEOPLE[:20], 1)
+    assert stage0.checks_dir(
+        build_config(n_people=60, model="pythia-tiny", eval_mode="fast", cache_dir=str(tmp_path), seed=1), PEOPLE[:20], 1
+    ) != stage0.checks_dir(cfg, PEOPLE[:20], 1)  # the two-hop check asks seed 0's draw
 
 
 def test_a_stage_ends_early_when_its_epoch_callback_says_so():

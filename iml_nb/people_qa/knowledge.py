@@ -14,10 +14,13 @@ import pandas as pd
 
 from iml_nb.core.config import TrainConfig
 from iml_nb.core.env import log_progress
+from iml_nb.core.results import atomic_write_folder
 from iml_nb.lm.encode import encode
 from iml_nb.lm.evaluate import EvalSuite
 from iml_nb.lm.train import train_stage
-from iml_nb.people_qa.define import DefineData, Example, qa_example, question_type, stage0_examples
+from iml_nb.people_qa import stage0
+from iml_nb.people_qa.config import ExperimentConfig
+from iml_nb.people_qa.define import DefineData, Example, make_define_data, qa_example, question_type, stage0_examples
 from iml_nb.people_qa.people import Person, qa_pairs
 
 
@@ -106,4 +109,27 @@ def two_hop_check(
     return pd.DataFrame(list(rows.values()))[["subset", "attribute", "questions", *TWO_HOP_WAYS]]
 
 
-__all__ = ["TWO_HOP_WAYS", "by_attribute", "knowledge_check", "majority_share", "two_hop_check"]
+def checks(
+    cfg: ExperimentConfig, people: tuple[Person, ...], warmup: tuple[Person, ...], warmup_epochs: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """knowledge_check on `people` after the format warm-up, then two_hop_check on the first seed's draw, on a model
+    loaded for them alone (the warm-up changes it); or both frames from the cache (stage0.checks_dir) when the same code already
+    ran them with the same settings, so a run resumed in a later sitting does not repeat ten minutes of generation."""
+    cached = stage0.checks_dir(cfg, warmup, warmup_epochs)
+    if (cached / "two_hop.csv").exists():
+        log_progress("knowledge and two-hop checks: read from the cache")
+        return pd.read_csv(cached / "knowledge.csv"), pd.read_csv(cached / "two_hop.csv")
+    network, tokenizer = stage0.base_model(cfg, people)
+    known = knowledge_check(network, tokenizer, people, warmup, warmup_epochs, lr=cfg.train.lr, batch_size=cfg.run.eval_batch_size)
+    draw = make_define_data(people, cfg.data, cfg.run.seed, 0)
+    two_hop = two_hop_check(network, tokenizer, draw, batch_size=cfg.run.eval_batch_size, mode=cfg.run.eval_mode)
+
+    def write(tmp) -> None:
+        known.to_csv(tmp / "knowledge.csv", index=False)
+        two_hop.to_csv(tmp / "two_hop.csv", index=False)
+
+    atomic_write_folder(cached, write)
+    return known, two_hop
+
+
+__all__ = ["TWO_HOP_WAYS", "by_attribute", "checks", "knowledge_check", "majority_share", "two_hop_check"]

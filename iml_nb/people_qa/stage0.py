@@ -104,17 +104,23 @@ def code_digest() -> str:
     return _key({str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files})
 
 
+def _result_dir(cfg: ExperimentConfig, kind: str, seed: int, **depends_on) -> Path:
+    """A cache folder for numbers (no weights) computed by this code: keyed by every setting but how the run executes, the seed,
+    what else they `depends_on` and the computing code's hash."""
+    key = {"v": CACHE_VERSION, "config": _computed_settings(cfg.to_dict(), cfg), "seed": seed, **depends_on, "code": code_digest()}
+    return project_path(cfg.run.cache_dir) / f"{kind}-{_key(key)}"
+
+
 def seed_result_dir(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> Path:
     """Where one seed's finished result (every stage's metric rows and its example answers) is cached, so a run stopped between
     seeds resumes after the last finished one. Keyed by every setting but how the run executes, the Stage-0 model and the code."""
-    key = {
-        "v": CACHE_VERSION,
-        "config": _computed_settings(cfg.to_dict(), cfg),
-        "seed": seed,
-        "stage0": Path(stage0_dir).name,
-        "code": code_digest(),
-    }
-    return project_path(cfg.run.cache_dir) / f"seed-{_key(key)}"
+    return _result_dir(cfg, "seed", seed, stage0=Path(stage0_dir).name)
+
+
+def checks_dir(cfg: ExperimentConfig, warmup: tuple[Person, ...], warmup_epochs: int) -> Path:
+    """Where a pretrained model's knowledge and two-hop checks (knowledge.checks) are cached, so a resumed run skips their
+    minutes of generation. Keyed like a seed's result, with the first seed (whose draw the two-hop check asks) and the warm-up."""
+    return _result_dir(cfg, "checks", cfg.run.seed, warmup=_key({"people": [p.name for p in warmup], "epochs": warmup_epochs}))
 
 
 def shared_stages_dir(cfg: ExperimentConfig, seed: int, stage0_dir: str) -> Path:
