@@ -212,6 +212,19 @@ def test_every_link_in_readme_and_docs_points_to_a_file_in_the_repository():
     assert not broken, broken
 
 
+def test_no_placeholder_in_readme_docs_or_report_reads_as_an_html_tag():
+    """A bare `<alias>` in Markdown is raw HTML: GitHub and the results site drop it, so "What is the name of <alias>?" would show
+    as "What is the name of ?". Placeholders belong in code spans."""
+    pages = [ROOT / "README.md", ROOT / "outputs" / "README.md", ROOT / "outputs" / "report.md", *sorted((ROOT / "docs").glob("*.md"))]
+    found = []
+    for page in pages:
+        text = re.sub(r"```.*?```|<!--.*?-->", "", page.read_text(), flags=re.S)
+        text = re.sub(r"(`+)[^`].*?\1", "", text, flags=re.S)  # code spans, line breaks inside them included
+        found += [f"{page.relative_to(ROOT)}: {m.group(0)}" for m in re.finditer(r"</?[A-Za-z][\w-]*>", text)]
+    assert not found, found
+    assert "`" not in (ROOT / "outputs" / "report.html").read_text(), "report.html shows a Markdown code span as backticks"
+
+
 def _parameter_defaults(stem: str) -> dict:
     nb = nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))

@@ -681,7 +681,7 @@ CLAIMS = (
     ),
     Claim(
         "11_pretrained",
-        'IML on entity association in SmolLM2 ("What is the name of <alias>?", d1consis − d2consis, end of Stage 2), '
+        "IML on entity association in SmolLM2 (`What is the name of <alias>?`, d1consis − d2consis, end of Stage 2), "
         "pre-registered on a second fresh world and fresh seeds after the first run found it (params/11_pretrained_confirm_entity.yaml)",
         "≈0.18 vs ≈0.07: gap ≈ +0.11 (Pythia-2.8B, Fig. 3b)",
         pretrained_entity_confirmed,

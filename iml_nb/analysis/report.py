@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 from pathlib import Path
 
@@ -341,6 +342,7 @@ def write(outputs: str | os.PathLike = "outputs") -> tuple[Path, Path, pd.DataFr
     root = project_path(outputs)
     md = atomic_write_text(root / "report.md", _markdown(table) + tries_section(outputs))
     html_table = table.drop(columns=["notebook"]).to_html(index=False, escape=True, border=0)
+    html_table = re.sub(r"`([^`]*)`", r"<code>\1</code>", html_table)  # the Markdown code spans (e.g. `<alias>`), escaped inside
     html = (
         "<!doctype html><meta charset='utf-8'><title>iml-notebooks: paper vs ours</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 8px;vertical-align:top;border-bottom:1px solid #ddd}"
